@@ -1,0 +1,137 @@
+"""An atomic configuration: positions, a (possibly triclinic) cell, periodicity, types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fe2qc.errors import InputError
+
+__all__ = ["Configuration", "perpendicular_widths"]
+
+
+def perpendicular_widths(cell_cc: np.ndarray) -> np.ndarray:
+    """Distances between opposite faces of the cell spanned by the rows of ``cell_cc``."""
+    cell = np.asarray(cell_cc, dtype=float)
+    vol = abs(np.linalg.det(cell))
+    return np.array(
+        [vol / np.linalg.norm(np.cross(cell[(a + 1) % 3], cell[(a + 2) % 3])) for a in range(3)]
+    )
+
+
+@dataclass
+class Configuration:
+    """Atoms in a cell.
+
+    Attributes:
+        positions_nc: Cartesian positions (Å), shape (n, 3).
+        cell_cc: cell vectors as rows (Å), shape (3, 3), like ASE and LAMMPS.
+            Along non-periodic directions the cell only sets the box for output.
+        pbc: periodicity along each cell vector.
+        types_n: integer species index per atom (0-based, indexes the potential's elements).
+        masses_n: masses (amu), optional (only kinetic stress and dynamics need them).
+        velocities_nc: velocities (Å/ps), optional.
+    """
+
+    positions_nc: np.ndarray
+    cell_cc: np.ndarray
+    pbc: tuple[bool, bool, bool] = (True, True, True)
+    types_n: np.ndarray | None = None
+    masses_n: np.ndarray | None = None
+    velocities_nc: np.ndarray | None = None
+    info: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.positions_nc = np.ascontiguousarray(self.positions_nc, dtype=float)
+        self.cell_cc = np.ascontiguousarray(self.cell_cc, dtype=float)
+        self.pbc = tuple(bool(b) for b in np.broadcast_to(self.pbc, 3))
+        if self.positions_nc.ndim != 2 or self.positions_nc.shape[1] != 3:
+            raise InputError(f"positions must have shape (n, 3), got {self.positions_nc.shape}")
+        if self.cell_cc.shape != (3, 3):
+            raise InputError(f"cell must be a 3×3 array of row vectors, got {self.cell_cc.shape}")
+        n = len(self.positions_nc)
+        if self.types_n is None:
+            self.types_n = np.zeros(n, dtype=np.int64)
+        self.types_n = np.ascontiguousarray(self.types_n, dtype=np.int64)
+        if self.types_n.shape != (n,):
+            raise InputError(f"types must have one entry per atom ({n}), got {self.types_n.shape}")
+        if not np.isfinite(self.positions_nc).all():
+            bad = int(np.flatnonzero(~np.isfinite(self.positions_nc).all(axis=1))[0])
+            raise InputError(f"atom {bad} has a NaN or infinite position")
+        if not np.isfinite(self.cell_cc).all():
+            raise InputError("the cell contains NaN or infinite entries")
+        if any(self.pbc) and abs(np.linalg.det(self.cell_cc)) < 1e-12:
+            raise InputError(
+                "the periodic cell has zero volume (det = 0): the cell vectors are not independent"
+            )
+        if self.masses_n is not None:
+            self.masses_n = np.broadcast_to(np.asarray(self.masses_n, float), (n,)).copy()
+        if self.velocities_nc is not None:
+            self.velocities_nc = np.asarray(self.velocities_nc, float).reshape(n, 3)
+
+    def __len__(self) -> int:
+        return len(self.positions_nc)
+
+    @property
+    def volume(self) -> float:
+        """Cell volume (Å³)."""
+        return float(abs(np.linalg.det(self.cell_cc)))
+
+    def copy(self) -> Configuration:
+        """A deep copy."""
+        return Configuration(
+            self.positions_nc.copy(),
+            self.cell_cc.copy(),
+            self.pbc,
+            self.types_n.copy(),
+            None if self.masses_n is None else self.masses_n.copy(),
+            None if self.velocities_nc is None else self.velocities_nc.copy(),
+            dict(self.info),
+        )
+
+    def deformed(self, F_cc: np.ndarray) -> Configuration:
+        """Return a copy mapped affinely by F: x -> F x, cell rows -> F a."""
+        F = np.asarray(F_cc, dtype=float)
+        if F.shape != (3, 3) or not np.isfinite(F).all():
+            raise InputError(f"F must be a finite 3×3 array, got {F!r}")
+        det = np.linalg.det(F)
+        if det <= 0:
+            raise InputError(f"det F = {det:.6g} <= 0: F must preserve orientation and volume > 0")
+        out = self.copy()
+        out.positions_nc = self.positions_nc @ F.T
+        out.cell_cc = self.cell_cc @ F.T
+        return out
+
+    def repeat(self, reps: tuple[int, int, int]) -> Configuration:
+        """A supercell repeated ``reps`` times along the cell vectors."""
+        reps = tuple(int(r) for r in reps)
+        if any(r < 1 for r in reps):
+            raise InputError(f"repeat counts must be >= 1, got {reps}")
+        grid = np.stack(np.meshgrid(*[np.arange(r) for r in reps], indexing="ij"), -1).reshape(-1, 3)
+        shifts = grid @ self.cell_cc
+        pos = (self.positions_nc[None, :, :] + shifts[:, None, :]).reshape(-1, 3)
+        rep = len(grid)
+        return Configuration(
+            pos,
+            self.cell_cc * np.array(reps)[:, None],
+            self.pbc,
+            np.tile(self.types_n, rep),
+            None if self.masses_n is None else np.tile(self.masses_n, rep),
+            None if self.velocities_nc is None else np.tile(self.velocities_nc, (rep, 1)),
+            dict(self.info),
+        )
+
+    def check_overlaps(self, min_distance: float = 0.5, nlist=None) -> None:
+        """Raise :class:`InputError` if two atoms are closer than ``min_distance`` Å."""
+        from atomistic.neighbors import NeighborList
+
+        nl = nlist or NeighborList(self, cutoff=min_distance, skin=0.0, multiple_images=True)
+        r_p = nl.distances(self.positions_nc, self.cell_cc)[1]
+        close = np.flatnonzero(r_p < min_distance)
+        if len(close):
+            p = close[np.argmin(r_p[close])]
+            raise InputError(
+                f"atoms {nl.i_p[p]} and {nl.j_p[p]} overlap (distance {r_p[p]:.4g} Å < "
+                f"{min_distance} Å): remove duplicate atoms or fix the positions"
+            )
