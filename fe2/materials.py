@@ -61,9 +61,10 @@ def neo_hookean_stress_tangent(
     P_qij = mu * (F_qij - GT_qij) + (lmbda * lnJ_q)[:, None, None] * GT_qij
     eye = np.eye(d)
     A_qijkl = np.broadcast_to(mu * np.einsum("ik,jl->ijkl", eye, eye), (len(F_qij),) + (d,) * 4)
+    c_q = (mu - lmbda * lnJ_q)[:, None, None, None, None]
     A_qijkl = (
         A_qijkl
-        + (mu - lmbda * lnJ_q)[:, None, None, None, None] * np.einsum("qli,qjk->qijkl", G_qij, G_qij)
+        + c_q * np.einsum("qli,qjk->qijkl", G_qij, G_qij)
         + lmbda * np.einsum("qji,qlk->qijkl", G_qij, G_qij)
     )
     return P_qij, np.ascontiguousarray(A_qijkl)

@@ -1,4 +1,4 @@
-"""Analytic material points: stress and tangent against finite differences, symmetry, objectivity."""
+"""Analytic material points: P and A against finite differences, symmetry, objectivity."""
 
 import numpy as np
 import pytest
