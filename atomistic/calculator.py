@@ -1,0 +1,404 @@
+"""Energies, forces, virial, Hessian and Born tensors from any :class:`Potential`.
+
+Everything here is assembled from the potential's two kernels (see
+:mod:`atomistic.potentials.base`), treating the energy as a function of the
+pair vectors ``d_p = x_j - x_i + s_p @ cell`` of a half neighbour list:
+
+* ``f_p = dE/dd_p = dedr_p d_p / r_p``; the force on ``j`` is ``-f_p`` and on ``i`` is ``+f_p``;
+* ``d2E/dd_p dd_q = delta_pq K_p + sum_a U''_a G_ap G_aq^T`` with the radial block
+  ``K_p = phi'' n n^T + (phi'/r)(I - n n^T)`` and ``G_ap = (drho_a/dr_p) n_p``.
+
+Contracting those with ``dd_p/dx`` (±I) gives the atomic Hessian; with
+``dd_p/dF = D_p`` (the pair vector in the reference frame) the second derivatives
+with respect to the deformation gradient (Born term) and the mixed
+position/deformation derivatives used by the relaxed (consistent) tangent.
+
+Sign conventions: ``virial_cc`` is LAMMPS's virial ``W = sum_pairs r_ij ⊗ f_ij``
+(eV; positive in compression); ``stress_cc`` is the Cauchy stress
+``-(W + sum m v ⊗ v) / V`` in eV/Å³ (positive in tension).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+import scipy.sparse as sp
+
+from atomistic.neighbors import NeighborList, pair_vectors
+from atomistic.potentials.base import Potential, SecondOrder
+from atomistic.structure import Configuration
+from fe2qc.errors import InputError
+from fe2qc.units import MVV2E
+
+__all__ = ["Calculator", "Result"]
+
+
+@dataclass
+class Result:
+    """First-order results for one configuration (units: eV, Å, eV/Å³)."""
+
+    energy: float
+    site_energies_n: np.ndarray
+    forces_nc: np.ndarray
+    virial_cc: np.ndarray
+    stress_cc: np.ndarray
+    volume: float
+
+    @property
+    def max_force(self) -> float:
+        """Largest force norm (eV/Å)."""
+        return float(np.sqrt((self.forces_nc**2).sum(axis=1).max())) if len(self.forces_nc) else 0.0
+
+
+@numba.njit(cache=True)
+def _forces_virial(d_pc, r_p, i_p, j_p, dedr_p, n):
+    forces = np.zeros((n, 3))
+    virial = np.zeros((3, 3))
+    for p in range(i_p.shape[0]):
+        if dedr_p[p] == 0.0:
+            continue
+        s = dedr_p[p] / r_p[p]
+        i = i_p[p]
+        j = j_p[p]
+        for a in range(3):
+            f = s * d_pc[p, a]
+            forces[i, a] += f
+            forces[j, a] -= f
+            for b in range(3):
+                virial[a, b] -= f * d_pc[p, b]
+    return forces, virial
+
+
+@numba.njit(cache=True)
+def _radial_blocks(d_pc, r_p, dedr_p, d2edr2_p):
+    """K_p = phi'' n n^T + (phi'/r)(I - n n^T) per pair."""
+    npair = d_pc.shape[0]
+    K = np.zeros((npair, 3, 3))
+    for p in range(npair):
+        if dedr_p[p] == 0.0 and d2edr2_p[p] == 0.0:
+            continue
+        r = r_p[p]
+        b = dedr_p[p] / r
+        a = d2edr2_p[p]
+        for c in range(3):
+            nc = d_pc[p, c] / r
+            for k in range(3):
+                nk = d_pc[p, k] / r
+                K[p, c, k] = (a - b) * nc * nk
+            K[p, c, c] += b
+    return K
+
+
+@numba.njit(cache=True)
+def _incidence(i_p, j_p, n):
+    """CSR over atoms of (pair, end) incidences; end 0 = atom is i_p, end 1 = atom is j_p."""
+    npair = i_p.shape[0]
+    count = np.zeros(n + 1, np.int64)
+    for p in range(npair):
+        count[i_p[p] + 1] += 1
+        count[j_p[p] + 1] += 1
+    for a in range(n):
+        count[a + 1] += count[a]
+    pos = count[:-1].copy()
+    pair = np.empty(2 * npair, np.int64)
+    end = np.empty(2 * npair, np.int64)
+    for p in range(npair):
+        a = i_p[p]
+        pair[pos[a]] = p
+        end[pos[a]] = 0
+        pos[a] += 1
+        a = j_p[p]
+        pair[pos[a]] = p
+        end[pos[a]] = 1
+        pos[a] += 1
+    return count, pair, end
+
+
+@numba.njit(cache=True)
+def _hessian_coo(d_pc, r_p, i_p, j_p, K, fpp_n, drho_i_p, drho_j_p, n):
+    npair = i_p.shape[0]
+    start, inc_pair, inc_end = _incidence(i_p, j_p, n)
+    # upper bound on the number of 3x3 blocks
+    nblk = 4 * npair
+    for a in range(n):
+        if fpp_n[a] != 0.0:
+            deg = start[a + 1] - start[a]
+            nblk += (2 * deg + 1) * (2 * deg + 1)
+    rows = np.empty(9 * nblk, np.int64)
+    cols = np.empty(9 * nblk, np.int64)
+    vals = np.empty(9 * nblk)
+    m = 0
+    for p in range(npair):
+        i = i_p[p]
+        j = j_p[p]
+        if i == j:
+            continue  # an atom and its own image: d_p does not depend on positions
+        for (u, v, sgn) in ((i, i, 1.0), (j, j, 1.0), (i, j, -1.0), (j, i, -1.0)):
+            for c in range(3):
+                for k in range(3):
+                    rows[m] = 3 * u + c
+                    cols[m] = 3 * v + k
+                    vals[m] = sgn * K[p, c, k]
+                    m += 1
+    # embedding: H += U''_a v_a v_a^T with v_a = d rho_a / dx
+    vec = np.zeros((n, 3))
+    mark = np.full(n, -1, np.int64)
+    touched = np.empty(n, np.int64)
+    for a in range(n):
+        if fpp_n[a] == 0.0:
+            continue
+        nt = 0
+        for q in range(start[a], start[a + 1]):
+            p = inc_pair[q]
+            i = i_p[p]
+            j = j_p[p]
+            if i == j:
+                continue
+            g = drho_i_p[p] if inc_end[q] == 0 else drho_j_p[p]
+            if g == 0.0:
+                continue
+            for b in (i, j):
+                if mark[b] != a:
+                    mark[b] = a
+                    vec[b, :] = 0.0
+                    touched[nt] = b
+                    nt += 1
+            for c in range(3):
+                gc = g * d_pc[p, c] / r_p[p]
+                vec[j, c] += gc
+                vec[i, c] -= gc
+        for t1 in range(nt):
+            b1 = touched[t1]
+            for t2 in range(nt):
+                b2 = touched[t2]
+                for c in range(3):
+                    for k in range(3):
+                        rows[m] = 3 * b1 + c
+                        cols[m] = 3 * b2 + k
+                        vals[m] = fpp_n[a] * vec[b1, c] * vec[b2, k]
+                        m += 1
+    return rows[:m], cols[:m], vals[:m]
+
+
+@numba.njit(cache=True)
+def _second_F(d_pc, r_p, D_pc, i_p, j_p, K, fpp_n, drho_i_p, drho_j_p, n, want_mixed):
+    """E_FF[i,J,k,L] and, if wanted, the mixed derivative B[3n, 9] = d2E / dx dF."""
+    npair = i_p.shape[0]
+    EFF = np.zeros((3, 3, 3, 3))
+    B = np.zeros((3 * n if want_mixed else 0, 9))
+    for p in range(npair):
+        i = i_p[p]
+        j = j_p[p]
+        for c in range(3):
+            for J in range(3):
+                for k in range(3):
+                    kd = K[p, c, k] * D_pc[p, J]
+                    if kd == 0.0:
+                        continue
+                    for L in range(3):
+                        EFF[c, J, k, L] += kd * D_pc[p, L]
+        if want_mixed and i != j:
+            for c in range(3):
+                for k in range(3):
+                    for L in range(3):
+                        t = K[p, c, k] * D_pc[p, L]
+                        B[3 * j + c, 3 * k + L] += t
+                        B[3 * i + c, 3 * k + L] -= t
+    start, inc_pair, inc_end = _incidence(i_p, j_p, n)
+    M = np.zeros((3, 3))
+    vec = np.zeros((n, 3))
+    mark = np.full(n, -1, np.int64)
+    touched = np.empty(n, np.int64)
+    for a in range(n):
+        if fpp_n[a] == 0.0:
+            continue
+        M[:, :] = 0.0
+        nt = 0
+        for q in range(start[a], start[a + 1]):
+            p = inc_pair[q]
+            g = drho_i_p[p] if inc_end[q] == 0 else drho_j_p[p]
+            if g == 0.0:
+                continue
+            for c in range(3):
+                gc = g * d_pc[p, c] / r_p[p]
+                for J in range(3):
+                    M[c, J] += gc * D_pc[p, J]
+            i = i_p[p]
+            j = j_p[p]
+            if want_mixed and i != j:
+                for b in (i, j):
+                    if mark[b] != a:
+                        mark[b] = a
+                        vec[b, :] = 0.0
+                        touched[nt] = b
+                        nt += 1
+                for c in range(3):
+                    gc = g * d_pc[p, c] / r_p[p]
+                    vec[j, c] += gc
+                    vec[i, c] -= gc
+        f = fpp_n[a]
+        for c in range(3):
+            for J in range(3):
+                for k in range(3):
+                    for L in range(3):
+                        EFF[c, J, k, L] += f * M[c, J] * M[k, L]
+        if want_mixed:
+            for t in range(nt):
+                b = touched[t]
+                for c in range(3):
+                    for k in range(3):
+                        for L in range(3):
+                            B[3 * b + c, 3 * k + L] += f * vec[b, c] * M[k, L]
+    return EFF, B
+
+
+class Calculator:
+    """Evaluate a potential on configurations, keeping a neighbour list between calls.
+
+    Args:
+        potential: any :class:`~atomistic.potentials.base.Potential`.
+        skin: neighbour-list skin (Å).
+        multiple_images: allow cutoffs of half a periodic width or more (see
+            :class:`~atomistic.neighbors.NeighborList`).
+        min_distance: atoms closer than this (Å) are refused as overlapping when a list is built.
+    """
+
+    def __init__(self, potential: Potential, *, skin: float = 1.0, multiple_images: bool = False,
+                 min_distance: float = 0.5) -> None:
+        self.potential = potential
+        self.skin = skin
+        self.multiple_images = multiple_images
+        self.min_distance = min_distance
+        self._nl: NeighborList | None = None
+        self._key = None
+
+    # -- neighbour list ---------------------------------------------------------------------
+    def neighbor_list(self, config: Configuration) -> NeighborList:
+        """The neighbour list for ``config``, rebuilt only when needed."""
+        key = (len(config), config.pbc)
+        if self._nl is None or key != self._key:
+            self._nl = NeighborList(config, self.potential.cutoff, self.skin,
+                                    multiple_images=self.multiple_images)
+            self._key = key
+            self._check_overlap(config)
+        elif self._nl.update(config.positions_nc, config.cell_cc):
+            self._check_overlap(config)
+        return self._nl
+
+    def _check_overlap(self, config: Configuration) -> None:
+        nl = self._nl
+        _, r_p = nl.distances(config.positions_nc, config.cell_cc)
+        if len(r_p) and r_p.min() < self.min_distance:
+            p = int(np.argmin(r_p))
+            raise InputError(
+                f"atoms {nl.i_p[p]} and {nl.j_p[p]} overlap (distance {r_p[p]:.4g} Å < "
+                f"{self.min_distance} Å): remove duplicated atoms or fix the positions "
+                "(min_distance sets this threshold)")
+
+    def _pairs(self, config: Configuration):
+        if config.types_n.size and config.types_n.max() >= len(self.potential.elements):
+            raise InputError(
+                f"atom type {int(config.types_n.max())} has no element in the potential "
+                f"(elements: {self.potential.elements})")
+        nl = self.neighbor_list(config)
+        d_pc, r_p = pair_vectors(config.positions_nc, config.cell_cc, nl.i_p, nl.j_p, nl.s_pc)
+        return nl, d_pc, r_p
+
+    # -- first order ------------------------------------------------------------------------
+    def compute(self, config: Configuration, weights_n: np.ndarray | None = None) -> Result:
+        """Energy, site energies, forces, virial and stress.
+
+        With ``weights_n`` the forces are ``-grad sum_a w_a E_a`` (as the quasicontinuum needs);
+        energy and site energies are always the unweighted ones.
+        """
+        nl, d_pc, r_p = self._pairs(config)
+        if weights_n is not None:
+            weights_n = np.ascontiguousarray(weights_n, dtype=float)
+            if weights_n.shape != (len(config),):
+                raise InputError(f"weights must have one entry per atom, got {weights_n.shape}")
+        e_n, dedr_p = self.potential.first_order(r_p, nl.i_p, nl.j_p, config.types_n, weights_n)
+        forces, virial = _forces_virial(d_pc, r_p, nl.i_p, nl.j_p, dedr_p, len(config))
+        vol = config.volume if all(config.pbc) else float("nan")
+        kin = np.zeros((3, 3))
+        if config.velocities_nc is not None and config.masses_n is not None:
+            v = config.velocities_nc
+            kin = MVV2E * (config.masses_n[:, None] * v).T @ v
+        stress = -(virial + kin) / vol
+        return Result(float(e_n.sum()), e_n, forces, virial, stress, vol)
+
+    def energy(self, config: Configuration) -> float:
+        """Total energy (eV)."""
+        return self.compute(config).energy
+
+    # -- second order -----------------------------------------------------------------------
+    def _second(self, config: Configuration):
+        nl, d_pc, r_p = self._pairs(config)
+        so: SecondOrder = self.potential.second_order(r_p, nl.i_p, nl.j_p, config.types_n)
+        K = _radial_blocks(d_pc, r_p, so.dedr_p, so.d2edr2_p)
+        return nl, d_pc, r_p, so, K
+
+    def hessian(self, config: Configuration) -> sp.csr_matrix:
+        """The analytic atomic Hessian d2E/dx dx as a sparse (3n, 3n) matrix (eV/Å²)."""
+        nl, d_pc, r_p, so, K = self._second(config)
+        n = len(config)
+        rows, cols, vals = _hessian_coo(d_pc, r_p, nl.i_p, nl.j_p, K, so.fpp_n, so.drho_i_p,
+                                        so.drho_j_p, n)
+        return sp.coo_matrix((vals, (rows, cols)), shape=(3 * n, 3 * n)).tocsr()
+
+    def deformation_derivatives(self, config: Configuration, reference_cell_cc: np.ndarray, *,
+                                mixed: bool = True):
+        """Second derivatives with respect to a deformation gradient F.
+
+        The configuration is read as ``x_a = F X_a + u_a`` with cell ``F @ reference_cell``
+        (rows: ``cell = reference_cell @ F.T``); the reference pair vectors are
+        ``D_p = F^{-1} (d_p - (u_j - u_i))``, so that ``d_p = F D_p + u_j - u_i``.
+        Because u enters only through differences, we need ``D_p`` only through
+        the cell: here ``D_p = d_p`` mapped back with ``F^{-1}``, i.e. the internal
+        displacements are taken in the current frame.
+
+        Returns:
+            ``(E_FF, B, H)``: ``E_FF[i,J,k,L] = d2E/dF_iJ dF_kL`` (eV) at fixed u,
+            ``B[3a+c, 3k+L] = d2E/du_ac dF_kL`` (eV/Å, None unless ``mixed``), and the
+            sparse Hessian ``H = d2E/du du`` (None unless ``mixed``).
+        """
+        nl, d_pc, r_p, so, K = self._second(config)
+        F = np.linalg.solve(reference_cell_cc, config.cell_cc).T  # cell = ref @ F.T
+        D_pc = np.ascontiguousarray(self._reference_vectors(config, nl, F))
+        EFF, B = _second_F(d_pc, r_p, D_pc, nl.i_p, nl.j_p, K, so.fpp_n, so.drho_i_p,
+                           so.drho_j_p, len(config), mixed)
+        if not mixed:
+            return EFF, None, None
+        n = len(config)
+        rows, cols, vals = _hessian_coo(d_pc, r_p, nl.i_p, nl.j_p, K, so.fpp_n, so.drho_i_p,
+                                        so.drho_j_p, n)
+        H = sp.coo_matrix((vals, (rows, cols)), shape=(3 * n, 3 * n)).tocsr()
+        return EFF, B, H
+
+    def _reference_vectors(self, config, nl, F):
+        # With x = F X + u and the reference positions X unknown to the calculator, the
+        # derivative at fixed u needs D_p = X_j - X_i + s_p @ ref_cell. Positions enter d_p as
+        # F (X_j - X_i) + (u_j - u_i); the split between X and u is a gauge choice that drops
+        # out of the relaxed tangent; we take X = F^{-1} x (u = 0 at this state), i.e.
+        # D_p = F^{-1} d_p.
+        d_pc, _ = pair_vectors(config.positions_nc, config.cell_cc, nl.i_p, nl.j_p, nl.s_pc)
+        return np.linalg.solve(F, d_pc.T).T
+
+    def born_tensor(self, config: Configuration) -> np.ndarray:
+        """Born elastic tensor (eV/Å³) at fixed internal coordinates, LAMMPS's definition.
+
+        ``C_ijkl = (1/V) d2E/dE_ij dE_kl`` with E the Green-Lagrange strain taken from the
+        current configuration; for pair potentials this is
+        ``(1/V) sum_p (phi'' - phi'/r) d_i d_j d_k d_l / r^2``. It equals the symmetrised
+        ``d2E/dF dF`` only at zero stress: ``d2E/dF_iJ dF_kL = V C_iJkL + delta_ik V S_JL``.
+        """
+        nl, d_pc, r_p, so, K = self._second(config)
+        EFF, _ = _second_F(d_pc, r_p, d_pc, nl.i_p, nl.j_p, K, so.fpp_n, so.drho_i_p,
+                           so.drho_j_p, len(config), False)
+        res = self.compute(config)
+        S = -res.virial_cc  # = sum_p f_p ⊗ d_p = V sigma (= V S at the current state)
+        EFF = EFF - np.einsum("ik,jl->ijkl", np.eye(3), S)
+        C = 0.5 * (EFF + EFF.transpose(1, 0, 2, 3))
+        C = 0.5 * (C + C.transpose(0, 1, 3, 2))
+        return C / config.volume
