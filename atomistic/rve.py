@@ -1,0 +1,272 @@
+"""Atomistic material points: the Cauchy-Born lattice and the relaxed periodic RVE.
+
+Both implement :class:`fe2qc.material.MaterialPoint` (batched ``evaluate``,
+``energy_density``, ``commit``, ``revert``), so the FE² solver takes either, or
+an analytic law, interchangeably.
+
+The RVE is a periodic cell with reference positions ``X`` and cell ``L``. At a
+macroscopic deformation gradient F its cell is ``F L`` and its atoms sit at
+``x = F X + u``; the internal displacements u are relaxed to zero force (atom 0
+pinned: translations are free). With ``e(F, u)`` the cell energy and
+``V0 = |det L|``,
+
+* ``W(F) = (e(F, u*) - e_ref) / V0`` (eV/Å³; ``e_ref`` is the reference energy),
+* ``P = (1/V0) de/dF`` at fixed u (u* is a stationary point, so this is dW/dF),
+* ``A = dP/dF = (1/V0) (e_FF - e_Fu e_uu^{-1} e_uF)``: the Born term minus the relaxation
+  correction through the (sparse, analytic) Hessian. This is the consistent 0 K tangent;
+  no finite differences.
+
+In 2D (``dim=2``, plane strain) F is embedded as ``[[F, 0], [0, 1]]`` and P, A are
+restricted to the in-plane components.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse.linalg as spla
+
+from atomistic.calculator import Calculator
+from atomistic.potentials.base import Potential
+from atomistic.relax import relax
+from atomistic.structure import Configuration
+from fe2qc.errors import CalculationFailed, InputError
+from fe2qc.material import check_deformation_gradients
+
+__all__ = ["RVEState", "AtomisticRVE", "CauchyBorn", "embed_F"]
+
+
+def embed_F(F_qij: np.ndarray) -> np.ndarray:
+    """Embed 2×2 deformation gradients as plane-strain 3×3 ones (F33 = 1)."""
+    F = np.asarray(F_qij, dtype=float)
+    if F.shape[-1] == 3:
+        return F
+    out = np.zeros(F.shape[:-2] + (3, 3))
+    out[..., :2, :2] = F
+    out[..., 2, 2] = 1.0
+    return out
+
+
+@dataclass
+class RVEState:
+    """Result of one RVE evaluation."""
+
+    P: np.ndarray  # (3, 3) eV/Å³
+    A: np.ndarray  # (3, 3, 3, 3) eV/Å³
+    W: float  # eV/Å³
+    u_nc: np.ndarray  # relaxed internal displacements (Å)
+    iterations: int
+    max_force: float
+
+
+class AtomisticRVE:
+    """A periodic atomistic cell as a batched material point with a consistent tangent.
+
+    Args:
+        potential: the interatomic potential.
+        reference: the periodic reference cell (positions X, cell L); relax it at F = I first
+            (see :meth:`from_lattice`) so that ``u = 0`` is the reference equilibrium.
+        dim: 2 (plane strain) or 3.
+        fmax: force tolerance of the internal relaxation (eV/Å); the tangent's accuracy follows it.
+        max_iter: Newton iterations per relaxation before :class:`CalculationFailed`.
+        skin: neighbour-list skin (Å).
+        multiple_images: allow cells narrower than twice the cutoff.
+    """
+
+    def __init__(self, potential: Potential, reference: Configuration, *, dim: int = 3,
+                 fmax: float = 1e-9, max_iter: int = 100, skin: float = 1.0,
+                 multiple_images: bool = False) -> None:
+        if dim not in (2, 3):
+            raise InputError(f"dim must be 2 or 3, got {dim}")
+        if not all(reference.pbc):
+            raise InputError("an RVE must be periodic along all three cell vectors")
+        self.potential = potential
+        self.dim = dim
+        self.fmax = fmax
+        self.max_iter = max_iter
+        self.reference = reference.copy()
+        self.V0 = reference.volume
+        self.calc = Calculator(potential, skin=skin, multiple_images=multiple_images)
+        self.e_ref = self.calc.energy(self.reference)
+        self._committed: np.ndarray | None = None  # (nq, n, 3) warm starts
+        self._trial: np.ndarray | None = None
+        self.last_iterations: np.ndarray | None = None
+
+    @classmethod
+    def from_lattice(cls, potential: Potential, lattice: str, a0: float, size=(3, 3, 3), *,
+                     vacancy: bool = False, void_radius: float = 0.0, **kwargs) -> AtomisticRVE:
+        """A supercell of ``lattice``, optionally with a vacancy (atom 0 removed) or a void,
+        relaxed at F = I to be the reference."""
+        from atomistic.lattice import crystal
+
+        conf = crystal(lattice, a0, size=size)
+        if vacancy or void_radius > 0:
+            centre = conf.cell_cc.sum(axis=0) / 2
+            dist = np.linalg.norm(conf.positions_nc - centre, axis=1)
+            drop = dist <= max(void_radius, dist.min() + 1e-9)
+            keep = ~drop
+            conf = Configuration(conf.positions_nc[keep], conf.cell_cc, conf.pbc,
+                                 conf.types_n[keep])
+        rve = cls(potential, conf, **kwargs)
+        if vacancy or void_radius > 0:
+            r = relax(conf, rve.calc, method="newton", fmax=rve.fmax, max_iter=rve.max_iter)
+            rve.reference = r.config
+            rve.e_ref = r.energy
+        return rve
+
+    @property
+    def n_atoms(self) -> int:
+        """Atoms in the cell."""
+        return len(self.reference)
+
+    # -- one point -------------------------------------------------------------------------
+    def deformed(self, F: np.ndarray, u_nc: np.ndarray | None = None) -> Configuration:
+        """The cell at F with internal displacements u (zero if None)."""
+        conf = self.reference.copy()
+        conf.cell_cc = self.reference.cell_cc @ F.T
+        conf.positions_nc = self.reference.positions_nc @ F.T
+        if u_nc is not None:
+            conf.positions_nc = conf.positions_nc + u_nc
+        return conf
+
+    def evaluate_one(self, F: np.ndarray, u0_nc: np.ndarray | None = None, *,
+                     tangent: bool = True, relaxed: bool = True) -> RVEState:
+        """Relax the cell at the 3×3 deformation gradient F and return P, A, W.
+
+        ``relaxed=False`` gives the unrelaxed (Born, affine) response at ``u0`` (zero if None).
+        """
+        F = check_deformation_gradients(F, 3)[0]
+        conf = self.deformed(F, u0_nc)
+        its, mf = 0, 0.0
+        if relaxed and self.n_atoms > 1:
+            r = relax(conf, self.calc, method="newton", fmax=self.fmax, max_iter=self.max_iter)
+            conf, its, mf = r.config, r.iterations, r.max_force
+        res = self.calc.compute(conf)
+        u = conf.positions_nc - self.reference.positions_nc @ F.T
+        Finv = np.linalg.inv(F)
+        # P = (1/V0) sum_p f_p ⊗ D_p = (1/V0) (-W) F^{-T}
+        P = -res.virial_cc @ Finv.T / self.V0
+        A = np.zeros((3, 3, 3, 3))
+        if tangent:
+            EFF, B, H = self.calc.deformation_derivatives(conf, self.reference.cell_cc,
+                                                          mixed=relaxed and self.n_atoms > 1)
+            A = EFF
+            if B is not None:
+                keep = np.ones(3 * self.n_atoms, dtype=bool)
+                keep[:3] = False  # atom 0 pinned
+                Hr = H[keep][:, keep].tocsc()
+                Br = B[keep]
+                try:
+                    X = spla.splu(Hr).solve(Br)
+                except RuntimeError as exc:
+                    raise CalculationFailed(
+                        "the RVE Hessian is singular at this deformation: the cell lost "
+                        "stability (a zero-energy mode), so the relaxed tangent is undefined"
+                    ) from exc
+                A = EFF - (Br.T @ X).reshape(3, 3, 3, 3)
+            A = A / self.V0
+        W = (res.energy - self.e_ref) / self.V0
+        return RVEState(P, A, W, u, its, mf)
+
+    # -- MaterialPoint protocol -------------------------------------------------------------
+    def _warm(self, nq: int) -> np.ndarray:
+        if self._committed is None or len(self._committed) != nq:
+            self._committed = np.zeros((nq, self.n_atoms, 3))
+        return self._committed
+
+    def evaluate(self, F_qij: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Relaxed P and consistent tangent A at each point (warm-started from the committed
+        state of the same point index)."""
+        F = embed_F(check_deformation_gradients(F_qij, self.dim))
+        nq, d = len(F), self.dim
+        warm = self._warm(nq)
+        P = np.empty((nq, d, d))
+        A = np.empty((nq, d, d, d, d))
+        self._trial = np.empty_like(warm)
+        self.last_iterations = np.zeros(nq, dtype=int)
+        for q in range(nq):
+            s = self.evaluate_one(F[q], warm[q])
+            P[q] = s.P[:d, :d]
+            A[q] = s.A[:d, :d, :d, :d]
+            self._trial[q] = s.u_nc
+            self.last_iterations[q] = s.iterations
+        return P, A
+
+    def energy_density(self, F_qij: np.ndarray) -> np.ndarray:
+        """Relaxed energy density W (eV/Å³) at each point."""
+        F = embed_F(check_deformation_gradients(F_qij, self.dim))
+        warm = self._warm(len(F))
+        return np.array([self.evaluate_one(F[q], warm[q], tangent=False).W
+                         for q in range(len(F))])
+
+    def commit(self) -> None:
+        """Make the last trial internal displacements the warm start of the next step."""
+        if self._trial is not None:
+            self._committed = self._trial
+            self._trial = None
+
+    def revert(self) -> None:
+        """Forget the last trial state."""
+        self._trial = None
+
+
+class CauchyBorn:
+    """Cauchy-Born energy density of a Bravais lattice: W(F) = e(F)/V0 for its primitive cell.
+
+    For pairs this is ``W = (1/2V0) sum_R phi(|F R|)``; for EAM
+    ``W = (F(rho) + 1/2 sum_R phi(|F R|)) / V0`` with ``rho = sum_R f(|F R|)``. P and
+    A are analytic (same kernels as the atomistic engine). In 2D (``dim=2``) F is embedded
+    in plane strain; the triangular lattice uses a unit thickness (``V0`` = area × 1 Å).
+    """
+
+    def __init__(self, potential: Potential, lattice: str, a0: float, *, dim: int = 3) -> None:
+        from atomistic.lattice import primitive_cell
+
+        if dim not in (2, 3):
+            raise InputError(f"dim must be 2 or 3, got {dim}")
+        self.potential = potential
+        self.dim = dim
+        self.lattice = lattice
+        self.a0 = a0
+        self.cell = primitive_cell(lattice, a0)
+        self.V0 = self.cell.volume if all(self.cell.pbc) else float(
+            np.linalg.norm(np.cross(self.cell.cell_cc[0], self.cell.cell_cc[1])))
+        self.calc = Calculator(potential, skin=0.5, multiple_images=True)
+
+    def _conf(self, F: np.ndarray) -> Configuration:
+        conf = self.cell.copy()
+        conf.cell_cc = self.cell.cell_cc @ F.T
+        conf.positions_nc = self.cell.positions_nc @ F.T
+        return conf
+
+    def evaluate_one(self, F: np.ndarray, *, tangent: bool = True):
+        """``(P, A, W)`` at one 3×3 F."""
+        conf = self._conf(F)
+        res = self.calc.compute(conf)
+        P = -res.virial_cc @ np.linalg.inv(F).T / self.V0
+        A = None
+        if tangent:
+            EFF, _, _ = self.calc.deformation_derivatives(conf, self.cell.cell_cc, mixed=False)
+            A = EFF / self.V0
+        return P, A, res.energy / self.V0
+
+    def evaluate(self, F_qij: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """P and A at each point."""
+        F = embed_F(check_deformation_gradients(F_qij, self.dim))
+        d = self.dim
+        out = [self.evaluate_one(Fq) for Fq in F]
+        P = np.array([o[0][:d, :d] for o in out])
+        A = np.array([o[1][:d, :d, :d, :d] for o in out])
+        return P, A
+
+    def energy_density(self, F_qij: np.ndarray) -> np.ndarray:
+        """W (eV/Å³) at each point (absolute: includes the cohesive energy)."""
+        F = embed_F(check_deformation_gradients(F_qij, self.dim))
+        return np.array([self.evaluate_one(Fq, tangent=False)[2] for Fq in F])
+
+    def commit(self) -> None:
+        """No history."""
+
+    def revert(self) -> None:
+        """No history."""
