@@ -198,7 +198,7 @@ def run_lammps(config: Configuration, commands: list[str], *, masses=None, born=
         cmd("run 0 post no")
 
         LMP_STYLE_GLOBAL, LMP_STYLE_ATOM = 0, 1
-        LMP_TYPE_SCALAR, LMP_TYPE_VECTOR = 0, 1
+        LMP_TYPE_VECTOR = 1
         energy = float(lmp.get_thermo("pe"))
         ids = np.array(lmp.numpy.extract_atom("id")[:n], dtype=np.int64) - 1
         f_L = np.empty((n, 3))
