@@ -106,8 +106,8 @@ def _positive(name: str, value: float) -> float:
 
 
 def _g(x: float) -> str:
-    """Full-precision number for a LAMMPS command."""
-    return f"{x:.17g}"
+    """Shortest decimal that reads back as exactly the same double (for LAMMPS commands)."""
+    return repr(float(x))
 
 
 class PairPotential:
