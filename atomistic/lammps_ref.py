@@ -100,11 +100,17 @@ def run_lammps(config: Configuration, commands: list[str], *, masses=None, born=
             (:meth:`atomistic.potentials.eam.EAM.lammps_commands`).
         masses: mass (amu) per type; sets ``mass`` for each type (pair_coeff of eam styles
             overrides them). Default 1.0 each.
-        born: None, ``"analytic"`` (``compute born/matrix``: pairwise ``born_matrix()`` of
-            the pair style, which LAMMPS implements only for some pair styles, exact for pair
-            potentials) or ``"numdiff"`` (``compute born/matrix numdiff born_delta vir``:
-            central differences of the virial under strains ±``born_delta`` plus LAMMPS's
-            virial add-on terms, usable with any pair style, error ~ delta²).
+        born: None, ``"numdiff"`` or ``"analytic"``.
+            ``"numdiff"`` (``compute born/matrix numdiff born_delta vir``): central
+            differences of the virial under strains ±``born_delta`` plus LAMMPS's virial
+            add-on terms; works with any pair style (EAM included), error ~ delta², and was
+            checked to equal the textbook Born term ``sum_p (phi'' - phi'/r) d d d d / r²``
+            to ~1e-8 on stressed triclinic LJ crystals. **Use this one as the reference.**
+            ``"analytic"`` (``compute born/matrix``): the pair style's ``born_matrix()``;
+            only some pair styles have it (lj/cut, harmonic/cut, ...; not eam or morse),
+            and with the 22Jul2025 wheel it returns ``sum_p (phi'' - 2 phi'/r) d d d d / r²``
+            (measured on dimers of lj/cut and harmonic/cut, where numdiff gives the
+            ``- phi'/r`` textbook value), so it differs from numdiff wherever phi' != 0.
         born_delta: strain step for ``born="numdiff"``.
         ntypes: number of atom types (default ``len(masses)`` or ``max(types_n) + 1``).
         padding: empty space (Å) around the atoms along non-periodic directions.
@@ -118,15 +124,15 @@ def run_lammps(config: Configuration, commands: list[str], *, masses=None, born=
         volume / nktv2p from ``compute pressure NULL virial``; positive in compression),
         ``volume`` (Å³, of LAMMPS's box; for open directions that includes the padding),
         ``Q`` (rotation used), and with ``born``:
-        ``born_energy_vv``: compute born/matrix as a symmetric 6x6 matrix, in **energy units**
+        ``born_energy_vv``: compute born/matrix as a symmetric 6x6 matrix (rotated to the
+        input frame), in **energy units**
         (eV), i.e. ``d²U/dε_I dε_J`` *not* divided by volume. LAMMPS outputs 21 numbers in the
         order C11 C22 C33 C44 C55 C66 C12 C13 C14 C15 C16 C23 C24 C25 C26 C34 C35 C36 C45 C46
         C56, Voigt indices 1..6 = xx yy zz yz xz xy; shear entries are derivatives with
         respect to engineering shear strain (``γ_yz = 2 ε_yz``), so ``C44 = C_yzyz`` of the
-        fourth-order tensor. For pair potentials the analytic form is
-        ``sum_pairs (phi'' - phi'/r) d_a d_b d_c d_d / r²`` (Born term only: no stress terms,
-        no relaxation). The numdiff variant multiplies by ``volume/nktv2p`` internally
-        so both variants are in eV.
+        fourth-order tensor. It is the Born (affine, unrelaxed) term only. LAMMPS's numdiff
+        variant multiplies its pressure differences by ``volume/nktv2p`` internally, so
+        both variants come out in eV.
         ``born_vv``: the same divided by ``volume`` (eV/Å³), rotated to the input frame;
         ``born_ijkl``: the full tensor (eV/Å³) in the input frame.
     """

@@ -193,7 +193,7 @@ def test_energy_forces_virial_match_lammps_to_roundoff(potential, kind):
     assert_close(e_n, ref["energies_n"], what="site energies")
     assert_close(forces, ref["forces_nc"], what="forces")
     assert_close(forces_from_dedr(c, nl, dedr), ref["forces_nc"], what="forces from dedr")
-    assert_close(virial, ref["virial_cc"], what="virial")
+    assert_close(virial, ref["virial_cc"], atol=1e-10, what="virial")  # W ~ 0 in a perfect lattice
 
 
 # ------------------------------------------------------------------------------------------
