@@ -96,7 +96,8 @@ class AtomisticRVE:
     @classmethod
     def from_lattice(cls, potential: Potential, lattice: str, a0: float, size=(3, 3, 3), *,
                      vacancy: bool = False, void_radius: float = 0.0, **kwargs) -> AtomisticRVE:
-        """A supercell of ``lattice``, optionally with a vacancy (atom 0 removed) or a void,
+        """A supercell of ``lattice``, optionally with a vacancy (the site nearest the centre) or a
+        spherical void of ``void_radius`` Å around the centre,
         relaxed at F = I to be the reference."""
         from atomistic.lattice import crystal
 
@@ -104,7 +105,10 @@ class AtomisticRVE:
         if vacancy or void_radius > 0:
             centre = conf.cell_cc.sum(axis=0) / 2
             dist = np.linalg.norm(conf.positions_nc - centre, axis=1)
-            drop = dist <= max(void_radius, dist.min() + 1e-9)
+            drop = dist <= void_radius
+            drop[np.argmin(dist)] = True  # a vacancy: the one site nearest the centre
+            if drop.all():
+                raise InputError(f"void radius {void_radius} Å removes every atom of the cell")
             keep = ~drop
             conf = Configuration(conf.positions_nc[keep], conf.cell_cc, conf.pbc,
                                  conf.types_n[keep])
@@ -145,8 +149,9 @@ class AtomisticRVE:
         res = self.calc.compute(conf)
         u = conf.positions_nc - self.reference.positions_nc @ F.T
         Finv = np.linalg.inv(F)
-        # P = (1/V0) sum_p f_p ⊗ D_p = (1/V0) (-W) F^{-T}
-        P = -res.virial_cc @ Finv.T / self.V0
+        # P = (1/V0) sum_p f_p ⊗ D_p = (1/V0) (-W F^{-T} + sum_a f_a ⊗ F^{-1} u_a);
+        # the second term vanishes at equilibrium but not for the unrelaxed response
+        P = (-res.virial_cc @ Finv.T + res.forces_nc.T @ (u @ Finv.T)) / self.V0
         A = np.zeros((3, 3, 3, 3))
         if tangent:
             EFF, B, H = self.calc.deformation_derivatives(conf, self.reference.cell_cc,
