@@ -120,3 +120,19 @@ def test_slab_with_open_direction_equals_periodic_cell_with_vacuum():
     assert slab["energy"] == pytest.approx(ref["energy"], rel=1e-12)
     np.testing.assert_allclose(slab["forces_nc"], ref["forces_nc"],
                                atol=1e-10 * np.abs(ref["forces_nc"]).max())
+
+
+def test_strongly_tilted_cell_gives_the_same_result_as_its_reduced_cell():
+    from atomistic.lammps_ref import run_lammps
+
+    c, rng = lj_crystal(5)
+    c.positions_nc += 0.03 * rng.standard_normal(c.positions_nc.shape)
+    ref = run_lammps(c, LJ)
+    a, b, cc = c.cell_cc
+    tilted = Configuration(c.positions_nc, np.array([a, b + 2 * a, cc - 3 * b + a]), c.pbc)
+    out = run_lammps(tilted, LJ)
+    assert out["energy"] == pytest.approx(ref["energy"], rel=1e-12)
+    np.testing.assert_allclose(out["forces_nc"], ref["forces_nc"],
+                               atol=1e-10 * np.abs(ref["forces_nc"]).max())
+    np.testing.assert_allclose(out["virial_cc"], ref["virial_cc"],
+                               atol=1e-10 * np.abs(ref["virial_cc"]).max())
