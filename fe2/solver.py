@@ -126,7 +126,8 @@ class Problem:
             :attr:`quadrature_point_ids` / :attr:`quadrature_points_x`. An exception it raises
             may carry ``point_index`` (index into that batch) to name the failing point.
         degree: Lagrange degree of the displacement (1 or 2).
-        quadrature_degree: degree of the Gauss rule (default 2 (degree - 1), at least 1).
+        quadrature_degree: degree of the Gauss rule (default: 2 (degree - 1), at least 1, on
+            simplices - one point per P1 cell; 2 degree on quadrilaterals/hexahedra).
         bcs: Dirichlet conditions.
         tractions: nominal tractions on boundary parts.
         body_force: body force per reference volume at full load (vector of length d).
@@ -170,7 +171,9 @@ class Problem:
         if degree not in (1, 2):
             raise InputError(f"displacement degree must be 1 or 2, got {degree}")
         if quadrature_degree is None:
-            quadrature_degree = max(2 * (degree - 1), 1)
+            # exact stiffness for a linear law; no hourglass modes on quadrilaterals/hexahedra
+            simplex = mesh.topology.cell_name() in ("triangle", "tetrahedron")
+            quadrature_degree = max(2 * (degree - 1), 1) if simplex else 2 * degree
         if max_iterations < 1 or not (rtol >= 0 and atol >= 0):
             raise InputError("need max_iterations >= 1, rtol >= 0 and atol >= 0")
 

@@ -21,10 +21,12 @@ MU, LMBDA = 1.0, 1.5
 TOL = {"rtol": 1e-13, "atol": 1e-11}
 
 
-def _mesh(comm, dim):
+def _mesh(comm, dim, simplex=True):
     if dim == 2:
-        return mesh.create_unit_square(comm, 8, 8)
-    return mesh.create_unit_cube(comm, 4, 4, 4)
+        cell = mesh.CellType.triangle if simplex else mesh.CellType.quadrilateral
+        return mesh.create_unit_square(comm, 8, 8, cell)
+    cell = mesh.CellType.tetrahedron if simplex else mesh.CellType.hexahedron
+    return mesh.create_unit_cube(comm, 4, 4, 4, cell)
 
 
 def _left(x):
@@ -48,8 +50,8 @@ def _loads(dim):
     return 0.3, traction, body
 
 
-def _problem(comm, dim, degree, material=None, **kwargs):
-    msh = _mesh(comm, dim)
+def _problem(comm, dim, degree, material=None, simplex=True, **kwargs):
+    msh = _mesh(comm, dim, simplex)
     stretch, traction, body = _loads(dim)
     material = material or NeoHookean(MU, LMBDA, dim)
     bcs = [Dirichlet(_left, np.zeros(dim)), Dirichlet(_right, stretch, component=0)]
@@ -141,10 +143,13 @@ def _check_quadratic(norms, C=10.0, floor=1e-10):
         assert r_next <= max(C * r_k**2, floor), f"not quadratic: {norms}"
 
 
-@pytest.mark.parametrize("dim,degree", [(2, 1), (2, 2), (3, 1), (3, 2)])
-def test_quadrature_point_solver_matches_pure_ufl_neo_hookean(dim, degree):
+@pytest.mark.parametrize(
+    "dim,degree,simplex",
+    [(2, 1, True), (2, 2, True), (3, 1, True), (3, 2, True), (2, 1, False), (3, 1, False)],
+)
+def test_quadrature_point_solver_matches_pure_ufl_neo_hookean(dim, degree, simplex):
     steps = [0.25, 0.5, 0.75, 1.0]
-    problem = _problem(MPI.COMM_WORLD, dim, degree)
+    problem = _problem(MPI.COMM_WORLD, dim, degree, simplex=simplex)
     reports = problem.solve(steps)
     assert [r.load_factor for r in reports] == steps
     u_ref = _ufl_reference(problem.V, problem.quadrature_degree, steps)
