@@ -22,9 +22,15 @@ __all__ = ["NeighborList", "pair_vectors"]
 
 
 @numba.njit(cache=True)
-def _bin_atoms(s_nc, pbc, nb, lo, binfrac):
+def _bin_sort(s_nc, nb, lo, binfrac):
+    """Counting sort of atoms into bins (z fastest); returns ``(order, start)``.
+
+    ``order[start[b]:start[b + 1]]`` are the atoms of bin ``b``.
+    """
     n = s_nc.shape[0]
+    nbins = nb[0] * nb[1] * nb[2]
     bin_n = np.empty(n, np.int64)
+    start = np.zeros(nbins + 1, np.int64)
     for a in range(n):
         idx = 0
         for c in range(3):
@@ -35,71 +41,179 @@ def _bin_atoms(s_nc, pbc, nb, lo, binfrac):
                 b = nb[c] - 1
             idx = idx * nb[c] + b
         bin_n[a] = idx
-    return bin_n
+        start[idx + 1] += 1
+    for b in range(nbins):
+        start[b + 1] += start[b]
+    fill = start[:-1].copy()
+    order = np.empty(n, np.int64)
+    for a in range(n):
+        b = bin_n[a]
+        order[fill[b]] = a
+        fill[b] += 1
+    return order, start
 
 
 @numba.njit(cache=True)
-def _search(x_nc, cell, k_nc, bin_n, order, start, count, nb, m, pbc, rc2, fill, i_p, j_p, s_pc):
-    """Count (fill=False) or store (fill=True) half-list pairs; returns the number of pairs."""
-    n = x_nc.shape[0]
-    npair = 0
-    for i in range(n):
-        b = bin_n[i]
-        bz = b % nb[2]
-        by = (b // nb[2]) % nb[1]
-        bx = b // (nb[2] * nb[1])
-        bi = (bx, by, bz)
-        for ox in range(-m[0], m[0] + 1):
-            tx = bi[0] + ox
-            sx = 0
-            if pbc[0]:
-                sx = tx // nb[0]
-                tx = tx - sx * nb[0]
-            elif tx < 0 or tx >= nb[0]:
+def _segments(b, nb, m, pbc, start, seg_lo, seg_hi, seg_s):
+    """Runs of sorted atoms in the forward half of the stencil of home bin ``b``.
+
+    The stencil offsets ``o`` with ``o > 0`` lexicographically (the home bin itself is
+    handled by the caller); along z consecutive bins are contiguous in the sorted order,
+    so each stencil column gives one run per periodic image. Returns the number of runs;
+    run ``k`` is ``[seg_lo[k], seg_hi[k])`` with image shift ``seg_s[k]`` (cell vectors).
+    """
+    bz = b % nb[2]
+    by = (b // nb[2]) % nb[1]
+    bx = b // (nb[2] * nb[1])
+    nseg = 0
+    for ox in range(0, m[0] + 1):
+        tx = bx + ox
+        sx = 0
+        if pbc[0]:
+            sx = tx // nb[0]
+            tx -= sx * nb[0]
+        elif tx >= nb[0]:
+            break
+        oy0 = -m[1] if ox > 0 else 0
+        for oy in range(oy0, m[1] + 1):
+            ty = by + oy
+            sy = 0
+            if pbc[1]:
+                sy = ty // nb[1]
+                ty -= sy * nb[1]
+            elif ty < 0 or ty >= nb[1]:
                 continue
-            for oy in range(-m[1], m[1] + 1):
-                ty = bi[1] + oy
-                sy = 0
-                if pbc[1]:
-                    sy = ty // nb[1]
-                    ty = ty - sy * nb[1]
-                elif ty < 0 or ty >= nb[1]:
-                    continue
-                for oz in range(-m[2], m[2] + 1):
-                    tz = bi[2] + oz
-                    sz = 0
-                    if pbc[2]:
-                        sz = tz // nb[2]
-                        tz = tz - sz * nb[2]
-                    elif tz < 0 or tz >= nb[2]:
-                        continue
-                    tb = (tx * nb[1] + ty) * nb[2] + tz
-                    # image shift relative to the unwrapped input positions
-                    ex = sx - 0
-                    ey = sy - 0
-                    ez = sz - 0
-                    for q in range(start[tb], start[tb] + count[tb]):
-                        j = order[q]
-                        if j < i:
-                            continue
-                        fx = ex - k_nc[j, 0] + k_nc[i, 0]
-                        fy = ey - k_nc[j, 1] + k_nc[i, 1]
-                        fz = ez - k_nc[j, 2] + k_nc[i, 2]
-                        if j == i:
-                            # keep one of (s, -s); never the atom itself
-                            if fx < 0 or (fx == 0 and (fy < 0 or (fy == 0 and fz <= 0))):
-                                continue
-                        dx = x_nc[j, 0] - x_nc[i, 0] + fx * cell[0, 0] + fy * cell[1, 0] + fz * cell[2, 0]
-                        dy = x_nc[j, 1] - x_nc[i, 1] + fx * cell[0, 1] + fy * cell[1, 1] + fz * cell[2, 1]
-                        dz = x_nc[j, 2] - x_nc[i, 2] + fx * cell[0, 2] + fy * cell[1, 2] + fz * cell[2, 2]
-                        if dx * dx + dy * dy + dz * dz < rc2:
-                            if fill:
+            oz0 = -m[2] if (ox > 0 or oy > 0) else 1
+            z0 = bz + oz0
+            z1 = bz + m[2]  # inclusive
+            if not pbc[2]:
+                if z0 < 0:
+                    z0 = 0
+                if z1 >= nb[2]:
+                    z1 = nb[2] - 1
+            col = (tx * nb[1] + ty) * nb[2]
+            z = z0
+            while z <= z1:
+                sz = 0
+                tz = z
+                if pbc[2]:
+                    sz = z // nb[2]
+                    tz = z - sz * nb[2]
+                # run of bins tz .. tz + len - 1 within this image
+                run = min(z1 - z, nb[2] - 1 - tz) + 1
+                lo_ = start[col + tz]
+                hi_ = start[col + tz + run]
+                if hi_ > lo_:
+                    seg_lo[nseg] = lo_
+                    seg_hi[nseg] = hi_
+                    seg_s[nseg, 0] = sx
+                    seg_s[nseg, 1] = sy
+                    seg_s[nseg, 2] = sz
+                    nseg += 1
+                z += run
+    return nseg
+
+
+@numba.njit(cache=True)
+def _candidates(nb, m, pbc, start):
+    """Number of candidate pairs the search visits: an upper bound on the pair count."""
+    nbins = nb[0] * nb[1] * nb[2]
+    cap = (m[0] + 1) * (2 * m[1] + 1) * (2 * m[2] + 1) * 2 + 1
+    seg_lo = np.empty(cap, np.int64)
+    seg_hi = np.empty(cap, np.int64)
+    seg_s = np.empty((cap, 3), np.int64)
+    total = 0
+    for b in range(nbins):
+        c = start[b + 1] - start[b]
+        if c == 0:
+            continue
+        nseg = _segments(b, nb, m, pbc, start, seg_lo, seg_hi, seg_s)
+        w = 0
+        for k in range(nseg):
+            w += seg_hi[k] - seg_lo[k]
+        total += c * w + c * (c - 1) // 2
+    return total
+
+
+@numba.njit(cache=True)
+def _search(xs_nc, cell, k_nc, order, start, nb, m, pbc, rc2, i_p, j_p, s_pc):
+    """Store the half-list pairs into ``i_p, j_p, s_pc``; returns the number of pairs.
+
+    ``xs_nc`` are the wrapped positions in sorted (bin) order. Stops storing (but keeps
+    counting) when the arrays are full, so a return value larger than their length
+    asks for a second call with larger arrays.
+    """
+    nbins = nb[0] * nb[1] * nb[2]
+    cap = (m[0] + 1) * (2 * m[1] + 1) * (2 * m[2] + 1) * 2 + 1
+    seg_lo = np.empty(cap, np.int64)
+    seg_hi = np.empty(cap, np.int64)
+    seg_s = np.empty((cap, 3), np.int64)
+    seg_v = np.empty((cap, 3))
+    size = i_p.shape[0]
+    npair = 0
+    for b in range(nbins):
+        b0 = start[b]
+        b1 = start[b + 1]
+        if b1 == b0:
+            continue
+        nseg = _segments(b, nb, m, pbc, start, seg_lo, seg_hi, seg_s)
+        for k in range(nseg):
+            for c in range(3):
+                seg_v[k, c] = (seg_s[k, 0] * cell[0, c] + seg_s[k, 1] * cell[1, c]
+                               + seg_s[k, 2] * cell[2, c])
+        for p in range(b0, b1):
+            i = order[p]
+            xi = xs_nc[p, 0]
+            yi = xs_nc[p, 1]
+            zi = xs_nc[p, 2]
+            ki0 = k_nc[i, 0]
+            ki1 = k_nc[i, 1]
+            ki2 = k_nc[i, 2]
+            for k in range(-1, nseg):
+                if k < 0:  # the rest of the home bin, no shift
+                    q0 = p + 1
+                    q1 = b1
+                    vx = -xi
+                    vy = -yi
+                    vz = -zi
+                    e0 = 0
+                    e1 = 0
+                    e2 = 0
+                else:
+                    q0 = seg_lo[k]
+                    q1 = seg_hi[k]
+                    vx = seg_v[k, 0] - xi
+                    vy = seg_v[k, 1] - yi
+                    vz = seg_v[k, 2] - zi
+                    e0 = seg_s[k, 0]
+                    e1 = seg_s[k, 1]
+                    e2 = seg_s[k, 2]
+                for q in range(q0, q1):
+                    dx = xs_nc[q, 0] + vx
+                    dy = xs_nc[q, 1] + vy
+                    dz = xs_nc[q, 2] + vz
+                    if dx * dx + dy * dy + dz * dz < rc2:
+                        if npair < size:
+                            j = order[q]
+                            # shift between the input (unwrapped) positions
+                            f0 = e0 + ki0 - k_nc[j, 0]
+                            f1 = e1 + ki1 - k_nc[j, 1]
+                            f2 = e2 + ki2 - k_nc[j, 2]
+                            if j < i or (j == i and (f0 < 0 or (f0 == 0 and (
+                                    f1 < 0 or (f1 == 0 and f2 < 0))))):
+                                # store as (min, max); an atom's own image with s > 0
+                                i_p[npair] = j
+                                j_p[npair] = i
+                                s_pc[npair, 0] = -f0
+                                s_pc[npair, 1] = -f1
+                                s_pc[npair, 2] = -f2
+                            else:
                                 i_p[npair] = i
                                 j_p[npair] = j
-                                s_pc[npair, 0] = fx
-                                s_pc[npair, 1] = fy
-                                s_pc[npair, 2] = fz
-                            npair += 1
+                                s_pc[npair, 0] = f0
+                                s_pc[npair, 1] = f1
+                                s_pc[npair, 2] = f2
+                        npair += 1
     return npair
 
 
@@ -121,6 +235,10 @@ def pair_vectors(x_nc, cell, i_p, j_p, s_pc):
     return d, r
 
 
+#: bins are at least this fraction of the search radius wide (stencil of +-2 bins)
+_BIN_FRACTION = 0.5
+
+
 def _build(x_nc, cell_cc, pbc, rc):
     n = len(x_nc)
     pbc_arr = np.array(pbc, dtype=np.bool_)
@@ -129,37 +247,34 @@ def _build(x_nc, cell_cc, pbc, rc):
     h = perpendicular_widths(basis)
     s = x_nc @ inv
     k = np.zeros((n, 3), np.int64)
-    k[:, pbc_arr] = np.floor(s[:, pbc_arr]).astype(np.int64)
-    s = s - k
-    x_wrapped = s @ basis
+    if pbc_arr.any():
+        k[:, pbc_arr] = np.floor(s[:, pbc_arr]).astype(np.int64)
+        s -= k
     lo = np.zeros(3)
     span = np.ones(3)
     for c in range(3):
         if not pbc[c] and n:
             lo[c] = s[:, c].min()
             span[c] = max(s[:, c].max() - lo[c], 0.0)
-    nb = np.maximum(1, np.floor(span * h / rc)).astype(np.int64)
+    nb = np.maximum(1, np.floor(span * h / (_BIN_FRACTION * rc))).astype(np.int64)
     binfrac = np.where(span > 0, span / nb, 1.0)
     width = binfrac * h
     m = np.where(width > 0, np.ceil(rc / np.maximum(width, 1e-300)), 0).astype(np.int64)
     m = np.where(~pbc_arr, np.minimum(m, nb - 1), m)
-    bin_n = _bin_atoms(s, pbc_arr, nb, lo, binfrac)
-    order = np.argsort(bin_n, kind="stable").astype(np.int64)
-    nbins = int(np.prod(nb))
-    count = np.bincount(bin_n, minlength=nbins).astype(np.int64)
-    start = np.concatenate([[0], np.cumsum(count)[:-1]]).astype(np.int64)
-    dummy_i = np.empty(0, np.int64)
-    dummy_s = np.empty((0, 3), np.int64)
+    order, start = _bin_sort(s, nb, lo, binfrac)
+    xs = s[order] @ basis  # wrapped positions in bin order
     rc2 = rc * rc
-    npair = _search(x_wrapped, basis, np.zeros((n, 3), np.int64), bin_n, order, start, count,
-                    nb, m, pbc_arr, rc2, False, dummy_i, dummy_i, dummy_s)
-    i_p = np.empty(npair, np.int64)
-    j_p = np.empty(npair, np.int64)
-    s_pc = np.empty((npair, 3), np.int64)
-    _search(x_wrapped, basis, np.zeros((n, 3), np.int64), bin_n, order, start, count, nb, m,
-            pbc_arr, rc2, True, i_p, j_p, s_pc)
-    # shifts found between wrapped positions -> shifts between the input positions
-    s_pc += k[i_p] - k[j_p]
+    # Fill arrays sized by the candidate count (an upper bound), then shrink them in place:
+    # the untouched tail is never paged in and realloc gives it back without copying.
+    cap = int(_candidates(nb, m, pbc_arr, start))
+    i_p = np.empty(cap, np.int64)
+    j_p = np.empty(cap, np.int64)
+    s_pc = np.empty((cap, 3), np.int64)
+    npair = _search(xs, basis, k, order, start, nb, m, pbc_arr, rc2, i_p, j_p, s_pc)
+    assert npair <= cap
+    i_p.resize(npair, refcheck=False)
+    j_p.resize(npair, refcheck=False)
+    s_pc.resize((npair, 3), refcheck=False)
     return i_p, j_p, s_pc
 
 
