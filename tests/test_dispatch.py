@@ -1,0 +1,291 @@
+"""Dispatch of material points to MPI workers: the results are those of evaluating each point
+alone (bitwise), history travels with the point, a failing RVE names its Gauss point on every
+macro rank and never leaves a worker hanging.
+
+The tests marked ``mpi`` need exactly 2 ranks (``mpirun -n 2 python -m pytest -m mpi``).
+"""
+
+import numpy as np
+import pytest
+
+from atomistic.lattice import crystal
+from atomistic.potentials import load_potential
+from atomistic.rve import AtomisticRVE, CauchyBorn
+from coupling.dispatch import (
+    DispatchedMaterial,
+    PointEvaluationError,
+    run_worker,
+    split_world,
+)
+from coupling.points import AnalyticPoint, CauchyBornPoint, PointModel, RVEPoint
+from fe2.materials import NeoHookean
+from fe2qc.errors import CalculationFailed, InputError
+from fe2qc.mpi import mpi
+
+MPI = mpi()
+A0 = 3.6149999757646176  # Cu_u3 zero-pressure lattice constant
+
+
+def _random_F(n, dim, seed, amplitude=0.08):
+    rng = np.random.default_rng(seed)
+    return np.eye(dim) + amplitude * rng.standard_normal((n, dim, dim))
+
+
+@pytest.fixture(scope="module")
+def cu():
+    return load_potential("Cu_u3.eam")
+
+
+@pytest.fixture(scope="module")
+def vacancy_rve(cu):
+    return AtomisticRVE.from_lattice(cu, "fcc", A0, size=(3, 3, 3), vacancy=True, fmax=1e-10)
+
+
+class FailsAt:
+    """A point model that raises for one marked F (F[0, 0] == marker), else delegates."""
+
+    def __init__(self, model, marker, exc_type=CalculationFailed):
+        self.model, self.marker, self.exc_type = model, marker, exc_type
+        self.dim = model.dim
+
+    def initial_state(self):
+        return self.model.initial_state()
+
+    def evaluate_point(self, F, state, *, tangent=True):
+        if F[0, 0] == self.marker:
+            raise self.exc_type("RVE relaxation did not converge (injected)")
+        return self.model.evaluate_point(F, state, tangent=tangent)
+
+
+def _need_two_ranks():
+    if MPI.COMM_WORLD.size != 2:
+        pytest.skip("needs exactly 2 MPI ranks")
+
+
+# ---------------------------------------------------------------------------------------------
+# Serial
+
+
+def test_point_models_satisfy_the_protocol(vacancy_rve, cu):
+    assert isinstance(RVEPoint(vacancy_rve), PointModel)
+    assert isinstance(CauchyBornPoint(CauchyBorn(cu, "fcc", A0)), PointModel)
+    assert isinstance(AnalyticPoint(NeoHookean(1.0, 1.5, 2)), PointModel)
+
+
+def test_worker_less_dispatch_reproduces_neo_hookean_bitwise():
+    for dim in (2, 3):
+        nh = NeoHookean(1.0, 1.5, dim)
+        F = _random_F(17, dim, seed=dim)
+        with DispatchedMaterial(split_world(MPI.COMM_SELF, 0), AnalyticPoint(nh)) as mat:
+            P, A = mat.evaluate(F)
+            W = mat.energy_density(F)
+        P0, A0_ = nh.evaluate(F)
+        assert np.array_equal(P, P0) and np.array_equal(A, A0_)
+        assert np.array_equal(W, nh.energy_density(F))
+        assert mat.timings["calls"] == 2 and mat.timings["compute"] > 0
+
+
+def test_split_world_refuses_worker_counts_that_leave_no_macro_rank():
+    for bad in (1, -1, 2.5, "1"):
+        with pytest.raises(InputError, match="n_workers"):
+            split_world(MPI.COMM_SELF, bad)
+
+
+def test_plane_strain_rve_point_is_the_in_plane_part_of_the_3d_response(cu):
+    rve = AtomisticRVE(cu, crystal("fcc", A0, size=(2, 2, 2)), multiple_images=True)
+    F2 = np.array([[1.01, 0.004], [-0.002, 0.995]])
+    F3 = np.eye(3)
+    F3[:2, :2] = F2
+    r2 = RVEPoint(rve, dim=2).evaluate_point(F2, np.zeros(0))
+    r3 = RVEPoint(rve, dim=3).evaluate_point(F3, np.zeros(0))
+    assert np.allclose(r2.P, r3.P[:2, :2], rtol=0, atol=1e-14)
+    assert np.allclose(r2.A, r3.A[:2, :2, :2, :2], rtol=0, atol=1e-13)
+    assert r2.W == pytest.approx(r3.W, abs=1e-15)
+
+
+def test_cauchy_born_point_equals_batched_cauchy_born(cu):
+    cb = CauchyBorn(cu, "fcc", A0)
+    F = _random_F(3, 3, seed=4, amplitude=0.02)
+    P, A = cb.evaluate(F)
+    pm = CauchyBornPoint(cb)
+    for q in range(3):
+        r = pm.evaluate_point(F[q], pm.initial_state())
+        assert np.array_equal(r.P, P[q]) and np.array_equal(r.A, A[q])
+
+
+def test_vacancy_rve_history_is_committed_only_after_a_converged_step(vacancy_rve):
+    model = RVEPoint(vacancy_rve)
+    F1 = _random_F(2, 3, seed=1, amplitude=0.01)
+    F2 = _random_F(2, 3, seed=2, amplitude=0.01)
+    mat = DispatchedMaterial(split_world(MPI.COMM_SELF, 0), model)
+    mat.evaluate(F1)
+    assert all(not s.any() for s in mat.committed_states)  # trial only: nothing committed yet
+    cold_work = mat.last_work.copy()
+    mat.commit()
+    relaxed = [s.copy() for s in mat.committed_states]
+    assert all(np.abs(s).max() > 1e-4 for s in relaxed)  # the vacancy relaxes: the state matters
+    P1, _ = mat.evaluate(F1)  # from the committed state: the relaxation is already done
+    assert (mat.last_work < cold_work).all()
+    mat.evaluate(F2)
+    mat.revert()  # a cut-back: the trial at F2 is forgotten
+    assert all(np.array_equal(a, b) for a, b in zip(mat.committed_states, relaxed, strict=True))
+    P1b, _ = mat.evaluate(F1)
+    assert np.array_equal(P1, P1b)
+    ref = [vacancy_rve.evaluate_one(F1[q], relaxed[q].reshape(-1, 3)).P for q in range(2)]
+    assert np.array_equal(P1, np.array(ref))
+
+
+def test_failing_point_raises_with_its_index_and_keeps_the_error_type():
+    nh = NeoHookean(1.0, 1.5, 2)
+    F = _random_F(6, 2, seed=0)
+    layout = split_world(MPI.COMM_SELF, 0)
+    mat = DispatchedMaterial(layout, FailsAt(AnalyticPoint(nh), F[4, 0, 0]))
+    with pytest.raises(CalculationFailed, match="Gauss point 4") as info:
+        mat.evaluate(F)
+    assert info.value.point_index == 4
+    assert "did not converge (injected)" in str(info.value)
+    bug = DispatchedMaterial(layout, FailsAt(AnalyticPoint(nh), F[1, 0, 0], KeyError))
+    with pytest.raises(PointEvaluationError, match="KeyError") as info:
+        bug.evaluate(F)
+    assert info.value.point_index == 1
+    F[2] = [[1.0, 0.0], [0.0, -1.0]]  # det F < 0: an input error
+    with pytest.raises(InputError, match="Gauss point 2"):
+        DispatchedMaterial(layout, AnalyticPoint(nh)).evaluate(F)
+    with pytest.raises(InputError, match="shape"):
+        DispatchedMaterial(layout, AnalyticPoint(nh)).evaluate(np.eye(3)[None])
+
+
+# ---------------------------------------------------------------------------------------------
+# Two ranks
+
+
+@pytest.mark.mpi
+@pytest.mark.timeout(60)
+def test_one_worker_gives_bitwise_the_serial_evaluation():
+    _need_two_ranks()
+    nh = NeoHookean(1.0, 1.5, 3)
+    model = AnalyticPoint(nh)
+    layout = split_world(MPI.COMM_WORLD, 1)
+    F = _random_F(23, 3, seed=7)
+    if layout.is_worker:
+        stats = run_worker(layout, model)
+        assert stats["points"] == 2 * len(F) and stats["chunks"] == 5 + 8
+        return
+    assert layout.macro_comm.size == 1
+    P0, A0_ = nh.evaluate(F)
+    with DispatchedMaterial(layout, model, chunk_size=5) as mat:
+        P, A = mat.evaluate(F)
+        assert np.array_equal(P, P0) and np.array_equal(A, A0_)
+        mat.chunk_size = 3
+        P, A = mat.evaluate(F)
+        assert np.array_equal(P, P0) and np.array_equal(A, A0_)
+    t = mat.timings
+    assert t["calls"] == 2 and t["compute"] > 0
+    assert t["dispatch"] == pytest.approx(t["wall"] - t["critical"])
+
+
+@pytest.mark.mpi
+@pytest.mark.timeout(120)
+def test_rve_history_travels_with_the_point_to_the_worker(vacancy_rve):
+    _need_two_ranks()
+    model = RVEPoint(vacancy_rve)
+    layout = split_world(MPI.COMM_WORLD, 1)
+    F1 = _random_F(3, 3, seed=11, amplitude=0.01)
+    F2 = F1 + 0.002 * np.eye(3)
+    if layout.is_worker:
+        run_worker(layout, model)
+        return
+    local = DispatchedMaterial(split_world(MPI.COMM_SELF, 0), model)
+    with DispatchedMaterial(layout, model) as mat:
+        for m in (mat, local):
+            m.evaluate(F1)
+            m.commit()
+        P, A = mat.evaluate(F2)
+        P0, A0_ = local.evaluate(F2)
+        assert np.array_equal(P, P0) and np.array_equal(A, A0_)
+        assert np.array_equal(mat.last_work, local.last_work)
+        mat.commit()
+        local.commit()
+        for a, b in zip(mat.committed_states, local.committed_states, strict=True):
+            assert np.array_equal(a, b)
+
+
+@pytest.mark.mpi
+@pytest.mark.timeout(60)
+def test_without_workers_each_rank_evaluates_its_own_points_and_failures_reach_all():
+    _need_two_ranks()
+    comm = MPI.COMM_WORLD
+    nh = NeoHookean(1.0, 1.5, 2)
+    layout = split_world(comm, 0)
+    assert layout.is_macro and layout.macro_comm.size == 2
+    F = _random_F(3 + comm.rank, 2, seed=comm.rank)
+    mat = DispatchedMaterial(layout, AnalyticPoint(nh))
+    P, A = mat.evaluate(F)
+    P0, A0_ = nh.evaluate(F)
+    assert np.array_equal(P, P0) and np.array_equal(A, A0_)
+    # point 2 of rank 1 fails: global index 3 + 2 = 5; both ranks raise the same type
+    marker = comm.bcast(F[2, 0, 0] if comm.rank == 1 else None, root=1)
+    bad = DispatchedMaterial(layout, FailsAt(AnalyticPoint(nh), marker))
+    with pytest.raises(CalculationFailed, match="Gauss point 5 .*macro rank 1, local index 2"
+                       ) as info:
+        bad.evaluate(F)
+    assert info.value.point_index == (2 if comm.rank == 1 else None)
+    assert info.value.global_point_index == 5
+
+
+@pytest.mark.mpi
+@pytest.mark.timeout(60)
+def test_failing_rve_on_a_worker_names_the_gauss_point_and_the_worker_stops_cleanly():
+    _need_two_ranks()
+    nh = NeoHookean(1.0, 1.5, 3)
+    F = _random_F(9, 3, seed=3)
+    k = 6
+    model = FailsAt(AnalyticPoint(nh), F[k, 0, 0])
+    layout = split_world(MPI.COMM_WORLD, 1)
+    if layout.is_worker:
+        stats = run_worker(layout, model)  # returns: the macro root sent stop
+        assert stats["chunks"] >= 2
+        return
+    with DispatchedMaterial(layout, model, chunk_size=2) as mat:
+        with pytest.raises(CalculationFailed, match=f"Gauss point {k} .*worker rank 1") as info:
+            mat.evaluate(F)
+        assert info.value.point_index == k
+        assert "did not converge (injected)" in str(info.value)
+        mat.revert()
+        P, _ = mat.evaluate(np.delete(F, k, axis=0))  # the channel is clean afterwards
+        assert np.array_equal(P, nh.evaluate(np.delete(F, k, axis=0))[0])
+
+
+@pytest.mark.mpi
+@pytest.mark.timeout(120)
+def test_fe2_solve_with_one_worker_equals_the_plain_serial_solve():
+    _need_two_ranks()
+    import fe2qc.mpi
+
+    fe2qc.mpi.dolfinx()
+    from dolfinx import mesh
+
+    from fe2.solver import Dirichlet, Problem
+
+    nh = NeoHookean(1.0, 1.5, 2)
+    layout = split_world(MPI.COMM_WORLD, 1)
+    if layout.is_worker:
+        run_worker(layout, AnalyticPoint(nh))
+        return
+
+    def solve(comm, material):
+        msh = mesh.create_unit_square(comm, 4, 4, mesh.CellType.triangle)
+        problem = Problem(msh, material, bcs=[
+            Dirichlet(lambda x: np.isclose(x[0], 0.0), (0.0, 0.0)),
+            Dirichlet(lambda x: np.isclose(x[0], 1.0), 0.25, component=0)],
+            rtol=1e-12, atol=1e-13, log=None)
+        reports = problem.solve(2)
+        return problem.u.x.array.copy(), reports, problem.energy()
+
+    with DispatchedMaterial(layout, AnalyticPoint(nh)) as mat:
+        u, reports, energy = solve(layout.macro_comm, mat)
+    u0, reports0, energy0 = solve(MPI.COMM_SELF, nh)
+    assert np.allclose(u, u0, rtol=0, atol=1e-12)
+    assert energy == pytest.approx(energy0, rel=1e-12)
+    assert [r.iterations for r in reports] == [r.iterations for r in reports0]
+    assert mat.timings["calls"] == sum(len(r.residual_norms) for r in reports) + 1
