@@ -1,6 +1,7 @@
 """The ``fe2qc`` command line: one entry point, a subcommand per task.
 
     fe2qc elastic --potential Cu_u3.eam --lattice fcc --json
+    mpirun -n 2 fe2qc run demos/fe2_crack.toml
 """
 
 from __future__ import annotations
@@ -42,6 +43,26 @@ def _cmd_elastic(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from coupling.config import load_config
+
+    cfg = load_config(args.problem)  # validated before MPI or DOLFINx is touched
+    if args.workers is not None:
+        cfg.mpi.workers = args.workers
+    if args.outdir is not None:
+        from pathlib import Path
+
+        cfg.output.directory = Path(args.outdir)
+    import fe2qc.mpi
+
+    from coupling.driver import run_problem
+
+    summary = run_problem(cfg, fe2qc.mpi.mpi().COMM_WORLD)
+    if args.json and summary.get("role") != "worker" and fe2qc.mpi.mpi().COMM_WORLD.rank == 0:
+        print(json.dumps(summary))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     p = argparse.ArgumentParser(
@@ -63,6 +84,17 @@ def build_parser() -> argparse.ArgumentParser:
                    "constant (Å); default: the file's value, else a scan")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=_cmd_elastic)
+
+    r = sub.add_parser("run", help="run an FE² problem described by a TOML file",
+                       description="Build the mesh, material and loads of a TOML problem file "
+                       "(see coupling.config) and run the load steps, writing VTX fields, a "
+                       "per-step log (steps.jsonl) and checkpoints. Launch under mpirun for "
+                       "parallel runs.")
+    r.add_argument("problem", help="the TOML problem file")
+    r.add_argument("--workers", type=int, default=None, help="override [mpi] workers")
+    r.add_argument("--outdir", default=None, help="override [output] directory")
+    r.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    r.set_defaults(func=_cmd_run)
     return p
 
 
