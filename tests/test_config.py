@@ -1,0 +1,94 @@
+"""The TOML problem schema refuses bad input with messages that name the key and the fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from coupling.config import load_config, parse_config
+from fe2qc.errors import InputError
+
+
+def _write(tmp_path, text: str):
+    p = tmp_path / "problem.toml"
+    p.write_text(text)
+    return p
+
+
+def test_defaults_and_relative_paths_resolve_against_the_toml_file(tmp_path):
+    cfg = load_config(_write(tmp_path, '[material]\ntype = "neo-hookean"\nmu = 40.0\n'
+                                       '[output]\ndirectory = "out"\n'))
+    assert cfg.material.type == "neo-hookean" and cfg.material.mu == 40.0
+    assert cfg.output.directory == tmp_path / "out"
+    assert cfg.loading.load_factors() == [0.25, 0.5, 0.75, 1.0]
+
+
+def test_unknown_key_names_the_key_section_and_allowed_keys(tmp_path):
+    with pytest.raises(InputError, match=r"unknown key 'xyz' in \[material\]; allowed: .*fmax"):
+        load_config(_write(tmp_path, "[material]\nxyz = 1\n"))
+
+
+def test_unknown_section_lists_the_sections():
+    with pytest.raises(InputError, match=r"unknown section \[meshes\]; allowed: \[mesh\]"):
+        parse_config({"meshes": {}})
+
+
+@pytest.mark.parametrize("section, key, value, want", [
+    ("solver", "max_iterations", "ten", "an integer"),
+    ("solver", "rtol", True, "a finite number"),
+    ("material", "size", [2, 2], "three positive integers"),
+    ("mesh", "tip_size", -1.0, "a positive number"),
+    ("output", "vtx", "yes", "true or false"),
+    ("loading", "steps", [0.5, 0.2], "increasing"),
+    ("mpi", "workers", -1, "integer >= 0"),
+])
+def test_wrong_type_names_the_key_and_the_expected_type(section, key, value, want):
+    with pytest.raises(InputError, match=rf"\[{section}\] '{key}' must be .*{want}"):
+        parse_config({section: {key: value}}, check_files=False)
+
+
+def test_bad_material_type_lists_the_allowed_types():
+    with pytest.raises(InputError, match=r"\[material\] 'type' = 'lj' is not allowed; allowed "
+                                         r"values: 'neo-hookean', 'cauchy-born', 'rve'"):
+        parse_config({"material": {"type": "lj"}})
+
+
+def test_key_of_another_material_type_is_refused():
+    with pytest.raises(InputError, match=r"'fmax' in \[material\] does not apply to type = "
+                                         r"'neo-hookean'"):
+        parse_config({"material": {"type": "neo-hookean", "fmax": 1e-6}})
+
+
+def test_missing_potential_file_names_the_key_and_the_file(tmp_path):
+    with pytest.raises(InputError, match=r"\[material\] 'potential' = 'nowhere/Cu.eam'.*not "
+                                         r"found"):
+        parse_config({"material": {"type": "rve", "potential": "nowhere/Cu.eam"}},
+                     base_dir=tmp_path)
+
+
+def test_missing_mesh_file_names_the_path(tmp_path):
+    with pytest.raises(InputError, match=r"\[mesh\] 'file': mesh file '.*plate\.msh' not found"):
+        load_config(_write(tmp_path, '[mesh]\nfile = "plate.msh"\n[loading]\nmode = "traction"\n'
+                                       '[material]\ntype = "neo-hookean"\n'))
+
+
+def test_K_loading_needs_the_generated_cracked_plate(tmp_path):
+    (tmp_path / "plate.msh").write_text("")
+    with pytest.raises(InputError, match=r"mode = 'K' needs \[mesh\] generator"):
+        load_config(_write(tmp_path, '[mesh]\nfile = "plate.msh"\n'
+                                       '[material]\ntype = "neo-hookean"\n'))
+
+
+def test_bad_loading_mode_and_invalid_toml(tmp_path):
+    with pytest.raises(InputError, match=r"\[loading\] 'mode' = 'k' is not allowed; allowed "
+                                         r"values: 'K', 'traction', 'displacement'"):
+        parse_config({"loading": {"mode": "k"}}, check_files=False)
+    with pytest.raises(InputError, match="not valid TOML"):
+        load_config(_write(tmp_path, "[mesh\n"))
+
+
+def test_cli_run_reports_bad_input_with_exit_status_2(tmp_path, capsys):
+    from coupling.cli import main
+
+    rc = main(["run", str(_write(tmp_path, "[solver]\ndegree = 3\n"))])
+    assert rc == 2
+    assert "'degree' = 3 is not allowed; allowed values: 1, 2" in capsys.readouterr().err
