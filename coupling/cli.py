@@ -54,7 +54,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         cfg.output.directory = Path(args.outdir)
     import fe2qc.mpi
-
     from coupling.driver import run_problem
 
     summary = run_problem(cfg, fe2qc.mpi.mpi().COMM_WORLD)
