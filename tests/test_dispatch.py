@@ -246,7 +246,7 @@ def test_failing_rve_on_a_worker_names_the_gauss_point_and_the_worker_stops_clea
         stats = run_worker(layout, model)  # returns: the macro root sent stop
         assert stats["chunks"] >= 2
         return
-    with DispatchedMaterial(layout, model, chunk_size=2) as mat:
+    with DispatchedMaterial(layout, model, chunk_size=2, poll_interval=1e-3) as mat:
         with pytest.raises(CalculationFailed, match=f"Gauss point {k} .*worker rank 1") as info:
             mat.evaluate(F)
         assert info.value.point_index == k
