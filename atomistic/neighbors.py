@@ -8,6 +8,18 @@ rebuild. Any number of periodic images is handled, including an atom and its
 own images (needed by Cauchy-Born on a one-atom cell); by default a cutoff
 reaching more than half-way across a periodic cell is refused, because most
 users who do that made their supercell too small by mistake.
+
+Algorithm: positions are wrapped into the cell (fractional coordinates along periodic
+vectors; the integer part ``k`` is folded back into the shifts at the end) and
+counting-sorted into bins at least half the search radius wide, z fastest. Each pair is
+found once, from the bin that comes first in a half stencil (offsets ``o > 0``
+lexicographically, plus the atoms after ``i`` in its own bin); along z the bins of a stencil
+column are contiguous in the sorted order, so the inner loop runs over one contiguous slice
+per column and periodic image. A stencil may wrap around a periodic direction several
+times (several images, an atom's own images); each wrap is its own slice with its own
+shift. Pairs are stored as ``i <= j`` (an atom's own image with the shift that is positive
+lexicographically), in one pass into arrays sized by the number of candidates and then
+shrunk in place.
 """
 
 from __future__ import annotations
