@@ -12,6 +12,7 @@ Measured in one run, single-threaded:
   after a warm-up ``run 0`` (100 force evaluations without rebuild); its neighbour build
   is the ``Neigh`` row of the timer breakdown of ``run 20`` with a rebuild every step;
 * the energies must agree to 1e-10 relative;
+* CPU (process) times are reported beside the wall times: the machine may be shared;
 * memory: bytes per atom of the neighbour list plus per-atom arrays, and the tracemalloc
   peak of one ``energy_forces`` evaluation.
 
@@ -50,12 +51,17 @@ SEED = 20251121
 ENERGY_RTOL = 1e-10
 
 
-def _median_time(fn, repeats: int) -> float:
-    ts = []
+def _median_time(fn, repeats: int, cpu: list | None = None) -> float:
+    """Median wall time of ``fn()``; appends the median CPU time to ``cpu`` if given."""
+    ts, cs = [], []
     for _ in range(repeats):
+        c0 = time.process_time()
         t0 = time.perf_counter()
         fn()
         ts.append(time.perf_counter() - t0)
+        cs.append(time.process_time() - c0)
+    if cpu is not None:
+        cpu.append(float(np.median(cs)))
     return float(np.median(ts))
 
 
@@ -76,7 +82,8 @@ def bench_ours(pot: EAM, config, repeats: int) -> dict:
         return pot.energy_forces(x, cell, nl.i_p, nl.j_p, nl.s_pc, t)
 
     energy, forces, _ = fused()  # compile / warm up
-    fused_s = _median_time(fused, repeats)
+    cpu: list = []
+    fused_s = _median_time(fused, repeats, cpu)
     calc = Calculator(pot, skin=SKIN)
     res = calc.compute(config)  # builds its list
     compute_s = _median_time(lambda: calc.compute(config), repeats)
@@ -94,6 +101,7 @@ def bench_ours(pot: EAM, config, repeats: int) -> dict:
         "pairs": len(nl),
         "neighbor_build_s": build_s,
         "fused_s": fused_s,
+        "cpu_time_per_atom_step_s": cpu[0] / n,
         "compute_s": compute_s,
         "time_per_atom_step_s": fused_s / n,
         "compute_time_per_atom_step_s": compute_s / n,
@@ -143,9 +151,11 @@ def bench_lammps(pot: EAM, config, nsteps: int = 100, nneigh: int = 20) -> dict:
             cmd("thermo_modify norm no")
             cmd("run 0 post no")
             energy = float(lmp.get_thermo("pe"))
+            c0 = time.process_time()
             t0 = time.perf_counter()
             cmd(f"run {nsteps} pre no post no")
             run_s = time.perf_counter() - t0
+            run_cpu_s = time.process_time() - c0
             # neighbour build: rebuild every step, read the timer breakdown
             cmd("neigh_modify every 1 delay 0 check no")
             cmd(f"log {logfile}")
@@ -158,6 +168,7 @@ def bench_lammps(pot: EAM, config, nsteps: int = 100, nneigh: int = 20) -> dict:
         "energy": energy,
         "run_s": run_s,
         "time_per_atom_step_s": run_s / (nsteps * n),
+        "cpu_time_per_atom_step_s": run_cpu_s / (nsteps * n),
         "neighbor_build_s": neigh_s,
     }
 
@@ -179,6 +190,10 @@ def run_case(pot: EAM, size: int, repeats: int) -> dict:
         "time_ratio_vs_lammps": ours["time_per_atom_step_s"] / ref["time_per_atom_step_s"],
         "compute_time_ratio_vs_lammps": (ours["compute_time_per_atom_step_s"]
                                          / ref["time_per_atom_step_s"]),
+        "cpu_time_per_atom_step_s": ours["cpu_time_per_atom_step_s"],
+        "lammps_cpu_time_per_atom_step_s": ref["cpu_time_per_atom_step_s"],
+        "cpu_time_ratio_vs_lammps": (ours["cpu_time_per_atom_step_s"]
+                                     / ref["cpu_time_per_atom_step_s"]),
         "neighbor_build_s": ours["neighbor_build_s"],
         "lammps_neighbor_build_s": ref["neighbor_build_s"],
         "bytes_per_atom": ours["bytes_per_atom"],
@@ -201,6 +216,9 @@ def _table(cases: list[dict]) -> str:
         ("LAMMPS pair_style eam [µs/atom-step]", "lammps_time_per_atom_step_s", "us"),
         ("ratio fused / LAMMPS", "time_ratio_vs_lammps", "{:.2f}"),
         ("ratio compute / LAMMPS", "compute_time_ratio_vs_lammps", "{:.2f}"),
+        ("ours fused, CPU time [µs/atom-step]", "cpu_time_per_atom_step_s", "us"),
+        ("LAMMPS, CPU time [µs/atom-step]", "lammps_cpu_time_per_atom_step_s", "us"),
+        ("ratio fused / LAMMPS, CPU time", "cpu_time_ratio_vs_lammps", "{:.2f}"),
         ("ours neighbour build [ms]", "neighbor_build_s", "ms"),
         ("LAMMPS neighbour build [ms]", "lammps_neighbor_build_s", "ms"),
         ("bytes/atom (list + per-atom arrays)", "bytes_per_atom", "{:.0f}"),
@@ -247,6 +265,7 @@ def main(argv=None) -> int:
     summary = {k: first[k] for k in (
         "atoms", "time_per_atom_step_s", "compute_time_per_atom_step_s",
         "lammps_time_per_atom_step_s", "time_ratio_vs_lammps", "compute_time_ratio_vs_lammps",
+        "cpu_time_ratio_vs_lammps",
         "neighbor_build_s", "lammps_neighbor_build_s", "bytes_per_atom",
         "tracemalloc_peak_bytes_per_atom", "energy_rel_diff", "energy_check_passed")}
     summary["energy_check_passed"] = all(c["energy_check_passed"] for c in cases)
