@@ -108,7 +108,8 @@ class Configuration:
         reps = tuple(int(r) for r in reps)
         if any(r < 1 for r in reps):
             raise InputError(f"repeat counts must be >= 1, got {reps}")
-        grid = np.stack(np.meshgrid(*[np.arange(r) for r in reps], indexing="ij"), -1).reshape(-1, 3)
+        axes = [np.arange(r) for r in reps]
+        grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
         shifts = grid @ self.cell_cc
         pos = (self.positions_nc[None, :, :] + shifts[:, None, :]).reshape(-1, 3)
         rep = len(grid)
