@@ -37,6 +37,7 @@ demo: setup
 
 bench: setup
 	$(PY) benchmarks/bench_forces.py
+	$(PY) benchmarks/bench_fe2.py
 
 lint: setup
 	$(VENV)/bin/ruff check .

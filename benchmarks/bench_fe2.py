@@ -81,6 +81,28 @@ class FiniteDifferenceTangent:
         self.inner.revert()
 
 
+class FrozenTangent:
+    """Modified Newton: the tangent of the first evaluation (the initial stiffness) is kept."""
+
+    def __init__(self, inner):
+        self.inner, self.dim, self.A = inner, inner.dim, None
+
+    def evaluate(self, F_qij):
+        P, A = self.inner.evaluate(F_qij)
+        if self.A is None or self.A.shape != A.shape:
+            self.A = A
+        return P, self.A
+
+    def energy_density(self, F_qij):
+        return self.inner.energy_density(F_qij)
+
+    def commit(self):
+        self.inner.commit()
+
+    def revert(self):
+        self.inner.revert()
+
+
 def child(args) -> dict:
     import fe2qc.mpi
 
@@ -88,10 +110,14 @@ def child(args) -> dict:
     from coupling.driver import Simulation
 
     comm = MPI.COMM_WORLD
-    cfg = _config(args.quick, args.tmp, fd_mesh=args.child == "fd")
+    cfg = _config(args.quick, args.tmp, fd_mesh=args.child in ("fd", "secant"))
+    if args.child == "secant":
+        cfg.solver.max_iterations = 200
     sim = Simulation(cfg, comm, log=None)
     if args.child == "fd":
         sim.problem.material = FiniteDifferenceTangent(sim.material)
+    elif args.child == "secant":
+        sim.problem.material = FrozenTangent(sim.material)
     t0 = time.perf_counter()
     reports = sim.problem.solve(cfg.loading.load_factors())
     wall = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
@@ -136,7 +162,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--child", choices=["consistent", "fd"], default=None, help=argparse.SUPPRESS)
+    p.add_argument("--child", choices=["consistent", "fd", "secant"], default=None, help=argparse.SUPPRESS)
     p.add_argument("--tmp", default=str(ROOT / "results" / "bench_fe2"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
@@ -154,6 +180,7 @@ def main() -> int:
     fd_cons = _spawn(me + ["--child", "consistent", "--quick"], args.tmp) if not args.quick \
         else runs[1]
     fd = _spawn(me + ["--child", "fd"], args.tmp)
+    secant = _spawn(me + ["--child", "secant"], args.tmp)
     gps = {str(n): r["gauss_points_per_s"] for n, r in runs.items()}
     eff = gps["2"] / (2 * gps["1"])
     t_rve = 1.0 / gps["1"]  # material wall seconds per evaluation on one rank
@@ -170,6 +197,8 @@ def main() -> int:
         "seconds_by_phase_2": runs[2]["seconds_by_phase_per_iteration"],
         "newton_iterations_consistent": fd_cons["newton_iterations"],
         "newton_iterations_fd": fd["newton_iterations"],
+        "newton_iterations_secant": secant["newton_iterations"],
+        "wall_s_consistent_fd_secant": [fd_cons["wall_s"], fd["wall_s"], secant["wall_s"]],
         "fd_gauss_points": fd["gauss_points"],
         "cost_model_seconds_per_iteration_1e5_points": model,
         "cpu_count": os.cpu_count(),
@@ -181,7 +210,9 @@ def main() -> int:
           + ", ".join(f"{k} {v:.3f}" for k, v in result["seconds_by_phase"].items()))
     print(f"Newton iterations: consistent tangent {result['newton_iterations_consistent']}, "
           f"finite-difference tangent {result['newton_iterations_fd']} "
-          f"({fd['gauss_points']} Gauss points)")
+          f"({fd['gauss_points']} Gauss points), initial-stiffness (secant) tangent "
+          f"{result['newton_iterations_secant']}; wall s consistent/fd/secant "
+          + "/".join(f"{t:.1f}" for t in result["wall_s_consistent_fd_secant"]))
     print(f"cost model, 1e5 Gauss points per Newton iteration: t_rve = {t_rve * 1e3:.2f} ms, "
           f"dispatch {t_disp * 1e3:.3f} ms/point -> "
           + ", ".join(f"{n} workers {t:.0f} s" for n, t in model.items()))

@@ -226,6 +226,12 @@ class Simulation:
         if comm.rank == 0:
             self.outdir.mkdir(parents=True, exist_ok=True)
         comm.barrier()
+        # PETSc's initialisation (on importing dolfinx/petsc4py) is collective over
+        # MPI_COMM_WORLD: every rank, workers included, must do it before the split, or the
+        # macro ranks wait forever for the workers.
+        import fe2qc.mpi
+
+        fe2qc.mpi.dolfinx()
         t0 = time.perf_counter()
         inner, mesh_comm, self._worker, self._close = make_material(config, comm, dim=2)
         self.is_worker = self._worker is not None
@@ -407,6 +413,7 @@ class Simulation:
             "increments": len(reports),
             "newton_iterations": [r.iterations for r in reports],
             "load_factor": pb.load_factor,
+            "displacement_norm": float(pb.displacement_norm()),
             "K_applied_MPa_sqrt_m": (cfg.loading.value * pb.load_factor
                                      if self.K_applied is not None else None),
             "sigma_remote_GPa": (self.sigma_remote * pb.load_factor * EV_PER_A3_IN_GPA
