@@ -332,6 +332,29 @@ class Simulation:
         scale = np.abs(A).max()
         return acoustic_min_eigenvalue(A) <= 1e-10 * scale
 
+    def _hill_mandel(self) -> dict | None:
+        """Hill-Mandel check after a converged step at the most stressed Gauss point (global):
+        macro stress power P:dF against the RVE's energy rate for a probe dF, and P against
+        dW/dF (finite differences of the relaxed RVE energy). Collective over the mesh ranks."""
+        mat = self.material.inner
+        F, P = self.material.F_qij, self.material.P_qij
+        if not hasattr(mat, "point_model") or F is None:
+            return None
+        MPI = _mpi()
+        local = float(np.abs(P).max(axis=(1, 2)).max()) if len(P) else -1.0
+        best = self.mesh_comm.allreduce((local, self.mesh_comm.rank), op=MPI.MAXLOC)
+        out = None
+        if self.mesh_comm.rank == best[1] and len(P):
+            from coupling.hill_mandel import hill_mandel_check
+
+            q = int(np.abs(P).max(axis=(1, 2)).argmax())
+            states = mat.committed_states
+            rep = hill_mandel_check(mat.point_model, F, states, points=[q], components=True)
+            out = {"point": self.problem.describe_point(q),
+                   "power_mismatch": float(rep["max_power_mismatch"]),
+                   "stress_mismatch": float(rep["max_stress_mismatch"])}
+        return self.mesh_comm.bcast(out, root=best[1])
+
     def _checkpoint(self, report):
         pb = self.problem
         path = self.outdir / f"checkpoint_rank{self.mesh_comm.rank}.npz"
@@ -370,6 +393,7 @@ class Simulation:
             t = {k: self.mesh_comm.allreduce(v, op=_mpi().MAX) for k, v in sorted(t.items())}
             loss = int(self.mesh_comm.allreduce(int(self.ellipticity_lost().sum())))
             n_loss.append(loss)
+            hm = self._hill_mandel()
             if cfg.output.vtx:
                 self._write_fields(report.load_factor)
             if cfg.output.checkpoint:
@@ -380,10 +404,14 @@ class Simulation:
                     "increment": report.increment, "newton_iterations": report.iterations,
                     "residual_norms": report.residual_norms, "cutbacks": report.cutbacks,
                     "failures": report.failures, "timings": t, "wall_time": report.wall_time,
-                    "ellipticity_loss_points": loss}) + "\n")
+                    "ellipticity_loss_points": loss, "hill_mandel": hm}) + "\n")
                 logf.flush()
             if loss:
                 self._say(f"  {loss} Gauss points lost strong ellipticity")
+            if hm:
+                self._say(f"  Hill-Mandel at the most stressed Gauss point: stress power "
+                          f"mismatch {hm['power_mismatch']:.1e}, |P - dW/dF| / |P| "
+                          f"{hm['stress_mismatch']:.1e}")
             if callback is not None:
                 callback(report)
 

@@ -64,6 +64,14 @@ def test_same_answer_for_one_and_two_ranks_and_zero_or_one_worker(tmp_path):
     ref = _run(tmp_path, "serial", 1, 0)
     assert ref["load_factor"] == pytest.approx(1.0)
     assert (tmp_path / "serial").is_dir() and any((tmp_path / "serial").iterdir())
+    # the per-step log carries the Newton history and a Hill-Mandel check of every step
+    steps = [json.loads(line) for line in (tmp_path / "serial" / "steps.jsonl").open()]
+    assert len(steps) == ref["increments"]
+    for st in steps:
+        assert st["residual_norms"][-1] < 1e-9 * st["residual_norms"][0]
+        assert st["hill_mandel"]["power_mismatch"] < 1e-6
+        assert st["hill_mandel"]["stress_mismatch"] < 1e-6
+    assert (tmp_path / "serial" / "checkpoint_rank0.npz").exists()
     for name, ranks, workers in [("two_ranks", 2, 0), ("one_worker", 2, 1)]:
         got = _run(tmp_path, name, ranks, workers)
         assert got["newton_iterations"] == ref["newton_iterations"], name
