@@ -1,0 +1,78 @@
+"""FE² with atomistic material points: a homogeneous stretch gives, at every Gauss point, the
+stress of a single Cauchy-Born cell / RVE at that F (serial and on 2 ranks)."""
+
+import numpy as np
+import pytest
+
+import fe2qc.mpi
+from atomistic.potentials import load_potential
+from atomistic.rve import AtomisticRVE, CauchyBorn
+from atomistic.lattice import crystal
+
+A0 = 3.6149999757646176  # Cu_u3 zero-pressure lattice constant
+F2 = np.array([[1.02, 0.01], [-0.005, 0.99]])
+
+
+class Recorder:
+    """Passes a material point through and keeps the last P it returned."""
+
+    def __init__(self, inner):
+        self.inner, self.dim, self.P = inner, inner.dim, None
+
+    def evaluate(self, F_qij):
+        P, A = self.inner.evaluate(F_qij)
+        self.F, self.P = F_qij.copy(), P
+        return P, A
+
+    def energy_density(self, F_qij):
+        return self.inner.energy_density(F_qij)
+
+    def commit(self):
+        self.inner.commit()
+
+    def revert(self):
+        self.inner.revert()
+
+
+def _homogeneous_stretch(comm, material):
+    dolfinx = fe2qc.mpi.dolfinx()
+    from dolfinx import mesh as dmesh
+
+    from fe2.solver import Dirichlet, Problem
+
+    msh = dmesh.create_rectangle(comm, [[0.0, 0.0], [200.0, 100.0]], [6, 3],
+                                 cell_type=dmesh.CellType.triangle)
+    G = F2 - np.eye(2)
+
+    def everywhere(x):
+        return np.full(x.shape[1], True)
+
+    def u_affine(x):
+        return G @ x[:2]
+
+    rec = Recorder(material)
+    pb = Problem(msh, rec, degree=1, bcs=[Dirichlet(everywhere, u_affine)])
+    pb.solve([0.5, 1.0])
+    assert dolfinx is not None
+    return pb, rec
+
+
+@pytest.mark.parametrize("kind", ["cauchy_born", "rve"])
+def test_homogeneous_stretch_gives_single_cell_stress_everywhere(kind):
+    comm = fe2qc.mpi.mpi().COMM_WORLD
+    cu = load_potential("Cu_u3.eam")
+    if kind == "cauchy_born":
+        mat = CauchyBorn(cu, "fcc", A0, dim=2)
+    else:
+        mat = AtomisticRVE(cu, crystal("fcc", A0, size=(2, 2, 2)), dim=2, multiple_images=True)
+    pb, rec = _homogeneous_stretch(comm, mat)
+    assert np.allclose(rec.F, F2, atol=1e-10)
+    F3 = np.eye(3)
+    F3[:2, :2] = F2
+    P_single = CauchyBorn(cu, "fcc", A0).evaluate_one(F3)[0][:2, :2]
+    assert np.abs(rec.P - P_single).max() < 1e-10 * np.abs(P_single).max()
+
+
+@pytest.mark.mpi
+def test_homogeneous_stretch_on_two_ranks_gives_cauchy_born_stress_everywhere():
+    test_homogeneous_stretch_gives_single_cell_stress_everywhere("cauchy_born")
