@@ -162,7 +162,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--child", choices=["consistent", "fd", "secant"], default=None, help=argparse.SUPPRESS)
+    p.add_argument("--child", choices=["consistent", "fd", "secant"], default=None,
+                   help=argparse.SUPPRESS)
     p.add_argument("--tmp", default=str(ROOT / "results" / "bench_fe2"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:

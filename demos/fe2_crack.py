@@ -130,6 +130,7 @@ if comm.rank == 0 and snapshots:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     K1 = cfg.loading.value * MPA_SQRT_M_IN_EV_A3_SQRT_A  # K_I at load factor 1, eV/Å³ √Å
     fig, ax = plt.subplots(figsize=(6, 4.5))
@@ -148,12 +149,20 @@ if comm.rank == 0 and snapshots:
         rr = np.geomspace(max(r[wedge].min(), 0.5), 2 * a, 100)
         ax.loglog(rr, K_app / np.sqrt(2 * np.pi * rr) * EV_PER_A3_IN_GPA, "-",
                   color=line.get_color(), lw=1)
+        # the full centre-crack field along the ligament, K g(r) / sqrt(2 pi r), which the fit
+        # uses: the singular term alone underestimates sigma_yy once r is a fraction of a
+        g = (1 + rr / a) / np.sqrt(1 + rr / (2 * a))
+        ax.loglog(rr, K_app * g / np.sqrt(2 * np.pi * rr) * EV_PER_A3_IN_GPA, "--",
+                  color=line.get_color(), lw=1)
         if lost.any():
             m = lost & (r < 2 * a)
             ax.loglog(np.maximum(r[m], 0.5), np.abs(s_yy[m]) * EV_PER_A3_IN_GPA, "x", color="k",
                       ms=7)
     ax.plot([], [], "x", color="k", label="lost strong ellipticity")
-    ax.plot([], [], "-", color="gray", label=r"$K_I/\sqrt{2\pi r}$")
+    ax.plot([], [], "-", color="gray", label=r"$K_I/\sqrt{2\pi r}$ (singular term)")
+    ax.plot([], [], "--", color="gray", label=r"$K_I\,g(r)/\sqrt{2\pi r}$ (centre crack, "
+            r"$g = (1+r/a)/\sqrt{1+r/2a}$)")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.axvspan(5 * h_tip, a, color="0.9", zorder=-1)
     ax.set_xlabel("distance from the tip r (Å)")
     ax.set_ylabel(r"$\sigma_{yy}$ (GPa), polar angle < 12°")

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 import fe2qc.mpi
+from atomistic.lattice import crystal
 from atomistic.potentials import load_potential
 from atomistic.rve import AtomisticRVE, CauchyBorn
-from atomistic.lattice import crystal
 
 A0 = 3.6149999757646176  # Cu_u3 zero-pressure lattice constant
 F2 = np.array([[1.02, 0.01], [-0.005, 0.99]])
