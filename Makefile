@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml scripts/find_python.sh
 	$(PY) -c 'import fe2qc.mpi as m; m.dolfinx(); m.lammps(); import atomistic, fe2, coupling; print("make setup: OK (dolfinx", m.dolfinx().__version__ + ")")'; \
 	touch $(STAMP)
 
-test: setup test-serial test-mpi
+test: setup lint test-serial test-mpi
 
 test-serial:
 	$(PY) -m pytest -q -m "not mpi" -p no:cacheprovider
