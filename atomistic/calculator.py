@@ -117,6 +117,23 @@ def _incidence(i_p, j_p, n):
 
 
 @numba.njit(cache=True)
+def _add_density_gradient(g, p, i, j, d_pc, r_p, a, vec, mark, touched, nt):
+    """Add pair p's share ``g n_p (±1)`` of d rho_a / dx to atoms j and i; returns the new
+    count of atoms touched for atom a (``vec`` rows are zeroed on first touch)."""
+    for b in (i, j):
+        if mark[b] != a:
+            mark[b] = a
+            vec[b, :] = 0.0
+            touched[nt] = b
+            nt += 1
+    for c in range(3):
+        gc = g * d_pc[p, c] / r_p[p]
+        vec[j, c] += gc
+        vec[i, c] -= gc
+    return nt
+
+
+@numba.njit(cache=True)
 def _hessian_coo(d_pc, r_p, i_p, j_p, K, fpp_n, drho_i_p, drho_j_p, n):
     npair = i_p.shape[0]
     start, inc_pair, inc_end = _incidence(i_p, j_p, n)
@@ -159,16 +176,7 @@ def _hessian_coo(d_pc, r_p, i_p, j_p, K, fpp_n, drho_i_p, drho_j_p, n):
             g = drho_i_p[p] if inc_end[q] == 0 else drho_j_p[p]
             if g == 0.0:
                 continue
-            for b in (i, j):
-                if mark[b] != a:
-                    mark[b] = a
-                    vec[b, :] = 0.0
-                    touched[nt] = b
-                    nt += 1
-            for c in range(3):
-                gc = g * d_pc[p, c] / r_p[p]
-                vec[j, c] += gc
-                vec[i, c] -= gc
+            nt = _add_density_gradient(g, p, i, j, d_pc, r_p, a, vec, mark, touched, nt)
         for t1 in range(nt):
             b1 = touched[t1]
             for t2 in range(nt):
@@ -228,16 +236,7 @@ def _second_F(d_pc, r_p, D_pc, i_p, j_p, K, fpp_n, drho_i_p, drho_j_p, n, want_m
             i = i_p[p]
             j = j_p[p]
             if want_mixed and i != j:
-                for b in (i, j):
-                    if mark[b] != a:
-                        mark[b] = a
-                        vec[b, :] = 0.0
-                        touched[nt] = b
-                        nt += 1
-                for c in range(3):
-                    gc = g * d_pc[p, c] / r_p[p]
-                    vec[j, c] += gc
-                    vec[i, c] -= gc
+                nt = _add_density_gradient(g, p, i, j, d_pc, r_p, a, vec, mark, touched, nt)
         f = fpp_n[a]
         for c in range(3):
             for J in range(3):
