@@ -332,15 +332,26 @@ class Calculator:
         return self.compute(config).energy
 
     # -- second order -----------------------------------------------------------------------
-    def _second(self, config: Configuration):
+    def _second(self, config: Configuration, weights_n: np.ndarray | None = None):
         nl, d_pc, r_p = self._pairs(config)
-        so: SecondOrder = self.potential.second_order(r_p, nl.i_p, nl.j_p, config.types_n)
+        if weights_n is None:
+            so: SecondOrder = self.potential.second_order(r_p, nl.i_p, nl.j_p, config.types_n)
+        else:
+            weights_n = np.ascontiguousarray(weights_n, dtype=float)
+            if weights_n.shape != (len(config),):
+                raise InputError(f"weights must have one entry per atom, got {weights_n.shape}")
+            so = self.potential.second_order(r_p, nl.i_p, nl.j_p, config.types_n, weights_n)
         K = _radial_blocks(d_pc, r_p, so.dedr_p, so.d2edr2_p)
         return nl, d_pc, r_p, so, K
 
-    def hessian(self, config: Configuration) -> sp.csr_matrix:
-        """The analytic atomic Hessian d2E/dx dx as a sparse (3n, 3n) matrix (eV/Å²)."""
-        nl, d_pc, r_p, so, K = self._second(config)
+    def hessian(self, config: Configuration, weights_n: np.ndarray | None = None
+                ) -> sp.csr_matrix:
+        """The analytic atomic Hessian d2E/dx dx as a sparse (3n, 3n) matrix (eV/Å²).
+
+        With ``weights_n`` it is the Hessian of ``sum_a w_a E_a`` (the quasicontinuum's
+        weighted site energies), matching :meth:`compute` with the same weights.
+        """
+        nl, d_pc, r_p, so, K = self._second(config, weights_n)
         n = len(config)
         rows, cols, vals = _hessian_coo(d_pc, r_p, nl.i_p, nl.j_p, K, so.fpp_n, so.drho_i_p,
                                         so.drho_j_p, n)

@@ -60,6 +60,7 @@ class Potential(Protocol):
         ...
 
     def second_order(self, r_p: np.ndarray, i_p: np.ndarray, j_p: np.ndarray,
-                     types_n: np.ndarray) -> SecondOrder:
-        """Return the second-order data of the total energy (see :class:`SecondOrder`)."""
+                     types_n: np.ndarray, weights_n: np.ndarray | None = None) -> SecondOrder:
+        """Return the second-order data of ``sum_a w_a E_a`` (see :class:`SecondOrder`); all
+        weights one (None) gives the total energy."""
         ...

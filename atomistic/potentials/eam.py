@@ -304,7 +304,7 @@ def _first_order(r_p, i_p, j_p, types_n, w_n, rhor, z2r, z2r_idx, frho, rdr, rdr
 
 
 @numba.njit(cache=True)
-def _second_order(r_p, i_p, j_p, types_n, rhor, z2r, z2r_idx, frho, rdr, rdrho, nr, nrho,
+def _second_order(r_p, i_p, j_p, types_n, w_n, rhor, z2r, z2r_idx, frho, rdr, rdrho, nr, nrho,
                   rhomax, cut):
     n = types_n.shape[0]
     rho = np.zeros(n)
@@ -313,8 +313,8 @@ def _second_order(r_p, i_p, j_p, types_n, rhor, z2r, z2r_idx, frho, rdr, rdrho, 
     fpp_n = np.empty(n)
     for a in range(n):
         _, fp, fpp = _embed(rho[a], frho[types_n[a]], rdrho, nrho, rhomax)
-        fp_n[a] = fp
-        fpp_n[a] = fpp
+        fp_n[a] = w_n[a] * fp
+        fpp_n[a] = w_n[a] * fpp
     npair = r_p.shape[0]
     dedr = np.zeros(npair)
     d2 = np.zeros(npair)
@@ -343,8 +343,9 @@ def _second_order(r_p, i_p, j_p, types_n, rhor, z2r, z2r_idx, frho, rdr, rdrho, 
             phi = z2 * recip
             phip = z2p * recip - phi * recip
             phipp = (z2pp - 2.0 * phip) * recip
-            dedr[q] = fp_n[i] * rhojp + fp_n[j] * rhoip + phip
-            d2[q] = phipp + fp_n[i] * rhojpp + fp_n[j] * rhoipp
+            wp = 0.5 * (w_n[i] + w_n[j])
+            dedr[q] = fp_n[i] * rhojp + fp_n[j] * rhoip + wp * phip
+            d2[q] = wp * phipp + fp_n[i] * rhojpp + fp_n[j] * rhoipp
             drho_i[q] = rhojp
             drho_j[q] = rhoip
     return dedr, d2, fpp_n, drho_i, drho_j
@@ -632,11 +633,15 @@ class EAM:
         return _first_order(np.ascontiguousarray(r_p, float), np.ascontiguousarray(i_p),
                             np.ascontiguousarray(j_p), t, w, *self._args(), self.cutoff)
 
-    def second_order(self, r_p, i_p, j_p, types_n) -> SecondOrder:
-        """Return the :class:`SecondOrder` data of the total energy (differentiated splines)."""
+    def second_order(self, r_p, i_p, j_p, types_n, weights_n=None) -> SecondOrder:
+        """Return the :class:`SecondOrder` data of ``sum_a w_a E_a`` (all ``w = 1``: the total
+        energy), from the differentiated splines."""
         t = self._check_types(types_n)
+        w = np.ones(len(t)) if weights_n is None else np.ascontiguousarray(weights_n, float)
+        if w.shape != t.shape:
+            raise InputError(f"weights must have one entry per atom ({len(t)}), got {w.shape}")
         out = _second_order(np.ascontiguousarray(r_p, float), np.ascontiguousarray(i_p),
-                            np.ascontiguousarray(j_p), t, *self._args(), self.cutoff)
+                            np.ascontiguousarray(j_p), t, w, *self._args(), self.cutoff)
         return SecondOrder(*out)
 
     def energy_forces(self, x_nc, cell_cc, i_p, j_p, s_pc, types_n):

@@ -138,13 +138,25 @@ class PairPotential:
                             np.ascontiguousarray(i_p, np.int64),
                             np.ascontiguousarray(j_p, np.int64), w_n, n)
 
-    def second_order(self, r_p, i_p, j_p, types_n) -> SecondOrder:
-        """Return the second-order data (``fpp_n`` and ``drho`` are zero for a pair potential)."""
+    def second_order(self, r_p, i_p, j_p, types_n, weights_n=None) -> SecondOrder:
+        """Return the second-order data (``fpp_n`` and ``drho`` are zero for a pair potential).
+
+        With ``weights_n`` the data are those of ``sum_a w_a E_a``: pair p carries
+        ``(w_i + w_j) / 2`` of ``phi``.
+        """
         types_n = np.asarray(types_n)
         self._check_types(types_n)
         r_p = np.ascontiguousarray(r_p, float)
         dedr_p, d2edr2_p = _second_order(self._kind, self._params, r_p)
         npair = len(r_p)
+        if weights_n is not None:
+            w_n = np.asarray(weights_n, float)
+            if w_n.shape != (len(types_n),):
+                raise InputError(f"weights must have one entry per atom ({len(types_n)}), got "
+                                 f"{w_n.shape}")
+            w_p = 0.5 * (w_n[np.asarray(i_p)] + w_n[np.asarray(j_p)])
+            dedr_p *= w_p
+            d2edr2_p *= w_p
         return SecondOrder(dedr_p, d2edr2_p, np.zeros(len(types_n)), np.zeros(npair),
                            np.zeros(npair))
 
