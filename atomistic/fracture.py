@@ -1,0 +1,291 @@
+"""Griffith quantities from a potential: surface energy, lattice constant, elastic tensor.
+
+Everything is computed with our own engine (no typed-in material numbers):
+
+* :func:`surface_energy` - γ = (E_slab - N e_bulk) / (2A) of a slab that is periodic in-plane
+  and open along the surface normal, unrelaxed or relaxed (Newton, analytic Hessian).
+* :func:`lattice_constant` - zero-pressure lattice parameter (Cauchy-Born), the triangular
+  lattice included.
+* :func:`elastic_tensor` - the full C_ijkl (eV/Å³) at F = I from Cauchy-Born, optionally rotated
+  into a crack frame.
+* :func:`griffith` - γ, C and, where E' is known, K_G = sqrt(2 γ E').
+
+**Dependency rule.** ``atomistic`` may not import ``fe2``. The plane-strain modulus E' of an
+anisotropic (cubic) crack needs the Stroh roots, which live in :mod:`fe2.kfield`; so for cubic
+lattices :func:`griffith` returns γ and the crack-frame stiffness, and the caller (e.g.
+``coupling``, a script or a test) does::
+
+    from fe2.kfield import AnisotropicCrack, griffith_K
+    g = griffith(pot, "fcc", a0)
+    E_prime = AnisotropicCrack(g["C_ijkl"]).plane_strain_modulus
+    K_G = griffith_K(g["gamma"], E_prime)          # eV/Å^{5/2}
+
+or passes ``E_prime=`` to :func:`griffith`. For the 2D ``triangular`` lattice (isotropic) E'
+is computed here with the isotropic formula ``E' = 4μ(λ + μ)/(λ + 2μ)``.
+
+**The triangular lattice** is a 2D layer in the xy plane. Its energies are per unit thickness
+of 1 Å: γ is energy per surface length (eV/Å) divided by 1 Å, i.e. eV/Å², and C_ijkl is
+energy per area (eV/Å²) divided by 1 Å, i.e. eV/Å³ (2D Lamé constants λ = C_xxyy, μ = C_xyxy).
+With these, K_G = sqrt(2 γ E') is in eV/Å^{5/2} "per 1 Å thickness"; its MPa·m^{1/2} value is
+only a formal conversion.
+
+Units: 1 eV/Å^{5/2} = 1.602176634e-19 J / (1e-10 m)^{5/2} = 1.602176634e6 Pa·m^{1/2}
+(:data:`EV_PER_A52_IN_MPA_SQRT_M` = 1.602176634).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.optimize
+
+from atomistic.calculator import Calculator
+from atomistic.lattice import crystal, get_lattice
+from atomistic.potentials.base import Potential
+from atomistic.relax import relax as relax_positions
+from atomistic.rve import CauchyBorn
+from fe2qc.errors import CalculationFailed, InputError
+
+__all__ = ["EV_PER_A52_IN_MPA_SQRT_M", "surface_energy", "slab", "lattice_constant",
+           "elastic_tensor", "crack_frame_rotation", "griffith"]
+
+#: elementary charge (J per eV), exact (SI 2019)
+_EV_IN_J = 1.602176634e-19
+#: 1 eV/Å^{5/2} in MPa·m^{1/2}: 1 eV / (1 Å)^{5/2} = 1.602176634e-19 J / 1e-25 m^{5/2}
+EV_PER_A52_IN_MPA_SQRT_M = _EV_IN_J / (1e-10) ** 2.5 / 1e6
+
+
+def _check_normal(lattice: str, normal_axis: int) -> int:
+    if normal_axis not in (0, 1, 2):
+        raise InputError(f"normal_axis must be 0, 1 or 2 (x, y, z), got {normal_axis!r}")
+    if get_lattice(lattice).dimension == 2 and normal_axis == 2:
+        raise InputError("the triangular lattice is a layer in the xy plane: its surfaces have "
+                         "normal_axis 0 (x) or 1 (y), not 2")
+    return normal_axis
+
+
+def slab(lattice: str, a0: float, *, orientation=None, normal_axis: int = 1, layers: int = 4,
+         inplane=(1, 1)):
+    """A slab and the matching bulk cell: ``(slab_config, bulk_config, area)``.
+
+    Args:
+        lattice: lattice name.
+        a0: lattice parameter (Å).
+        orientation: Miller directions of x, y, z (cubic lattices), see
+            :func:`atomistic.lattice.crystal`.
+        normal_axis: the surface normal (0, 1, 2 = x, y, z).
+        layers: repetitions of the oriented unit cell along the normal.
+        inplane: repetitions along the two other axes (in increasing axis order); the z
+            repetition of the triangular layer is always 1.
+
+    Returns:
+        The slab (open along the normal), the same atoms fully periodic, and the area of one
+        surface (Å²; for the triangular lattice the surface length times 1 Å).
+    """
+    normal_axis = _check_normal(lattice, normal_axis)
+    layers = int(layers)
+    if layers < 1:
+        raise InputError(f"layers must be >= 1, got {layers}")
+    size = [1, 1, 1]
+    others = [k for k in range(3) if k != normal_axis]
+    for k, n in zip(others, np.broadcast_to(np.asarray(inplane, int), 2), strict=True):
+        size[k] = int(n)
+    size[normal_axis] = layers
+    two_d = get_lattice(lattice).dimension == 2
+    if two_d:
+        size[2] = 1
+    pbc = [True, True, True]
+    pbc[normal_axis] = False
+    s = crystal(lattice, a0, size=size, orientation=orientation, pbc=tuple(pbc))
+    b = crystal(lattice, a0, size=size, orientation=orientation)
+    edges = np.linalg.norm(s.cell_cc, axis=1)
+    if two_d:
+        area = float(edges[others[0]]) * 1.0  # unit thickness 1 Å
+    else:
+        area = float(edges[others[0]] * edges[others[1]])
+    return s, b, area
+
+
+def surface_energy(potential: Potential, lattice: str, a0: float, *, orientation=None,
+                   normal_axis: int = 1, layers: int = 4, inplane=(1, 1), relax: bool = True,
+                   fmax: float = 1e-8, return_details: bool = False):
+    """Surface energy γ (eV/Å²) of the plane normal to ``normal_axis``.
+
+    ``γ = (E_slab - N e_bulk) / (2A)`` with e_bulk the energy per atom of the same atoms in a
+    fully periodic cell and A the area of one surface. The slab is periodic along the two
+    in-plane axes (neighbour lists with multiple images, so a 1×1 in-plane cell is fine) and
+    open along the normal. With ``relax`` the atoms are relaxed with Newton's method to
+    ``fmax`` (eV/Å); the in-plane cell stays that of the bulk.
+
+    For the 2D ``triangular`` lattice γ is the energy per surface *length* per 1 Å thickness,
+    eV/Å² (the same unit-thickness convention as :func:`elastic_tensor`).
+
+    Args:
+        potential: the interatomic potential.
+        lattice: ``fcc``, ``bcc``, ``sc`` or ``triangular``.
+        a0: lattice parameter (Å), normally :func:`lattice_constant`.
+        orientation: Miller directions of x, y, z as rows (cubic lattices), e.g.
+            ``[[1, -1, 0], [1, 1, 1], [-1, -1, 2]]`` for a (111) surface with normal_axis=1.
+        normal_axis: surface normal (0, 1, 2 = x, y, z).
+        layers: oriented unit cells along the normal (converge γ in this; 4 cube layers =
+            8 atomic (100) planes of fcc).
+        inplane: in-plane repetitions.
+        relax: relax the atom positions (the unrelaxed γ otherwise).
+        fmax: force tolerance of the relaxation.
+        return_details: also return a dict with the slab, energies and counts.
+
+    Returns:
+        γ, or ``(γ, details)``.
+    """
+    s, b, area = slab(lattice, a0, orientation=orientation, normal_axis=normal_axis,
+                      layers=layers, inplane=inplane)
+    calc = Calculator(potential, multiple_images=True)
+    e_bulk = Calculator(potential, multiple_images=True).energy(b) / len(b)
+    e_unrelaxed = calc.energy(s)
+    if relax:
+        r = relax_positions(s, calc, method="newton", fmax=fmax)
+        s, e_slab = r.config, float(r.energy)
+    else:
+        e_slab = e_unrelaxed
+    gamma = (e_slab - len(s) * e_bulk) / (2 * area)
+    if not return_details:
+        return gamma
+    return gamma, {"slab": s, "energy_slab": e_slab, "energy_unrelaxed": e_unrelaxed,
+                   "energy_bulk_per_atom": e_bulk, "n_atoms": len(s), "area": area}
+
+
+def _cb_state(potential: Potential, lattice: str, a: float):
+    """(pressure, energy per atom, A / unit volume) from Cauchy-Born at F = I.
+
+    For the triangular layer the per-atom quantities are rescaled to a unit thickness of 1 Å
+    (energy / in-plane area), whatever thickness CauchyBorn itself divides by.
+    """
+    cb = CauchyBorn(potential, lattice, a, dim=get_lattice(lattice).dimension)
+    P, A, W = cb.evaluate_one(np.eye(3), tangent=True)
+    e = W * cb.V0
+    if get_lattice(lattice).dimension == 2:
+        cell = cb.cell.cell_cc
+        v = float(np.linalg.norm(np.cross(cell[0], cell[1]))) * 1.0
+        p = -0.5 * float(P[0, 0] + P[1, 1])
+    else:
+        v = cb.V0
+        p = -float(np.trace(P)) / 3.0
+    return p * cb.V0 / v, e, A * cb.V0 / v
+
+
+def lattice_constant(potential: Potential, lattice: str, a_guess: float | None = None) -> float:
+    """Zero-pressure lattice parameter (Å) from Cauchy-Born.
+
+    Cubic lattices: :func:`atomistic.elastic.equilibrium_lattice_constant` (cube edge).
+    ``triangular``: the nearest-neighbour distance at which the in-plane pressure
+    ``-(P_xx + P_yy)/2`` vanishes; the energy minimum on a grid of distances up to the cutoff
+    gives the bracket, ``brentq`` the root.
+    """
+    lat = get_lattice(lattice)
+    if lat.dimension == 3:
+        from atomistic.elastic import equilibrium_lattice_constant
+
+        return equilibrium_lattice_constant(potential, lat.name, a_guess)
+
+    def pressure(a):
+        return _cb_state(potential, lat.name, a)[0]
+
+    if a_guess is None:
+        grid = np.linspace(0.3, 1.0, 71) * potential.cutoff
+        e = [_cb_state(potential, lat.name, a)[1] for a in grid]
+        a_guess = float(grid[int(np.argmin(e))])
+    lo, hi = 0.97 * a_guess, 1.02 * a_guess
+    for _ in range(20):
+        if pressure(lo) > 0 > pressure(hi):
+            break
+        lo, hi = 0.97 * lo, min(1.02 * hi, potential.cutoff * (1 - 1e-9))
+    else:
+        raise CalculationFailed(f"could not bracket zero pressure of the triangular lattice "
+                                f"around a = {a_guess:.4g} Å; pass a better a_guess")
+    return float(scipy.optimize.brentq(pressure, lo, hi, xtol=1e-14, rtol=1e-15, maxiter=200))
+
+
+def crack_frame_rotation(orientation) -> np.ndarray:
+    """Rotation R (rows: unit x, y, z of the crack frame in the cube frame) from Miller rows."""
+    O = np.asarray(orientation, dtype=float)
+    if O.shape != (3, 3) or np.any(np.linalg.norm(O, axis=1) == 0):
+        raise InputError(f"orientation must be three non-zero Miller directions as rows, got "
+                         f"{orientation!r}")
+    R = O / np.linalg.norm(O, axis=1)[:, None]
+    if np.abs(R @ R.T - np.eye(3)).max() > 1e-10:
+        raise InputError(f"orientation rows must be mutually orthogonal, got {O.tolist()}")
+    if np.linalg.det(R) < 0:
+        raise InputError(f"orientation {O.tolist()} is left-handed: flip the sign of one row")
+    return R
+
+
+def elastic_tensor(potential: Potential, lattice: str, a0: float, *,
+                   orientation=None) -> np.ndarray:
+    """Full stiffness C_ijkl (eV/Å³) at F = I from Cauchy-Born, optionally in a crack frame.
+
+    ``C = sym(A)`` (A = ∂P/∂F symmetrised over ij and kl, as :mod:`atomistic.elastic` does);
+    at zero stress this is the elastic tensor. For ``triangular`` it is per unit thickness
+    1 Å (2D moduli in eV/Å² divided by 1 Å); λ = C_xxyy, μ = C_xyxy and, the lattice being
+    isotropic, C_xxxx = λ + 2μ.
+
+    Args:
+        orientation: Miller directions of the crack frame's x, y, z as rows (cubic lattices);
+            C is returned in that frame, ``C'_abcd = R_ai R_bj R_ck R_dl C_ijkl``.
+    """
+    lat = get_lattice(lattice)
+    _, _, A = _cb_state(potential, lat.name, a0)
+    C = 0.5 * (A + A.transpose(1, 0, 2, 3))
+    C = 0.5 * (C + C.transpose(0, 1, 3, 2))
+    if orientation is not None:
+        if lat.dimension == 2:
+            raise InputError("orientation is supported for the cubic lattices only")
+        R = crack_frame_rotation(orientation)
+        C = np.einsum("ai,bj,ck,dl,ijkl->abcd", R, R, R, R, C)
+    return C
+
+
+def griffith(potential: Potential, lattice: str, a0: float | None = None, *, orientation=None,
+             layers: int = 6, inplane=(1, 1), E_prime: float | None = None,
+             relax: bool = True) -> dict:
+    """Griffith quantities of a crack on the plane y = 0 (normal y, front z).
+
+    Args:
+        potential: the interatomic potential.
+        lattice: lattice name.
+        a0: lattice parameter (Å); default :func:`lattice_constant`.
+        orientation: crack frame as Miller rows x (propagation), y (normal), z (front).
+        layers, inplane, relax: see :func:`surface_energy`.
+        E_prime: plane-strain modulus (eV/Å³) with G = K²/E'. Needed for cubic lattices
+            (``fe2.kfield.AnisotropicCrack(result["C_ijkl"]).plane_strain_modulus``, see the
+            module docstring); computed here for ``triangular`` (isotropic).
+
+    Returns:
+        dict with ``a0`` (Å), ``gamma`` (eV/Å²), ``gamma_unrelaxed``, ``C_ijkl`` (eV/Å³,
+        crack frame), ``E_prime`` (eV/Å³), ``K_G`` = sqrt(2 γ E') (eV/Å^{5/2}) and
+        ``K_G_MPa_sqrt_m``; the last three are None for a cubic lattice without ``E_prime``.
+        For triangular also ``lam`` and ``mu`` (2D Lamé constants per 1 Å, eV/Å³).
+    """
+    lat = get_lattice(lattice)
+    if a0 is None:
+        a0 = lattice_constant(potential, lat.name)
+    gamma, det = surface_energy(potential, lat.name, a0, orientation=orientation, normal_axis=1,
+                                layers=layers, inplane=inplane, relax=relax,
+                                return_details=True)
+    gamma_u = (det["energy_unrelaxed"] - det["n_atoms"] * det["energy_bulk_per_atom"]) / (
+        2 * det["area"])
+    C = elastic_tensor(potential, lat.name, a0, orientation=orientation)
+    out = {"lattice": lat.name, "a0": float(a0), "gamma": float(gamma),
+           "gamma_unrelaxed": float(gamma_u), "C_ijkl": C}
+    if lat.dimension == 2:
+        lam, mu = float(C[0, 0, 1, 1]), float(C[0, 1, 0, 1])
+        out.update(lam=lam, mu=mu)
+        if E_prime is None:  # isotropic plane strain (= fe2.kfield.isotropic_plane_strain_modulus)
+            E_prime = 4 * mu * (lam + mu) / (lam + 2 * mu)
+    if E_prime is None:
+        out.update(E_prime=None, K_G=None, K_G_MPa_sqrt_m=None)
+        return out
+    E_prime = float(E_prime)
+    if not (np.isfinite(E_prime) and E_prime > 0):
+        raise InputError(f"E_prime must be a positive modulus (eV/Å³), got {E_prime}")
+    K = float(np.sqrt(2 * gamma * E_prime))
+    out.update(E_prime=E_prime, K_G=K, K_G_MPa_sqrt_m=K * EV_PER_A52_IN_MPA_SQRT_M)
+    return out
