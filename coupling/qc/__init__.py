@@ -1,0 +1,1 @@
+"""Quasicontinuum (QC) method: mesh, coupling and output layers."""
