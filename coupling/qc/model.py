@@ -1,0 +1,386 @@
+"""Quasicontinuum energies, residuals and Jacobians over the finite-element nodes.
+
+Every QC scheme here works on one set of unknowns: the displacements ``U`` (m nodes × c
+components) of a P1 mesh whose nodes are lattice sites. In the atomistic region the mesh is
+fully refined, so every atom there is a node; the positions of all other atoms the schemes
+need (padding atoms) are interpolated from the elements, ``x_s = X_s + (P U)_s``, with
+``P`` the P1 interpolation matrix (a unit row for a site that is a node). The continuum is
+the Cauchy-Born site energy ``e(F)`` per element (constant F in a P1 element), counted as
+``|T|/omega`` sites, with ``omega`` the measure (length, area) per site.
+
+The blended energy (``beta = 0`` atomistic, ``1`` continuum, given per site)::
+
+    E_beta(U) = sum_s (1 - beta_s) E_s(x(U)) + sum_T |T|/omega * mean(beta at T's nodes) e(F_T)
+
+* ``qce``: ``beta`` is the indicator of the continuum (a sharp interface): energy-based
+  quasicontinuum. It has ghost forces.
+* ``bqce``: ``beta`` is a smooth ramp across a handshake band (blended QCE).
+* ``bgfc``: ``E_beta(U) - <g_F, U>``, where ``g_F = grad E_beta`` of the defect-free
+  lattice at the homogeneous deformation ``F_ref`` (blended ghost-force correction; Van
+  Koten, Luskin, Ortner). Exact under ``F_ref``; ghost forces of other states are second
+  order in the blending width.
+* ``qcf``: force-based: atoms of the atomistic region get their exact atomistic forces
+  (neighbours from the padding), every other node gets the full Cauchy-Born nodal force.
+  No energy; the Jacobian is not symmetric.
+* ``gfc``: ``qce`` plus the dead load ``g_k = grad E_qce(U_k) - R_qcf(U_k)``, recomputed
+  after each relaxation until it stops changing (Shenoy et al. 1999); its fixed point
+  solves the ``qcf`` equations.
+
+Residuals are gradients (eV/Å per node component): the force on a node is minus the
+residual. Degrees of freedom are ordered node-major: ``dof = c * node + component``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.spatial import cKDTree
+
+from atomistic.calculator import Calculator
+from atomistic.cb_batch import BatchCauchyBorn
+from atomistic.structure import Configuration
+from fe2qc.errors import InputError
+
+__all__ = ["SCHEMES", "QCSystem", "QCModel", "p1_geometry"]
+
+SCHEMES = ("qce", "gfc", "qcf", "bqce", "bgfc")
+_DESCRIPTIONS = {
+    "qce": "energy-based QC (sharp interface; has ghost forces)",
+    "gfc": "QCE with iterated ghost-force correction as a dead load (Shenoy et al. 1999)",
+    "qcf": "force-based QC (atomistic forces on atoms, Cauchy-Born forces on nodes)",
+    "bqce": "blended energy-based QC over a handshake band",
+    "bgfc": "blended QC with the ghost-force correction at the homogeneous state",
+}
+
+
+def check_scheme(scheme: str) -> str:
+    """Return the canonical scheme name or raise InputError listing the choices."""
+    key = str(scheme).strip().lower()
+    if key not in SCHEMES:
+        choices = "; ".join(f"{k}: {v}" for k, v in _DESCRIPTIONS.items())
+        raise InputError(f"unknown QC scheme {scheme!r}; choose one of {', '.join(SCHEMES)} "
+                         f"({choices})")
+    return key
+
+
+def p1_geometry(points_md: np.ndarray, cells_kv: np.ndarray):
+    """Measures (length or area) and shape-function gradients ``(k, d+1, d)`` of P1 simplices."""
+    X = np.asarray(points_md, float)
+    cells = np.asarray(cells_kv, np.int64)
+    d = X.shape[1]
+    if cells.shape[1] != d + 1:
+        raise InputError(f"{d}D mesh cells need {d + 1} nodes, got {cells.shape[1]}")
+    E = X[cells[:, 1:]] - X[cells[:, :1]]  # (k, d, d): rows are edge vectors
+    det = np.linalg.det(E)
+    if np.any(np.abs(det) < 1e-14):
+        bad = int(np.argmin(np.abs(det)))
+        raise InputError(f"mesh cell {bad} (nodes {cells[bad].tolist()}) is degenerate")
+    vol = np.abs(det) / (1.0 if d == 1 else 2.0)
+    inv = np.linalg.inv(E)  # grad of barycentric coordinates 1..d are the columns of E^-1
+    grad = np.empty((len(cells), d + 1, d))
+    grad[:, 1:, :] = inv.transpose(0, 2, 1)
+    grad[:, 0, :] = -grad[:, 1:, :].sum(axis=1)
+    return vol, grad
+
+
+@dataclass
+class QCSystem:
+    """Everything a scheme needs, fixed before the solve.
+
+    Attributes:
+        reference: all lattice sites of the domain (reference positions, cell, pbc, types);
+            for a slab the cell's third vector is the periodic length along the crack front.
+        present_s: sites that hold an atom (vacancies are False).
+        points_md: node reference coordinates in the mesh plane (d = 1 or 2).
+        node_site_m: site index of each node.
+        cells_kv: simplices (k, d+1).
+        ncomp: displacement components per node (1, 2 or 3; 3 on a 2D mesh is the slab).
+        atomistic_s: the atomistic region (every such site is a node).
+        beta_s: blending weight per site (0 atomistic .. 1 continuum).
+        fixed_m: nodes held by Dirichlet conditions.
+        omega: measure per site in the mesh plane (Å^d).
+        cauchy_born: the batched Cauchy-Born kernel of the same potential.
+        potential: the interatomic potential.
+        interpolate: callable ``(Y_qd) -> csr (q, m)`` P1 interpolation for sites that are
+            not nodes (padding atoms in coarse elements); None if every needed site is a node.
+    """
+
+    reference: Configuration
+    present_s: np.ndarray
+    points_md: np.ndarray
+    node_site_m: np.ndarray
+    cells_kv: np.ndarray
+    ncomp: int
+    atomistic_s: np.ndarray
+    beta_s: np.ndarray
+    fixed_m: np.ndarray
+    omega: float
+    cauchy_born: BatchCauchyBorn
+    potential: object
+    interpolate: object = None
+    info: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        ns = len(self.reference)
+        self.present_s = np.asarray(self.present_s, bool)
+        self.atomistic_s = np.asarray(self.atomistic_s, bool)
+        self.beta_s = np.asarray(self.beta_s, float)
+        self.node_site_m = np.asarray(self.node_site_m, np.int64)
+        self.cells_kv = np.asarray(self.cells_kv, np.int64)
+        self.points_md = np.asarray(self.points_md, float)
+        self.fixed_m = np.asarray(self.fixed_m, bool)
+        for name, arr in (("present_s", self.present_s), ("atomistic_s", self.atomistic_s),
+                          ("beta_s", self.beta_s)):
+            if arr.shape != (ns,):
+                raise InputError(f"{name} must have one entry per site ({ns}), got {arr.shape}")
+        m = len(self.points_md)
+        if self.node_site_m.shape != (m,) or self.fixed_m.shape != (m,):
+            raise InputError("node_site_m and fixed_m need one entry per node")
+        self.mesh_dim = self.points_md.shape[1]
+        self.node_of_site = np.full(ns, -1, np.int64)
+        self.node_of_site[self.node_site_m] = np.arange(m)
+        missing = np.flatnonzero(self.atomistic_s & self.present_s & (self.node_of_site < 0))
+        if len(missing):
+            s = int(missing[0])
+            raise InputError(
+                f"{len(missing)} atomistic-region sites are not mesh nodes (e.g. site {s} at "
+                f"{self.reference.positions_nc[s, :self.mesh_dim].round(4).tolist()}); the "
+                "mesh must be fully refined over the atomistic region")
+        if not np.all(self.present_s[self.node_site_m]):
+            raise InputError("a mesh node sits on a vacancy; remove vacancy sites from the mesh")
+        self.volumes_k, self.grad_kvd = p1_geometry(self.points_md, self.cells_kv)
+        self.tree = cKDTree(self.reference.positions_nc[:, :self.mesh_dim])
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self.points_md)
+
+    @property
+    def n_dofs(self) -> int:
+        return self.n_nodes * self.ncomp
+
+    def free_dofs(self) -> np.ndarray:
+        """Boolean mask over dofs: True where the node is not fixed."""
+        return np.repeat(~self.fixed_m, self.ncomp)
+
+    def node_positions(self) -> np.ndarray:
+        """Reference 3D positions of the nodes."""
+        return self.reference.positions_nc[self.node_site_m]
+
+    def homogeneous(self, F: np.ndarray) -> np.ndarray:
+        """Nodal displacements ``(F - I) X`` of a homogeneous deformation, shape (m, c)."""
+        F = np.asarray(F, float)
+        X = self.node_positions()
+        return (X @ (F - np.eye(3)).T)[:, :self.ncomp]
+
+    def neighbours_within(self, mask_s: np.ndarray, radius: float) -> np.ndarray:
+        """Present sites within ``radius`` (in the mesh plane) of any site in ``mask_s``."""
+        pts = self.reference.positions_nc[np.flatnonzero(mask_s), :self.mesh_dim]
+        out = np.zeros(len(self.reference), bool)
+        if len(pts):
+            for lst in self.tree.query_ball_point(pts, radius):
+                out[lst] = True
+        return out & self.present_s
+
+
+class _Cluster:
+    """The atoms whose (weighted) site energies a scheme needs, and their padding."""
+
+    def __init__(self, system: QCSystem, weights_s: np.ndarray, *, present_s=None,
+                 padding: float | None = None):
+        pot = system.potential
+        present = system.present_s if present_s is None else np.asarray(present_s, bool)
+        self.system = system
+        w = np.where(present, weights_s, 0.0)
+        active = w != 0.0
+        pad = pot.cutoff + 1e-6 if padding is None else padding
+        near = np.zeros(len(w), bool)
+        if active.any():
+            pts = system.reference.positions_nc[np.flatnonzero(active), :system.mesh_dim]
+            for lst in system.tree.query_ball_point(pts, pad):
+                near[lst] = True
+        idx = np.flatnonzero((near | active) & present)
+        self.idx = idx
+        self.w = w[idx]
+        ref = system.reference
+        self.X = ref.positions_nc[idx]
+        self.config = Configuration(self.X.copy(), ref.cell_cc, ref.pbc, ref.types_n[idx])
+        self.calc = Calculator(pot, skin=0.5, multiple_images=any(ref.pbc))
+        self.Pd = self._interpolation(system, idx)
+
+    @staticmethod
+    def _interpolation(system: QCSystem, idx: np.ndarray) -> sp.csr_matrix:
+        c = system.ncomp
+        nodes = system.node_of_site[idx]
+        is_node = nodes >= 0
+        rows, cols, vals = [np.flatnonzero(is_node)], [nodes[is_node]], [np.ones(is_node.sum())]
+        if not is_node.all():
+            if system.interpolate is None:
+                raise InputError("padding atoms lie outside the fully refined zone but no "
+                                 "interpolation was given; widen the refined zone")
+            q = np.flatnonzero(~is_node)
+            Pq = system.interpolate(system.reference.positions_nc[idx[q], :system.mesh_dim])
+            Pq = sp.coo_matrix(Pq)
+            rows.append(q[Pq.row])
+            cols.append(Pq.col)
+            vals.append(Pq.data)
+        r, cl, v = (np.concatenate(a) for a in (rows, cols, vals))
+        P = sp.csr_matrix((v, (r, cl)), shape=(len(idx), system.n_nodes))
+        # expand to dofs: atom component i (of 3) <- node component i (i < c)
+        E = sp.csr_matrix((np.ones(c), (np.arange(c), np.arange(c))), shape=(3, c))
+        return sp.kron(P, E, format="csr")
+
+    def positions(self, U: np.ndarray) -> np.ndarray:
+        return self.X + (self.Pd @ U.ravel()).reshape(-1, 3)
+
+    def energy_gradient(self, U: np.ndarray):
+        """Weighted energy and its gradient with respect to the nodal dofs."""
+        self.config.positions_nc = self.positions(U)
+        res = self.calc.compute(self.config, self.w)
+        E = float(self.w @ res.site_energies_n)
+        return E, -(self.Pd.T @ res.forces_nc.ravel())
+
+    def atom_gradient(self, U: np.ndarray) -> np.ndarray:
+        """-forces on the cluster atoms (weighted), shape (n, 3)."""
+        self.config.positions_nc = self.positions(U)
+        return -self.calc.compute(self.config, self.w).forces_nc
+
+    def hessian(self, U: np.ndarray) -> sp.csr_matrix:
+        self.config.positions_nc = self.positions(U)
+        H = self.calc.hessian(self.config, self.w)
+        return (self.Pd.T @ H @ self.Pd).tocsr()
+
+
+class _Continuum:
+    """Cauchy-Born element energies with per-element multiplicities ``c_T`` (sites)."""
+
+    def __init__(self, system: QCSystem, c_k: np.ndarray):
+        self.system = system
+        keep = np.flatnonzero(c_k != 0.0)
+        self.c = c_k[keep]
+        self.cells = system.cells_kv[keep]
+        self.grad = system.grad_kvd[keep]
+        c, d, v = system.ncomp, system.mesh_dim, system.cells_kv.shape[1]
+        # dof indices of each element, (k, v*c)
+        self.dofs = (c * self.cells[:, :, None] + np.arange(c)).reshape(len(keep), v * c)
+
+    def F(self, U: np.ndarray) -> np.ndarray:
+        s = self.system
+        c, d = s.ncomp, s.mesh_dim
+        Ue = U[self.cells]  # (k, v, c)
+        G = np.einsum("kvi,kvJ->kiJ", Ue, self.grad)
+        F = np.broadcast_to(np.eye(3), (len(self.cells), 3, 3)).copy()
+        F[:, :c, :d] += G
+        return F
+
+    def energy_gradient(self, U: np.ndarray, *, order: int = 1):
+        s = self.system
+        c, d = s.ncomp, s.mesh_dim
+        n = s.n_dofs
+        if len(self.cells) == 0:
+            return 0.0, np.zeros(n), (sp.csr_matrix((n, n)) if order > 1 else None)
+        e, P, A = s.cauchy_born.evaluate(self.F(U), order=order)
+        E = float(self.c @ e)
+        ge = np.einsum("k,kiJ,kvJ->kvi", self.c, P[:, :c, :d], self.grad)
+        g = np.bincount(self.dofs.ravel(), ge.reshape(-1), minlength=n)
+        K = None
+        if order > 1:
+            Ke = np.einsum("k,kiJjL,kvJ,kwL->kviwj", self.c, A[:, :c, :d, :c, :d],
+                           self.grad, self.grad)
+            nv = self.dofs.shape[1]
+            Ke = Ke.reshape(len(self.cells), nv, nv)
+            rows = np.repeat(self.dofs, nv, axis=1).ravel()
+            cols = np.tile(self.dofs, (1, nv)).ravel()
+            K = sp.csr_matrix((Ke.ravel(), (rows, cols)), shape=(n, n))
+        return E, g, K
+
+
+class QCModel:
+    """One QC scheme on a :class:`QCSystem`.
+
+    Args:
+        system: sites, mesh, regions and blending weights.
+        scheme: one of :data:`SCHEMES`.
+        F_ref: the homogeneous deformation at which ``bgfc`` takes its correction (default I).
+    """
+
+    def __init__(self, system: QCSystem, scheme: str, *, F_ref: np.ndarray | None = None):
+        self.system = s = system
+        self.scheme = check_scheme(scheme)
+        self.F_ref = np.eye(3) if F_ref is None else np.asarray(F_ref, float)
+        beta_nodes = s.beta_s[s.node_site_m]
+        frac = beta_nodes[s.cells_kv].mean(axis=1)
+        self.energy_based = self.scheme in ("qce", "bqce", "bgfc", "gfc")
+        if self.scheme in ("qce", "bqce", "bgfc", "gfc"):
+            self.atoms = _Cluster(s, 1.0 - s.beta_s)
+            self.cont = _Continuum(s, s.volumes_k / s.omega * frac)
+        if self.scheme in ("qcf", "gfc"):
+            A = s.atomistic_s & s.present_s
+            halo = s.neighbours_within(A, s.potential.cutoff + 1e-6)
+            self.qcf_atoms = _Cluster(s, (A | halo).astype(float))
+            self.qcf_cont = _Continuum(s, s.volumes_k / s.omega)
+            node_is_atom = s.atomistic_s[s.node_site_m]
+            self.atom_dof = np.repeat(node_is_atom, s.ncomp)
+        self.dead_load = np.zeros(s.n_dofs)
+        if self.scheme == "bgfc":
+            perfect = _Cluster(s, 1.0 - s.beta_s, present_s=np.ones(len(s.reference), bool))
+            UF = s.homogeneous(self.F_ref)
+            _, g1 = perfect.energy_gradient(UF)
+            _, g2, _ = self.cont.energy_gradient(UF)
+            self.dead_load = g1 + g2
+
+    # -- energies and residuals ---------------------------------------------------------------
+    def energy(self, U: np.ndarray) -> float | None:
+        """The scheme's energy (eV) including any dead load; None for ``qcf``."""
+        if not self.energy_based:
+            return None
+        Ea, _ = self.atoms.energy_gradient(U)
+        Ec, _, _ = self.cont.energy_gradient(U)
+        return Ea + Ec - float(self.dead_load @ U.ravel())
+
+    def energy_residual(self, U: np.ndarray):
+        """``(E, grad E)`` of the energy-based part (qce/bqce/bgfc/gfc inner problem)."""
+        Ea, ga = self.atoms.energy_gradient(U)
+        Ec, gc, _ = self.cont.energy_gradient(U)
+        return Ea + Ec - float(self.dead_load @ U.ravel()), ga + gc - self.dead_load
+
+    def qcf_residual(self, U: np.ndarray) -> np.ndarray:
+        _, ga = self.qcf_atoms.energy_gradient(U)
+        _, gc, _ = self.qcf_cont.energy_gradient(U)
+        return np.where(self.atom_dof, ga, gc)
+
+    def residual(self, U: np.ndarray) -> np.ndarray:
+        """Minus the nodal forces of the scheme, flat over dofs (eV/Å)."""
+        U = np.asarray(U, float).reshape(self.system.n_nodes, self.system.ncomp)
+        if self.scheme == "qcf":
+            return self.qcf_residual(U)
+        return self.energy_residual(U)[1]
+
+    def jacobian(self, U: np.ndarray) -> sp.csr_matrix:
+        """d residual / dU (symmetric for the energy-based schemes)."""
+        U = np.asarray(U, float).reshape(self.system.n_nodes, self.system.ncomp)
+        if self.scheme == "qcf":
+            Ha = self.qcf_atoms.hessian(U)
+            _, _, Kc = self.qcf_cont.energy_gradient(U, order=2)
+            Da = sp.diags(self.atom_dof.astype(float))
+            Dc = sp.diags((~self.atom_dof).astype(float))
+            return (Da @ Ha + Dc @ Kc).tocsr()
+        Ha = self.atoms.hessian(U)
+        _, _, Kc = self.cont.energy_gradient(U, order=2)
+        return (Ha + Kc).tocsr()
+
+    def ghost_force(self, U: np.ndarray) -> np.ndarray:
+        """``grad E_qce(U) - R_qcf(U)`` (gfc's dead load), flat over dofs."""
+        U = np.asarray(U, float).reshape(self.system.n_nodes, self.system.ncomp)
+        return self.energy_residual(U)[1] + self.dead_load - self.qcf_residual(U)
+
+    def node_forces(self, U: np.ndarray) -> np.ndarray:
+        """Forces (m, c) on the free nodes (zero on fixed nodes); for gfc the qcf forces."""
+        s = self.system
+        U = np.asarray(U, float).reshape(s.n_nodes, s.ncomp)
+        r = self.qcf_residual(U) if self.scheme == "gfc" else self.residual(U)
+        f = -r.reshape(s.n_nodes, s.ncomp)
+        f[s.fixed_m] = 0.0
+        return f

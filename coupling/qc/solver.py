@@ -1,0 +1,225 @@
+"""Coupled relaxation of atoms and nodes: safeguarded Newton with sparse direct solves.
+
+The Jacobian is the atomistic Hessian (mapped to the nodes through the interpolation) plus
+the Cauchy-Born finite-element tangent. Linear systems go to MUMPS through petsc4py when it
+is installed (LDLᵀ for the energy-based schemes, whose inertia tells a minimum from a
+saddle), else to SuperLU. Where the Hessian is not positive definite on the free dofs a
+diagonal shift is added until it is (a Levenberg-Marquardt / trust-region safeguard), and a
+backtracking line search on the energy (on the residual norm for ``qcf``, which has no
+energy) makes every step a descent step. ``gfc`` wraps this in its fixed-point loop over the
+ghost-force dead load.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from fe2qc.errors import CalculationFailed
+
+__all__ = ["RelaxReport", "relax", "newton", "linear_solve", "max_node_force"]
+
+
+@dataclass
+class RelaxReport:
+    """How a relaxation went."""
+
+    converged: bool
+    iterations: int  # Newton iterations (summed over gfc's outer loop)
+    max_force: float  # eV/Å, largest force norm on a free node
+    energy: float | None
+    outer_iterations: int = 0  # gfc only
+    shifts: int = 0  # Newton steps that needed a positive-definite shift
+    wall_time: float = 0.0
+    history: list = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("converged", "iterations", "max_force", "energy",
+                                              "outer_iterations", "shifts", "wall_time")}
+
+
+def max_node_force(r: np.ndarray, free: np.ndarray, ncomp: int) -> float:
+    """Largest Euclidean norm of the per-node residual over free dofs."""
+    rr = np.where(free, r, 0.0).reshape(-1, ncomp)
+    return float(np.sqrt((rr * rr).sum(axis=1).max())) if len(rr) else 0.0
+
+
+def _petsc():
+    try:
+        import fe2qc.mpi
+
+        fe2qc.mpi.bootstrap()
+        from petsc4py import PETSc
+    except Exception:  # pragma: no cover - an install without PETSc
+        return None
+    return PETSc
+
+
+def linear_solve(J: sp.csr_matrix, b: np.ndarray, *, symmetric: bool):
+    """Solve ``J x = b``; returns ``(x, negative_pivots)`` (None when not known)."""
+    PETSc = _petsc()
+    J = J.tocsr()
+    J.sort_indices()
+    if PETSc is None:
+        x = spla.splu(J.tocsc()).solve(b)
+        return x, None
+    comm = PETSc.COMM_SELF
+    A = PETSc.Mat().createAIJ(size=J.shape, csr=(J.indptr.astype(PETSc.IntType),
+                                                 J.indices.astype(PETSc.IntType), J.data),
+                              comm=comm)
+    ksp = PETSc.KSP().create(comm)
+    try:
+        ksp.setOperators(A)
+        ksp.setType("preonly")
+        pc = ksp.getPC()
+        if symmetric:
+            A.setOption(PETSc.Mat.Option.SYMMETRIC, True)
+            pc.setType("cholesky")
+        else:
+            pc.setType("lu")
+        pc.setFactorSolverType("mumps")
+        ksp.setUp()
+        neg = None
+        if symmetric:
+            neg = int(pc.getFactorMatrix().getMumpsInfog(12))
+        bv = A.createVecLeft()
+        bv.array[:] = b
+        xv = A.createVecRight()
+        ksp.solve(bv, xv)
+        x = xv.array.copy()
+        for v in (bv, xv):
+            v.destroy()
+    finally:
+        ksp.destroy()
+        A.destroy()
+    return x, neg
+
+
+def newton(model, U: np.ndarray, *, tol: float = 1e-8, max_iter: int = 60,
+           max_step: float = 0.5, log=None, raise_on_failure: bool = True
+           ) -> tuple[np.ndarray, RelaxReport]:
+    """Relax the free dofs of ``U`` (fixed ones are kept) until the largest node force is at
+    most ``tol`` (eV/Å). ``max_step`` (Å) caps the largest node move per iteration."""
+    t0 = time.perf_counter()
+    s = model.system
+    c = s.ncomp
+    free = s.free_dofs()
+    fidx = np.flatnonzero(free)
+    U = np.array(U, float).reshape(s.n_nodes, c)
+    energy_based = model.energy_based
+
+    def evaluate(Uc):
+        if energy_based:
+            return model.energy_residual(Uc)
+        return None, model.qcf_residual(Uc)
+
+    E, r = evaluate(U)
+    fmax = max_node_force(r, free, c)
+    rep = RelaxReport(False, 0, fmax, E)
+    for it in range(1, max_iter + 1):
+        if fmax <= tol:
+            rep.converged = True
+            break
+        J = model.jacobian(U)[fidx][:, fidx].tocsr()
+        rf = r[fidx]
+        shift = 0.0
+        diag = float(np.abs(J.diagonal()).mean()) if J.shape[0] else 1.0
+        for _attempt in range(30):
+            Js = J if shift == 0.0 else (J + shift * sp.identity(J.shape[0], format="csr"))
+            try:
+                dx, neg = linear_solve(Js, -rf, symmetric=energy_based)
+                ok = np.isfinite(dx).all()
+            except Exception:  # singular factorisation
+                ok, neg, dx = False, None, None
+            if ok and energy_based:
+                ok = (neg == 0 if neg is not None else True) and float(dx @ rf) < 0
+            if ok:
+                break
+            shift = max(4.0 * shift, 1e-4 * diag)
+        else:
+            raise CalculationFailed("Newton: no descent direction even with a large shift; "
+                                    "the configuration is unstable or the mesh is tangled")
+        if shift > 0:
+            rep.shifts += 1
+        step = np.zeros(s.n_dofs)
+        step[fidx] = dx
+        big = float(np.sqrt((step.reshape(-1, c) ** 2).sum(axis=1).max()))
+        alpha = min(1.0, max_step / big) if big > 0 else 1.0
+        slope = float(dx @ rf)
+        rnorm0 = float(np.linalg.norm(rf))
+        for _ls in range(40):
+            Ut = U + alpha * step.reshape(-1, c)
+            try:
+                Et, rt = evaluate(Ut)
+            except CalculationFailed:
+                alpha *= 0.5
+                continue
+            ft = max_node_force(rt, free, c)
+            if energy_based:
+                tiny = abs(Et - E) < 1e-12 * max(1.0, abs(E))
+                accept = Et <= E + 1e-4 * alpha * slope or (tiny and ft < fmax)
+            else:
+                accept = float(np.linalg.norm(rt[fidx])) <= (1 - 1e-4 * alpha) * rnorm0
+            if accept:
+                break
+            alpha *= 0.5
+        else:
+            rep.iterations = it
+            break  # line search failed: report below
+        U, E, r, fmax = Ut, Et, rt, ft
+        rep.history.append({"iteration": it, "max_force": fmax, "energy": E, "alpha": alpha,
+                            "shift": shift})
+        if log is not None:
+            log(f"    newton {it:3d}: max force {fmax:.3e} eV/Å  step {alpha:.3g}"
+                + (f"  shift {shift:.2e}" if shift else ""))
+        rep.iterations = it
+    rep.max_force, rep.energy = fmax, E
+    rep.converged = fmax <= tol
+    rep.wall_time = time.perf_counter() - t0
+    if not rep.converged and raise_on_failure:
+        raise CalculationFailed(
+            f"QC relaxation ({model.scheme}) stopped at max force {fmax:.3e} eV/Å after "
+            f"{rep.iterations} Newton iterations (tolerance {tol:.1e}); reduce the load "
+            "increment or raise max_iter")
+    return U, rep
+
+
+def relax(model, U: np.ndarray, *, tol: float = 1e-8, max_iter: int = 60,
+          max_outer: int = 100, log=None, raise_on_failure: bool = True
+          ) -> tuple[np.ndarray, RelaxReport]:
+    """Relax with the model's scheme; ``gfc`` iterates its dead load to a fixed point."""
+    if model.scheme != "gfc":
+        return newton(model, U, tol=tol, max_iter=max_iter, log=log,
+                      raise_on_failure=raise_on_failure)
+    t0 = time.perf_counter()
+    s = model.system
+    free = s.free_dofs()
+    U = np.array(U, float).reshape(s.n_nodes, s.ncomp)
+    total = RelaxReport(False, 0, np.inf, None)
+    for k in range(1, max_outer + 1):
+        model.dead_load = np.zeros(s.n_dofs)
+        model.dead_load = model.ghost_force(U)
+        fq = max_node_force(model.qcf_residual(U), free, s.ncomp)
+        total.history.append({"outer": k, "qcf_max_force": fq})
+        if log is not None:
+            log(f"  gfc outer {k}: qcf max force {fq:.3e} eV/Å")
+        if fq <= tol:
+            total.converged = True
+            total.max_force = fq
+            break
+        U, rep = newton(model, U, tol=0.1 * tol, max_iter=max_iter, log=log,
+                        raise_on_failure=raise_on_failure)
+        total.iterations += rep.iterations
+        total.shifts += rep.shifts
+        total.outer_iterations = k
+        total.max_force = fq
+    total.energy = model.energy(U)
+    total.wall_time = time.perf_counter() - t0
+    if not total.converged and raise_on_failure:
+        raise CalculationFailed(f"gfc did not converge in {max_outer} ghost-force updates "
+                                f"(qcf max force {total.max_force:.3e} eV/Å)")
+    return U, total
