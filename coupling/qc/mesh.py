@@ -344,9 +344,13 @@ def _crack_rows(X, cand, crack: Crack, spacing):
                          "inside the domain")
     tol = 1e-3 * spacing
     y_up, y_dn = X[above, 1].min(), X[below, 1].max()
-    if min(y_up - crack.y_plane, crack.y_plane - y_dn) < 1e-2 * spacing:
-        raise InputError(f"crack plane y = {crack.y_plane} passes through a row of sites; "
-                         f"put it between the rows at y = {y_dn} and {y_up}")
+    on = behind[np.abs(y - crack.y_plane) < 1e-2 * spacing]
+    if len(on):
+        y_up = X[above[X[above, 1] > crack.y_plane + 1e-2 * spacing], 1].min()
+        y_dn = X[below[X[below, 1] < crack.y_plane - 1e-2 * spacing], 1].max()
+        raise InputError(f"crack plane y = {crack.y_plane} passes through a row of sites "
+                         f"(e.g. site {int(on[0])}); put it between two rows, e.g. at "
+                         f"y = {0.5 * (X[on[0], 1] + y_up)}")
     row_up = above[np.abs(X[above, 1] - y_up) < tol]
     row_dn = below[np.abs(X[below, 1] - y_dn) < tol]
     return row_up[np.argsort(-X[row_up, 0])], row_dn[np.argsort(-X[row_dn, 0])], y_up, y_dn
