@@ -3,7 +3,7 @@
 import gmsh
 import numpy as np
 import pytest
-from scipy.spatial import ConvexHull
+from scipy.spatial import ConvexHull, cKDTree
 
 from coupling.qc.mesh import (
     Box,
@@ -234,3 +234,71 @@ def test_mesh_1d_and_interpolation():
     np.testing.assert_allclose(Amat @ u[m.node_site_m], u, atol=1e-12)
     full = build_mesh_1d(x)
     assert full.num_nodes == 20 and full.num_cells == 19
+
+
+@pytest.mark.parametrize("ncomp", [2, 3])
+def test_vtx_writer_maps_nodes_to_dofs(tmp_path, disc, ncomp):
+    from coupling.qc.output import QCVTXWriter, write_vtx
+
+    _, _, mesh = disc
+    P = mesh.points_m2
+    U = np.concatenate([affine(P), (0.1 * P[:, :1] * P[:, 1:])], axis=1)[:, :ncomp]
+    with QCVTXWriter(tmp_path / "u.bp", mesh, ncomp=ncomp) as w:
+        for t in (0.0, 1.0):
+            w.write(t, (1 + t) * U)
+        V = w.function.function_space
+        xd = V.tabulate_dof_coordinates()[:, :2]
+        vals = w.function.x.array.reshape(-1, ncomp)
+        assert len(xd) == mesh.num_nodes
+        # dof d sits on QC node j: its value is U[j] (DOLFINx reordered the nodes)
+        j = cKDTree(P).query(xd)[1]
+        np.testing.assert_allclose(np.linalg.norm(P[j] - xd, axis=1), 0.0, atol=1e-9)
+        np.testing.assert_allclose(vals, 2 * U[j], rtol=1e-12, atol=1e-12)
+        # and evaluating the function at node coordinates gives the nodal values
+        import dolfinx.geometry as dg
+
+        pts = np.zeros((20, 3))
+        pts[:, :2] = P[:20]
+        dm = w.dolfinx_mesh
+        tree = dg.bb_tree(dm, dm.topology.dim)
+        coll = dg.compute_colliding_cells(dm, dg.compute_collisions_points(tree, pts), pts)
+        cells = [coll.links(i)[0] for i in range(len(pts))]
+        np.testing.assert_allclose(w.function.eval(pts, cells), 2 * U[:20], atol=1e-9)
+    assert (tmp_path / "u.bp").is_dir()
+    out = write_vtx(tmp_path / "v", mesh, np.stack([U, 2 * U]), [0.0, 0.5])
+    assert out.suffix == ".bp" and out.is_dir()
+
+
+def test_vtx_writer_1d(tmp_path):
+    from coupling.qc.output import QCVTXWriter
+
+    x = np.arange(10) * A
+    mesh = build_mesh_1d(x, node_sites=[0, 2, 5, 9])
+    U = np.stack([x[mesh.node_site_m], -x[mesh.node_site_m], 0 * x[mesh.node_site_m]], 1)
+    with QCVTXWriter(tmp_path / "c.bp", mesh, ncomp=3) as w:
+        w.write(0.0, U)
+        xd = w.function.function_space.tabulate_dof_coordinates()[:, 0]
+        vals = w.function.x.array.reshape(-1, 3)
+        np.testing.assert_allclose(vals[:, 0], xd, atol=1e-12)
+
+
+def test_write_extxyz_roundtrip(tmp_path):
+    import ase.io
+
+    from coupling.qc.output import write_extxyz
+
+    R = np.random.default_rng(0).random((5, 3)) * 10
+    cell = np.diag([20.0, 20.0, 3.6])
+    path = tmp_path / "atoms.extxyz"
+    for step in range(2):
+        write_extxyz(path, R + step, cell=cell, pbc=(False, False, True),
+                     arrays={"u": np.full((5, 3), step * 1.0), "atomistic": np.arange(5) < 2},
+                     info={"step": step}, symbols="Cu", append=step > 0)
+    frames = ase.io.read(path, index=":")
+    assert len(frames) == 2
+    f = frames[1]
+    np.testing.assert_allclose(f.positions, R + 1)
+    np.testing.assert_allclose(f.arrays["u"], 1.0)
+    np.testing.assert_array_equal(f.arrays["atomistic"], [1, 1, 0, 0, 0])
+    assert f.info["step"] == 1 and list(f.pbc) == [False, False, True]
+    assert f.get_chemical_symbols() == ["Cu"] * 5

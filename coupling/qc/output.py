@@ -1,0 +1,150 @@
+"""Output of QC results: nodal displacements as VTX (ParaView) and atoms as extended XYZ (OVITO).
+
+:class:`QCVTXWriter` turns a :class:`coupling.qc.mesh.QCMesh` into a DOLFINx mesh (on
+``MPI.COMM_SELF`` by default, since QC runs serially) and writes a P1 vector function
+``displacement`` with any number of components (3 for an fcc slab on its 2D projection)
+at successive times to an ADIOS2 ``.bp`` folder. DOLFINx reorders the nodes; the writer
+maps QC node values to DOLFINx dofs through the geometry's input indices.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import fe2qc.mpi
+
+fe2qc.mpi.bootstrap()
+
+import basix.ufl  # noqa: E402
+import numpy as np  # noqa: E402
+from dolfinx import fem  # noqa: E402
+from dolfinx import mesh as dmesh  # noqa: E402
+from dolfinx.io import VTXWriter  # noqa: E402
+from mpi4py import MPI  # noqa: E402
+
+from fe2qc.errors import InputError  # noqa: E402
+
+__all__ = ["QCVTXWriter", "to_dolfinx", "write_extxyz", "write_vtx"]
+
+_CELL = {1: "interval", 2: "triangle"}
+
+
+def to_dolfinx(mesh, comm=None):
+    """The DOLFINx mesh of a QC mesh, and for each DOLFINx geometry node its QC node index."""
+    comm = MPI.COMM_SELF if comm is None else comm
+    d = mesh.dim
+    element = basix.ufl.element("Lagrange", _CELL[d], 1, shape=(d,))
+    if comm.rank == 0:
+        cells, x = mesh.cells_k3.astype(np.int64), mesh.points_m2
+    else:  # the whole mesh is given on rank 0 and distributed by DOLFINx
+        cells, x = np.empty((0, d + 1), np.int64), np.empty((0, d))
+    dm = dmesh.create_mesh(comm, cells, element, x)
+    return dm, np.asarray(dm.geometry.input_global_indices, dtype=np.int64)
+
+
+class QCVTXWriter:
+    """Write QC nodal vectors (m, ncomp) as a P1 function ``name`` to a VTX ``.bp`` folder.
+
+    Use as a context manager or call :meth:`close`. ``function`` is the DOLFINx function
+    holding the last written values.
+    """
+
+    def __init__(self, path, mesh, *, ncomp=None, comm=None, name="displacement",
+                 engine="BP4"):
+        self.qc_mesh = mesh
+        self.ncomp = mesh.dim if ncomp is None else int(ncomp)
+        if self.ncomp < 1:
+            raise InputError(f"ncomp must be >= 1, got {ncomp!r}")
+        self.dolfinx_mesh, node_of_geom = to_dolfinx(mesh, comm)
+        dm = self.dolfinx_mesh
+        V = fem.functionspace(dm, ("Lagrange", 1, (self.ncomp,)))
+        self.function = fem.Function(V, name=name)
+        # P1 on the P1 geometry: dofs and geometry nodes follow the same local vertex order
+        nloc = V.dofmap.index_map.size_local + V.dofmap.index_map.num_ghosts
+        self._node_of_dof = np.full(nloc, -1, dtype=np.int64)
+        geom_dofmap = np.asarray(dm.geometry.dofmaps[0])
+        self._node_of_dof[np.asarray(V.dofmap.list)] = node_of_geom[geom_dofmap]
+        if np.any(self._node_of_dof < 0):  # pragma: no cover - DOLFINx invariant
+            raise RuntimeError("a dof is not attached to any mesh node")
+        path = Path(path)
+        if path.suffix != ".bp":
+            path = path.with_suffix(".bp")
+        self.path = path
+        self._writer = VTXWriter(dm.comm, str(path), [self.function], engine)
+
+    def set_values(self, U_m_by_c) -> None:
+        U = np.asarray(U_m_by_c, float)
+        if U.ndim == 1 and self.ncomp == 1:
+            U = U[:, None]
+        m = self.qc_mesh.num_nodes
+        if U.shape != (m, self.ncomp):
+            raise InputError(f"nodal values must have shape ({m}, {self.ncomp}), got {U.shape}")
+        self.function.x.array[:] = U[self._node_of_dof].ravel()
+
+    def write(self, t, U_m_by_c) -> None:
+        """Write the nodal values U (m, ncomp) at time t."""
+        self.set_values(U_m_by_c)
+        self._writer.write(float(t))
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def write_vtx(path, mesh, U_m_by_c, t=0.0, comm=None, *, name="displacement") -> Path:
+    """Write one (m, c) array at time t, or a sequence (T, m, c) at the times t (length T)."""
+    U = np.asarray(U_m_by_c, float)
+    if U.ndim == 2:
+        U, times = U[None], [t]
+    else:
+        times = list(np.atleast_1d(t))
+    if U.ndim != 3 or len(times) != len(U):
+        raise InputError(f"give U as (m, c) with one time or (T, m, c) with T times; got "
+                         f"U {np.shape(U_m_by_c)} and {len(times)} time(s)")
+    with QCVTXWriter(path, mesh, ncomp=U.shape[2], comm=comm, name=name) as w:
+        for ti, Ui in zip(times, U, strict=True):
+            w.write(ti, Ui)
+    return w.path
+
+
+def write_extxyz(path, positions_n3, *, cell, pbc, arrays=None, info=None, symbols="X",
+                 append=False) -> None:
+    """Write one frame of atoms as extended XYZ (ASE), readable by OVITO.
+
+    Args:
+        path: output file.
+        positions_n3: (n, 3) positions (Å).
+        cell: (3, 3) cell vectors as rows (Å).
+        pbc: three booleans.
+        arrays: per-atom arrays, each (n,) or (n, k) (e.g. displacements, energies, masks).
+        info: per-frame scalars/strings (e.g. step, time, load).
+        symbols: chemical symbol(s), a string for all atoms or a list of n.
+        append: add a frame to an existing file instead of overwriting it.
+    """
+    import ase
+    import ase.io
+
+    R = np.asarray(positions_n3, float)
+    if R.ndim != 2 or R.shape[1] != 3:
+        raise InputError(f"positions must have shape (n, 3), got {R.shape}")
+    n = len(R)
+    if isinstance(symbols, str):
+        symbols = [symbols] * n
+    atoms = ase.Atoms(symbols=symbols, positions=R, cell=np.asarray(cell, float),
+                      pbc=tuple(bool(p) for p in pbc))
+    for key, val in (arrays or {}).items():
+        v = np.asarray(val)
+        if v.shape[:1] != (n,):
+            raise InputError(f"per-atom array {key!r} must have {n} rows, got shape {v.shape}")
+        if v.dtype == bool:
+            v = v.astype(np.int8)
+        atoms.arrays[key] = v
+    atoms.info.update(info or {})
+    ase.io.write(str(path), atoms, format="extxyz", append=append)
