@@ -2,6 +2,7 @@
 
     fe2qc elastic --potential Cu_u3.eam --lattice fcc --json
     mpirun -n 2 fe2qc run demos/fe2_crack.toml
+    fe2qc qc patch-test --scheme gfc --dim 2 --json
 """
 
 from __future__ import annotations
@@ -62,6 +63,31 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_qc_patch(args: argparse.Namespace) -> int:
+    from coupling.qc.model import check_scheme
+    from coupling.qc.patch import patch_test
+
+    scheme = check_scheme(args.scheme)
+    if args.dim not in (1, 2, 3):
+        raise InputError(f"--dim must be 1 (chain), 2 (triangular lattice) or 3 (Cu slab), "
+                         f"got {args.dim}")
+    out = patch_test(scheme, args.dim, seed=args.seed, amplitude=args.amplitude)
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    print(f"QC patch test: scheme {scheme}, {out['lattice']} lattice (dim {args.dim}), "
+          f"{out['sites']} sites, {out['nodes']} nodes")
+    for case in out["cases"]:
+        F = case["F"]
+        print(f"  F = {F}: max |force| = {case['max_force']:.3e} eV/Å on "
+              f"{case['nodes_with_force_above_1e-10']} nodes above 1e-10")
+    if "hand_calculation" in out:
+        h = out["hand_calculation"]
+        print(f"  1D chain vs hand calculation: max difference {h['max_difference']:.2e} eV/Å, "
+              f"carriers {h['carriers']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     p = argparse.ArgumentParser(
@@ -94,6 +120,24 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--outdir", default=None, help="override [output] directory")
     r.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     r.set_defaults(func=_cmd_run)
+
+    q = sub.add_parser("qc", help="quasicontinuum tools (patch test)",
+                       description="Quasicontinuum: atoms near defects, Cauchy-Born finite "
+                       "elements elsewhere; schemes qce, gfc, qcf, bqce, bgfc.")
+    qsub = q.add_subparsers(dest="qc_command", metavar="QC_COMMAND", required=True)
+    pt = qsub.add_parser("patch-test", help="forces of a scheme under homogeneous deformations",
+                         description="Deform the lattice homogeneously (F = I and a random F) "
+                         "and report the largest force on any free atom or node (eV/Å), with "
+                         "the forces near the atomistic/continuum interface. gfc, qcf and bgfc "
+                         "must give <= 1e-10 eV/Å; qce and bqce show their ghost forces. "
+                         "--dim 1 is the chain with its hand-calculated ghost forces.")
+    pt.add_argument("--scheme", required=True, help="qce, gfc, qcf, bqce or bgfc")
+    pt.add_argument("--dim", type=int, default=2, help="1: chain, 2: triangular lattice with a "
+                    "pair potential, 3: Cu_u3 fcc slab periodic along z (default 2)")
+    pt.add_argument("--seed", type=int, default=0, help="seed of the random F")
+    pt.add_argument("--amplitude", type=float, default=0.02, help="size of the random part of F")
+    pt.add_argument("--json", action="store_true", help="print one JSON object")
+    pt.set_defaults(func=_cmd_qc_patch)
     return p
 
 

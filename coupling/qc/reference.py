@@ -1,0 +1,93 @@
+"""The fully atomistic reference: every site an atom, the same clamped outer layer as QC.
+
+:class:`AtomisticModel` offers the interface :func:`coupling.qc.solver.newton` expects
+(``system`` with ``ncomp``/``n_nodes``/``n_dofs``/``free_dofs()``, ``energy_residual``,
+``jacobian``), so reference and QC relax with the same Newton method and tolerance.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from atomistic.calculator import Calculator
+from atomistic.structure import Configuration
+from coupling.qc.model import QCSystem
+
+__all__ = ["AtomisticModel", "site_displacements"]
+
+
+class AtomisticModel:
+    """All present sites of a :class:`QCSystem`'s domain as explicit atoms.
+
+    Atoms in the system's clamped outer layer (``clamped_s``) are fixed. The unknowns are
+    the displacements of the present sites, ``(n_atoms, ncomp)``.
+    """
+
+    scheme = "atomistic"
+    energy_based = True
+
+    def __init__(self, qc: QCSystem, clamped_s: np.ndarray | None = None):
+        self.qc = qc
+        present = np.flatnonzero(qc.present_s)
+        self.site = present
+        ref = qc.reference
+        self.X = ref.positions_nc[present]
+        self.config = Configuration(self.X.copy(), ref.cell_cc, ref.pbc, ref.types_n[present])
+        self.calc = Calculator(qc.potential, skin=0.5, multiple_images=any(ref.pbc))
+        if clamped_s is None:
+            dom = qc.info["domain"]
+            Xd = ref.positions_nc[:, :qc.mesh_dim]
+            clamped_s = dom.distance_inside(Xd) <= qc.info["clamp_width"] + 1e-9
+        self.fixed_m = np.asarray(clamped_s, bool)[present]
+        self.ncomp = qc.ncomp
+        self.n_nodes = len(present)
+        self.n_dofs = self.n_nodes * self.ncomp
+        self.system = self
+
+    def free_dofs(self) -> np.ndarray:
+        return np.repeat(~self.fixed_m, self.ncomp)
+
+    def node_positions(self) -> np.ndarray:
+        return self.X
+
+    def homogeneous(self, F: np.ndarray) -> np.ndarray:
+        return (self.X @ (np.asarray(F, float) - np.eye(3)).T)[:, :self.ncomp]
+
+    def _set(self, U):
+        x = self.X.copy()
+        x[:, :self.ncomp] += np.asarray(U, float).reshape(-1, self.ncomp)
+        self.config.positions_nc = x
+
+    def energy_residual(self, U):
+        self._set(U)
+        res = self.calc.compute(self.config)
+        return res.energy, -res.forces_nc[:, :self.ncomp].ravel()
+
+    def energy(self, U) -> float:
+        return self.energy_residual(U)[0]
+
+    def residual(self, U):
+        return self.energy_residual(U)[1]
+
+    def jacobian(self, U) -> sp.csr_matrix:
+        self._set(U)
+        H = self.calc.hessian(self.config)
+        if self.ncomp == 3:
+            return H
+        keep = (3 * np.arange(self.n_nodes)[:, None] + np.arange(self.ncomp)).ravel()
+        return H[keep][:, keep].tocsr()
+
+
+def site_displacements(qc: QCSystem, U: np.ndarray, sites: np.ndarray) -> np.ndarray:
+    """QC displacements at arbitrary present ``sites`` (nodes directly, others by P1)."""
+    sites = np.asarray(sites, np.int64)
+    U = np.asarray(U, float).reshape(qc.n_nodes, qc.ncomp)
+    nodes = qc.node_of_site[sites]
+    out = np.empty((len(sites), qc.ncomp))
+    is_node = nodes >= 0
+    out[is_node] = U[nodes[is_node]]
+    if (~is_node).any():
+        Y = qc.reference.positions_nc[sites[~is_node], :qc.mesh_dim]
+        out[~is_node] = qc.interpolate(Y) @ U
+    return out
