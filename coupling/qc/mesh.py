@@ -3,9 +3,9 @@
 Every node sits exactly on a lattice site (``node_site_m``). Near the atomistic
 region every site is a node; away from it the mesh coarsens with a size field
 ``h(d) = min(max_size, spacing + growth * d)``, d the distance to the refined/unrefined
-interface. :func:`build_mesh` generates nodes with gmsh, snaps each to its nearest
-site, thins them, adds every refined site and triangulates with
-:class:`scipy.spatial.Delaunay`. An optional straight crack along -x is cut as a
+interface (a gmsh Distance field, evaluated in C++). :func:`build_mesh` generates
+nodes with gmsh, snaps each to its nearest site, thins them, adds every refined site and
+triangulates with :class:`scipy.spatial.Delaunay`. An optional straight crack along -x is cut as a
 one-row-wide slit whose faces are free surfaces.
 
 The class is dimension-generic: in 2D ``points_m2`` is (m, 2) and ``cells_k3``
@@ -263,27 +263,54 @@ def build_mesh_1d(x_s, *, node_sites=None) -> QCMesh:
 # 2D builder
 # ------------------------------------------------------------------------------------------
 class _SizeField:
-    """h = min(max_size, spacing + growth * max(d_refined, d_unrefined))."""
+    """h = min(max_size, spacing + growth * d), d the distance to the refined/unrefined interface.
 
-    def __init__(self, X_ref, X_unref, spacing, growth, max_size):
-        self.t_ref = cKDTree(X_ref) if len(X_ref) else None
-        self.t_unref = cKDTree(X_unref) if len(X_unref) else None
+    The interface is the set of refined sites with an unrefined site within 1.5 spacings and
+    vice versa. Without refined sites h = max_size (spacing if None) everywhere; without
+    unrefined sites h = ``coarse`` (no gmsh node is needed).
+    """
+
+    def __init__(self, X_ref, X_unref, spacing, growth, max_size, coarse):
         self.a = float(spacing)
         self.g = float(growth)
         self.hmax = np.inf if max_size is None else float(max_size)
+        self.X_int = np.empty((0, 2))
+        if len(X_ref) and len(X_unref):
+            r = 1.5 * self.a
+            d1, _ = cKDTree(X_unref).query(X_ref, distance_upper_bound=r)
+            d2, _ = cKDTree(X_ref).query(X_unref, distance_upper_bound=r)
+            self.X_int = np.concatenate([X_ref[np.isfinite(d1)], X_unref[np.isfinite(d2)]])
+        self.tree = cKDTree(self.X_int) if len(self.X_int) else None
+        if not len(X_ref):
+            self.uniform = self.a if max_size is None else self.hmax
+        else:
+            self.uniform = float(coarse)
 
     def __call__(self, P):
         P = np.atleast_2d(np.asarray(P, float))
-        d1 = self.t_ref.query(P)[0] if self.t_ref is not None else np.full(len(P), np.inf)
-        d2 = self.t_unref.query(P)[0] if self.t_unref is not None else np.zeros(len(P))
-        d = np.maximum(d1, d2)
-        d = np.where(np.isfinite(d), d, 0.0)
+        if self.tree is None:
+            return np.full(len(P), self.uniform)
+        d, _ = self.tree.query(P)
         return np.minimum(self.hmax, self.a + self.g * d)
 
-    def gmsh_callback(self, dim, tag, x, y, z, lc):
-        d1 = self.t_ref.query((x, y))[0] if self.t_ref is not None else 0.0
-        d2 = self.t_unref.query((x, y))[0] if self.t_unref is not None else 0.0
-        return float(min(self.hmax, self.a + self.g * max(d1, d2)))
+    def install(self, gmsh):
+        """Set this size field as gmsh's background mesh (evaluated in C++)."""
+        f = gmsh.model.mesh.field
+        if self.tree is None:
+            c = f.add("MathEval")
+            f.setString(c, "F", repr(float(self.uniform)))
+            f.setAsBackgroundMesh(c)
+            return
+        tags = [gmsh.model.geo.addPoint(x, y, 0.0) for x, y in self.X_int]
+        gmsh.model.geo.synchronize()
+        dist = f.add("Distance")
+        f.setNumbers(dist, "PointsList", tags)
+        expr = f"{self.a!r} + {self.g!r} * F{dist}"
+        if np.isfinite(self.hmax):
+            expr = f"Min({self.hmax!r}, {expr})"
+        c = f.add("MathEval")
+        f.setString(c, "F", expr)
+        f.setAsBackgroundMesh(c)
 
 
 def _gmsh_nodes(domain, size: _SizeField) -> tuple[np.ndarray, np.ndarray]:
@@ -312,15 +339,15 @@ def _gmsh_nodes(domain, size: _SizeField) -> tuple[np.ndarray, np.ndarray]:
             p = [geo.addPoint(x, y, 0.0, float(hi)) for (x, y), hi in zip(corners, h, strict=True)]
             curves = [geo.addLine(p[i], p[(i + 1) % 4]) for i in range(4)]
         loop = geo.addCurveLoop(curves)
-        geo.addPlaneSurface([loop])
+        surf = geo.addPlaneSurface([loop])
         geo.synchronize()
+        size.install(gmsh)
         gmsh.option.setNumber("Mesh.MeshSizeExtendFromBoundary", 0)
         gmsh.option.setNumber("Mesh.MeshSizeFromPoints", 0)
         gmsh.option.setNumber("Mesh.MeshSizeFromCurvature", 0)
         gmsh.option.setNumber("Mesh.Algorithm", 6)
-        gmsh.model.mesh.setSizeCallback(size.gmsh_callback)
         gmsh.model.mesh.generate(2)
-        _, xyz, _ = gmsh.model.mesh.getNodes()
+        _, xyz, _ = gmsh.model.mesh.getNodes(2, surf, includeBoundary=True)
         _, xyz_b, _ = gmsh.model.mesh.getNodes(1, -1, includeBoundary=True)
     finally:
         gmsh.finalize()
@@ -491,7 +518,8 @@ def build_mesh(X_s2, *, refine_mask_s, domain, spacing, growth=0.3, max_size=Non
     if len(cand) < 3:
         raise InputError("fewer than 3 present sites inside the domain")
     unref = cand[~refined[cand]]
-    size = _SizeField(X[refined], X[unref], spacing, growth, max_size)
+    coarse = 0.25 * np.ptp(X[cand], axis=0).max()
+    size = _SizeField(X[refined], X[unref], spacing, growth, max_size, coarse)
 
     # 1) fixed nodes: refined sites, hull vertices of the site set, crack face rows
     fixed = [np.flatnonzero(refined)]
