@@ -262,7 +262,7 @@ class _Continuum:
         self.c = c_k[keep]
         self.cells = system.cells_kv[keep]
         self.grad = system.grad_kvd[keep]
-        c, d, v = system.ncomp, system.mesh_dim, system.cells_kv.shape[1]
+        c, v = system.ncomp, system.cells_kv.shape[1]
         # dof indices of each element, (k, v*c)
         self.dofs = (c * self.cells[:, :, None] + np.arange(c)).reshape(len(keep), v * c)
 
@@ -336,6 +336,7 @@ class QCModel:
         """The scheme's energy (eV) including any dead load; None for ``qcf``."""
         if not self.energy_based:
             return None
+        U = np.asarray(U, float).reshape(self.system.n_nodes, self.system.ncomp)
         Ea, _ = self.atoms.energy_gradient(U)
         Ec, _, _ = self.cont.energy_gradient(U)
         return Ea + Ec - float(self.dead_load @ U.ravel())

@@ -71,7 +71,7 @@ def patch_test(scheme: str, dim: int = 2, *, seed: int = 0, amplitude: float = 0
     elif dim == 2:
         domain, region = Disc(0.0, 0.0, 20 * a0), Disc(0.0, 0.0, 4.01 * a0)
     else:
-        domain, region = Disc(0.0, 0.0, 36.0), Disc(0.0, 0.0, 8.0)
+        domain, region = Disc(0.0, 0.0, 42.0), Disc(0.0, 0.0, 8.0)
     system = build_system(pot, lattice, a0, domain=domain, atomistic=region, scheme=scheme)
     rng = np.random.default_rng(seed)
     X = system.node_positions()[:, :system.mesh_dim]
@@ -83,7 +83,7 @@ def patch_test(scheme: str, dim: int = 2, *, seed: int = 0, amplitude: float = 0
     dist = np.where(in_A, -d_C, d_int)  # signed distance to the interface (negative: atoms)
     band = 2.5 * rc if interface_band is None else interface_band
     cases = []
-    for label, F in (("identity", np.eye(3)), ("random", _random_F(rng, dim, amplitude))):
+    for _label, F in (("identity", np.eye(3)), ("random", _random_F(rng, dim, amplitude))):
         model = QCModel(system, scheme, F_ref=F)
         U = system.homogeneous(F)
         if scheme == "gfc":
@@ -147,8 +147,10 @@ def chain_ghost_forces(F: float = 1.0) -> dict:
     free = ~system.fixed_m
     return {
         "F": F, "a0": a0, "b=phi'(2Fa)": float(pot.pair_function(2 * F * a0)[1][0]),
-        "computed": {int(k): float(v) for k, v, fr in zip(xi, f, free) if fr and abs(v) > 1e-14},
+        "computed": {int(k): float(v) for k, v, fr in zip(xi, f, free, strict=True)
+                     if fr and abs(v) > 1e-14},
         "hand": {int(k): v for k, v in sorted({**hand, **mirror}.items())},
         "max_difference": float(np.abs(f - expected)[free].max()),
-        "carriers": [int(k) for k, v, fr in zip(xi, f, free) if fr and abs(v) > 1e-12],
+        "carriers": [int(k) for k, v, fr in zip(xi, f, free, strict=True)
+                     if fr and abs(v) > 1e-12],
     }
