@@ -235,8 +235,12 @@ class CauchyBorn:
         self.lattice = lattice
         self.a0 = a0
         self.cell = primitive_cell(lattice, a0)
-        self.V0 = self.cell.volume if all(self.cell.pbc) else float(
-            np.linalg.norm(np.cross(self.cell.cell_cc[0], self.cell.cell_cc[1])))
+        from atomistic.lattice import get_lattice
+
+        if get_lattice(lattice).dimension == 2:  # a layer: per unit (1 Å) thickness
+            self.V0 = float(np.linalg.norm(np.cross(self.cell.cell_cc[0], self.cell.cell_cc[1])))
+        else:
+            self.V0 = self.cell.volume
         self.calc = Calculator(potential, skin=0.5, multiple_images=True)
 
     def _conf(self, F: np.ndarray) -> Configuration:
