@@ -1,0 +1,272 @@
+"""Lattice trapping of a QC crack: where the tip is, and the K range in which it stays put.
+
+A sharp crack in a lattice does not move at Griffith's ``K_G = sqrt(2 γ E')``: the discrete
+bonds trap it, so under a rising load it advances only at ``K_+ >= K_G`` and under a falling
+load it heals only at ``K_- <= K_G`` (Thomson, Hsieh and Rana 1971). Thermodynamics only says
+``K_- <= K_G <= K_+``; how wide the range is depends on the potential's range and softness.
+
+* :func:`crack_plane_bonds`: the nearest-neighbour bonds that cross the crack plane between
+  atoms of the atomistic region (reference lattice; minimum image along a periodic z).
+* :func:`cohesive_bond_cut`: the default "broken" bond length, from the rigid cleavage of
+  the same crystal (universal binding curve): the cohesive traction across the crack plane,
+  ``σ(δ) = dE/dδ / A``, is largest at the opening ``δ*``; a crack-plane bond longer than its
+  length at ``δ*`` is past the peak of the traction-separation law, i.e. on the softening
+  branch where the material has lost its cohesive strength. For a nearest-neighbour pair
+  potential this is exactly the inflection point of φ; it applies unchanged to EAM.
+* :func:`crack_tip_position`: the largest x-midpoint of a broken crack-plane bond.
+* :func:`trapping_scan`: K raised step by step until the tip advances by one lattice period
+  (``K_+``), then, from the last un-advanced state, lowered until it heals by one (``K_-``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from coupling.qc.crack import k_field
+from coupling.qc.model import QCModel
+from coupling.qc.reference import site_displacements
+from coupling.qc.solver import relax
+from fe2qc.errors import CalculationFailed, InputError
+
+__all__ = ["CrackBonds", "crack_plane_bonds", "cohesive_bond_cut", "crack_tip_position",
+           "bond_lengths", "trapping_scan"]
+
+
+@dataclass
+class CrackBonds:
+    """Crack-plane bonds: site pairs ``(i below, j above)``, their reference midpoints and the
+    lattice period along the crack line."""
+
+    i: np.ndarray
+    j: np.ndarray
+    shift_k3: np.ndarray  # periodic image shift added to x_j (Å)
+    mid_x: np.ndarray
+    d_nn: float
+    period: float
+
+
+def _z_period(system) -> float | None:
+    ref = system.reference
+    return float(ref.cell_cc[2, 2]) if ref.pbc[2] else None
+
+
+def crack_plane_bonds(system, y_plane: float | None = None) -> CrackBonds:
+    """Nearest-neighbour bonds across ``y = y_plane`` between atomistic-region atoms."""
+    if y_plane is None:
+        crack = system.info.get("crack")
+        y_plane = 0.0 if crack is None else float(crack.y_plane)
+    X = system.reference.positions_nc
+    A = np.flatnonzero(system.atomistic_s & system.present_s)
+    y = X[A, 1] - y_plane
+    if not ((y < 0).any() and (y > 0).any()):
+        raise InputError("the atomistic region does not contain atoms on both sides of the "
+                         "crack plane; put the crack tip inside it")
+    # the two rows next to the plane
+    yb, ya = y[y < 0].max(), y[y > 0].min()
+    below = A[np.abs(y - yb) < 1e-6]
+    above = A[np.abs(y - ya) < 1e-6]
+    d = X[above][None, :, :] - X[below][:, None, :]
+    Lz = _z_period(system)
+    shift = np.zeros_like(d)
+    if Lz is not None:
+        shift[..., 2] = -Lz * np.rint(d[..., 2] / Lz)
+    r = np.linalg.norm(d + shift, axis=2)
+    d_nn = float(r.min())
+    bi, bj = np.nonzero(r < d_nn * (1 + 1e-6))
+    xs = np.unique(np.round(X[below, 0], 6))
+    period = float(np.diff(xs).min()) if len(xs) > 1 else float("nan")
+    return CrackBonds(below[bi], above[bj], shift[bi, bj], 0.5 * (X[below[bi], 0]
+                      + X[above[bj], 0]), d_nn, period)
+
+
+def cohesive_bond_cut(system, bonds: CrackBonds | None = None, *, layers: int = 6,
+                      n_open: int = 241, max_open: float | None = None) -> dict:
+    """The broken-bond length from rigid cleavage of the perfect crystal (same potential).
+
+    The periodic bulk cell (``layers`` unit cells along y) is split between its middle
+    planes and the upper half is moved rigidly by ``δ`` along y (the cell grows by ``δ``).
+    The cohesive traction ``σ(δ) = dE/dδ / A`` peaks at ``δ*``; the crack-plane nearest
+    bond then has length ``|b + δ* e_y|``, which is returned as ``bond_cut``.
+    """
+    from atomistic.calculator import Calculator
+    from atomistic.fracture import slab
+
+    info = system.info
+    lattice, a0 = info["lattice"], float(info["a0"])
+    pot = system.potential
+    bonds = crack_plane_bonds(system) if bonds is None else bonds
+    _, bulk, area = slab(lattice, a0, normal_axis=1, layers=layers)
+    calc = Calculator(pot, multiple_images=True)
+    y = bulk.positions_nc[:, 1]
+    ys = np.unique(np.round(y, 6))
+    cut = 0.5 * (ys[len(ys) // 2 - 1] + ys[len(ys) // 2])
+    top = y > cut
+    max_open = pot.cutoff if max_open is None else max_open
+    deltas = np.linspace(0.0, max_open, n_open)
+    E = np.empty(n_open)
+    for k, dlt in enumerate(deltas):
+        pos = bulk.positions_nc.copy()
+        pos[top, 1] += dlt
+        cell = bulk.cell_cc.copy()
+        cell[1, 1] += dlt
+        c = type(bulk)(pos, cell, bulk.pbc, bulk.types_n)
+        E[k] = calc.energy(c)
+    sigma = np.gradient(E, deltas) / area
+    k = int(np.argmax(sigma))
+    # parabola through the peak for a sub-grid δ*
+    if 0 < k < n_open - 1:
+        s0, s1, s2 = sigma[k - 1: k + 2]
+        den = s0 - 2 * s1 + s2
+        off = 0.5 * (s0 - s2) / den if den != 0 else 0.0
+        d_star = float(deltas[k] + off * (deltas[1] - deltas[0]))
+    else:
+        d_star = float(deltas[k])
+    X = system.reference.positions_nc
+    b = X[bonds.j[0]] + bonds.shift_k3[0] - X[bonds.i[0]]
+    b_open = b + np.array([0.0, d_star, 0.0])
+    return {"bond_cut": float(np.linalg.norm(b_open)), "delta_star": d_star,
+            "sigma_max": float(sigma[k]), "d_nn": bonds.d_nn,
+            "gamma_rigid": float((E[-1] - E[0]) / (2 * area))}
+
+
+def bond_lengths(system, U, bonds: CrackBonds) -> np.ndarray:
+    """Current lengths of the crack-plane bonds."""
+    X = system.reference.positions_nc
+    c = system.ncomp
+    sites = np.concatenate([bonds.i, bonds.j])
+    u = site_displacements(system, U, sites)
+    x = X[sites].copy()
+    x[:, :c] += u
+    n = len(bonds.i)
+    return np.linalg.norm(x[n:] + bonds.shift_k3 - x[:n], axis=1)
+
+
+def crack_tip_position(system, U, *, bond_cut: float | None = None,
+                       bonds: CrackBonds | None = None) -> float:
+    """x of the crack tip: the largest x-midpoint of a broken crack-plane bond.
+
+    ``bond_cut`` defaults to :func:`cohesive_bond_cut` (computed once per call; pass it in
+    loops). Returns ``-inf`` when no crack-plane bond in the atomistic region is broken.
+    """
+    bonds = crack_plane_bonds(system) if bonds is None else bonds
+    if bond_cut is None:
+        bond_cut = cohesive_bond_cut(system, bonds)["bond_cut"]
+    broken = bond_lengths(system, U, bonds) > bond_cut
+    return float(bonds.mid_x[broken].max()) if broken.any() else float("-inf")
+
+
+def _fin(x):
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
+def trapping_scan(system, field, scheme: str = "bgfc", *, K_start: float = 1.0,
+                  K_step: float = 0.02, K_max: float = 1.6, K_min: float = 0.5,
+                  min_step: float | None = None, tol: float = 1e-8, max_iter: int = 60,
+                  bond_cut: float | None = None, advance: float | None = None,
+                  log=None, callback=None) -> dict:
+    """Raise K until the tip advances, then lower it until the tip heals.
+
+    All K values are in units of Griffith's ``K_G`` (``field.K_G``). The fixed nodes always
+    carry the K-field of the current K; the free nodes start from the previous relaxed state
+    plus the K-field increment. A failed relaxation halves the K step (down to ``min_step``,
+    default ``K_step / 16``) and retries from the last converged state.
+
+    Args:
+        advance: tip motion (Å) that counts as advance / healing; default one lattice period
+            along the crack line.
+        callback: ``callback(record, U)`` after every converged relaxation.
+
+    Returns:
+        JSON-ready dict: ``K_plus``/``K_minus`` (first K where the tip moved, in K/K_G, or None),
+        their brackets, ``status_up``/``status_down`` (plain words), ``history`` (one record
+        per relaxation: stage, K/K_G, tip x, energy, iterations, max force, wall time),
+        ``bond_cut`` details, ``tip0``.
+    """
+    say = log if log is not None else (lambda s: None)
+    K_G = field.K_G
+    model = QCModel(system, scheme, F_ref=np.eye(3))
+    fixed = system.fixed_m
+    kf1 = k_field(field, system, K_G)  # linear in K: the field at K/K_G = 1
+    bonds = crack_plane_bonds(system)
+    cut = cohesive_bond_cut(system, bonds)
+    bcut = cut["bond_cut"] if bond_cut is None else float(bond_cut)
+    period = bonds.period if advance is None else float(advance)
+    min_step = K_step / 16 if min_step is None else float(min_step)
+    history: list[dict] = []
+
+    def solve(K, U_prev, K_prev, stage):
+        U0 = kf1 * K if U_prev is None else U_prev + kf1 * (K - K_prev)
+        U0[fixed] = (kf1 * K)[fixed]
+        t0 = time.perf_counter()
+        U, rep = relax(model, U0, tol=tol, max_iter=max_iter)
+        tip = crack_tip_position(system, U, bond_cut=bcut, bonds=bonds)
+        rec = {"stage": stage, "K_over_KG": float(K), "K": float(K * K_G), "tip_x": _fin(tip),
+               "energy": rep.energy, "iterations": rep.iterations,
+               "max_force": rep.max_force, "shifts": rep.shifts,
+               "wall_time": time.perf_counter() - t0, "frame": len(history)}
+        history.append(rec)
+        say(f"  [{stage:>5s}] K/K_G = {K:.4f}: tip x = {tip:8.3f} Å, {rep.iterations} Newton "
+            f"iterations, max force {rep.max_force:.1e} eV/Å, {rec['wall_time']:.1f} s")
+        if callback is not None:
+            callback(rec, U)
+        return U, tip
+
+    U_start, tip0 = solve(K_start, None, None, "start")
+    if not np.isfinite(tip0):
+        raise CalculationFailed(
+            f"the crack healed completely at K/K_G = {K_start}: no broken crack-plane bond "
+            f"(longer than {bcut:.3f} Å) in the atomistic region; start at a larger K")
+
+    def walk(sign, K_lim, stage, K, U):
+        dK = K_step
+        status, bracket, moved = None, None, None
+        while True:
+            K_try = K + sign * dK
+            if sign * (K_try - K_lim) > 1e-12:
+                if sign * (K - K_lim) >= -1e-12:
+                    status = "limit"
+                    break
+                K_try = K_lim
+            try:
+                U_new, tip = solve(K_try, U, K, stage)
+            except CalculationFailed as err:
+                say(f"  [{stage:>5s}] K/K_G = {K_try:.4f}: relaxation failed ({err}); "
+                    "halving the K step")
+                dK *= 0.5
+                if dK < min_step:
+                    status = "failed"
+                    break
+                continue
+            moved_by = (tip - tip0) if np.isfinite(tip) else -np.inf
+            if sign * moved_by >= period - 1e-6:
+                bracket = sorted([K, K_try])
+                moved = K_try
+                status = "moved"
+                break
+            K, U = K_try, U_new
+            dK = min(K_step, 2 * dK)
+        return status, bracket, moved, K, U
+
+    t_up = time.perf_counter()
+    st_up, br_up, K_plus, K_last, U_last = walk(+1, K_max, "load", K_start, U_start)
+    say(f"  loading: {st_up} ({time.perf_counter() - t_up:.1f} s)")
+    # back to the last un-advanced state, then unload from there
+    st_dn, br_dn, K_minus, _, _ = walk(-1, K_min, "heal", K_last, U_last)
+    words = {
+        "up": {"moved": "tip advanced", "limit": f"no advance up to K/K_G = {K_max}",
+               "failed": "relaxation failed even with the smallest K step"},
+        "down": {"moved": "tip receded (healed)", "limit": f"no healing down to K/K_G = {K_min}",
+                 "failed": "relaxation failed even with the smallest K step"},
+    }
+    return {
+        "K_G": K_G, "K_start": K_start, "K_step": K_step, "K_max": K_max, "K_min": K_min,
+        "tip0": float(tip0), "advance": float(period),
+        "bond_cut": bcut, "cohesion": cut,
+        "K_plus": K_plus, "K_plus_bracket": br_up, "status_up": words["up"][st_up],
+        "K_minus": K_minus, "K_minus_bracket": br_dn, "status_down": words["down"][st_dn],
+        "unloaded_from": K_last,
+        "history": history,
+    }
