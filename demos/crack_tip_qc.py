@@ -63,12 +63,12 @@ from coupling.qc.trapping import trapping_scan  # noqa: E402
 CASES = {
     "triangular": {
         "dim": 2,
-        "full": {"radius": 80.0, "atomistic_radius": 15.0, "K_step": 0.005},
+        "full": {"radius": 80.0, "atomistic_radius": 15.0, "K_step": 0.002},
         "quick": {"radius": 35.0, "atomistic_radius": 8.0, "K_step": 0.02},
     },
     "fcc": {
         "dim": 3,
-        "full": {"radius": 25.0, "atomistic_radius": 6.0, "K_step": 0.01},
+        "full": {"radius": 25.0, "atomistic_radius": 6.0, "K_step": 0.005},
         "quick": {"radius": 16.0, "atomistic_radius": 4.0, "K_step": 0.05},
     },
 }
@@ -224,6 +224,12 @@ def run_lattice(lattice: str, args, outdir: Path) -> dict:
         print(f"   lattice-trapping range: {trap[0]:.4f} <= K/K_G <= {trap[1]:.4f} "
               f"(width {trap[1] - trap[0]:.4f} K_G); Griffith inside: "
               f"{trap[0] <= 1.0 <= trap[1]}")
+    if res["tip_hysteresis"] is not None:
+        print(f"   hysteresis: at equal K the tip on loading and on unloading differs by at most "
+              f"{res['tip_hysteresis']:.3f} Å (K/K_G compared: "
+              f"{', '.join(f'{k:.4f}' for k in res['hysteresis_K_compared'])})")
+    print(f"   off-plane broken bonds (blunting/emission indicator): at most "
+          f"{res['max_off_plane_broken']} over the scan")
     print(f"   wall time {wall:.1f} s, {writer.frames} frames")
     plot(res, outdir / f"{lattice}_trapping.png",
          f"{lattice} ({'Cu_u3 EAM' if lattice == 'fcc' else 'LJ'}), {args.scheme}")
@@ -241,9 +247,11 @@ def run_lattice(lattice: str, args, outdir: Path) -> dict:
         "trapping_range_over_KG": trap,
         "status_up": res["status_up"], "status_down": res["status_down"],
         "tip0": res["tip0"], "advance": res["advance"], "bond_cut": res["bond_cut"],
-        "cohesion": res["cohesion"],
+        "cohesion": res["cohesion"], "tip_hysteresis": res["tip_hysteresis"],
+        "max_off_plane_broken": res["max_off_plane_broken"],
         "tip_history": [{k: r[k] for k in ("stage", "K_over_KG", "tip_x", "energy",
-                                            "iterations", "max_force")} for r in res["history"]],
+                                            "iterations", "max_force",
+                                            "off_plane_broken")} for r in res["history"]],
         "frames": writer.frames,
         "sites": system.info["sites"], "atomistic_sites": system.info["atomistic_sites"],
         "nodes": system.n_nodes, "dofs": system.n_dofs,

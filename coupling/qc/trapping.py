@@ -158,6 +158,41 @@ def crack_tip_position(system, U, *, bond_cut: float | None = None,
     return float(bonds.mid_x[broken].max()) if broken.any() else float("-inf")
 
 
+def lattice_bonds(system) -> CrackBonds:
+    """All nearest-neighbour bonds between atomistic-region atoms (reference lattice)."""
+    from scipy.spatial import cKDTree
+
+    X = system.reference.positions_nc
+    A = np.flatnonzero(system.atomistic_s & system.present_s)
+    P = X[A]
+    Lz = _z_period(system)
+    shifts = [0.0] if Lz is None else [0.0, Lz, -Lz]
+    imgs = np.concatenate([P + np.array([0.0, 0.0, sz]) for sz in shifts])
+    img_shift = np.repeat(np.array(shifts), len(P))
+    d_nn = float(cKDTree(imgs).query(P, 2)[0][:, 1].min())
+    ii, jj = [], []
+    for i, lst in enumerate(cKDTree(imgs).query_ball_point(P, d_nn * 1.001)):
+        for k in lst:
+            j = k % len(P)
+            if j > i:
+                ii.append(i)
+                jj.append(k)
+    ii, jj = np.array(ii, np.int64), np.array(jj, np.int64)
+    sh = np.zeros((len(ii), 3))
+    sh[:, 2] = img_shift[jj]
+    j_site = A[jj % len(P)]
+    return CrackBonds(A[ii], j_site, sh, 0.5 * (X[A[ii], 0] + X[j_site, 0]), d_nn,
+                      float("nan"))
+
+
+def off_plane_broken(system, U, bonds_all: CrackBonds, y_plane: float, bond_cut: float) -> int:
+    """Broken nearest-neighbour bonds that do not cross the crack plane: zero for clean
+    cleavage; non-zero for blunting, dislocation emission or other off-plane damage."""
+    X = system.reference.positions_nc
+    cross = (X[bonds_all.i, 1] - y_plane) * (X[bonds_all.j, 1] - y_plane) < 0
+    return int((bond_lengths(system, U, bonds_all)[~cross] > bond_cut).sum())
+
+
 def _fin(x):
     return None if x is None or not np.isfinite(x) else float(x)
 
@@ -191,6 +226,9 @@ def trapping_scan(system, field, scheme: str = "bgfc", *, K_start: float = 1.0,
     fixed = system.fixed_m
     kf1 = k_field(field, system, K_G)  # linear in K: the field at K/K_G = 1
     bonds = crack_plane_bonds(system)
+    crack = system.info.get("crack")
+    y_plane = 0.0 if crack is None else float(crack.y_plane)
+    all_bonds = lattice_bonds(system)
     cut = cohesive_bond_cut(system, bonds)
     bcut = cut["bond_cut"] if bond_cut is None else float(bond_cut)
     period = bonds.period if advance is None else float(advance)
@@ -204,12 +242,14 @@ def trapping_scan(system, field, scheme: str = "bgfc", *, K_start: float = 1.0,
         U, rep = relax(model, U0, tol=tol, max_iter=max_iter)
         tip = crack_tip_position(system, U, bond_cut=bcut, bonds=bonds)
         rec = {"stage": stage, "K_over_KG": float(K), "K": float(K * K_G), "tip_x": _fin(tip),
+               "off_plane_broken": off_plane_broken(system, U, all_bonds, y_plane, bcut),
                "energy": rep.energy, "iterations": rep.iterations,
                "max_force": rep.max_force, "shifts": rep.shifts,
                "wall_time": time.perf_counter() - t0, "frame": len(history)}
         history.append(rec)
         say(f"  [{stage:>5s}] K/K_G = {K:.4f}: tip x = {tip:8.3f} Å, {rep.iterations} Newton "
-            f"iterations, max force {rep.max_force:.1e} eV/Å, {rec['wall_time']:.1f} s")
+            f"iterations, max force {rep.max_force:.1e} eV/Å, off-plane broken bonds "
+            f"{rec['off_plane_broken']}, {rec['wall_time']:.1f} s")
         if callback is not None:
             callback(rec, U)
         return U, tip
@@ -261,8 +301,16 @@ def trapping_scan(system, field, scheme: str = "bgfc", *, K_start: float = 1.0,
         "down": {"moved": "tip receded (healed)", "limit": f"no healing down to K/K_G = {K_min}",
                  "failed": "relaxation failed even with the smallest K step"},
     }
+    # hysteresis: tip positions at the same K on the loading and the unloading branch
+    up = {round(r["K_over_KG"], 9): r["tip_x"] for r in history if r["stage"] != "heal"}
+    dn = {round(r["K_over_KG"], 9): r["tip_x"] for r in history if r["stage"] == "heal"}
+    common = [k for k in up if k in dn and up[k] is not None and dn[k] is not None]
+    hyst = max((abs(up[k] - dn[k]) for k in common), default=None)
+    damage = max(r["off_plane_broken"] for r in history)
     return {
-        "K_G": K_G, "K_start": K_start, "K_step": K_step, "K_max": K_max, "K_min": K_min,
+        "K_G": K_G, "tip_hysteresis": hyst, "hysteresis_K_compared": sorted(common),
+        "max_off_plane_broken": damage,
+        "K_start": K_start, "K_step": K_step, "K_max": K_max, "K_min": K_min,
         "tip0": float(tip0), "advance": float(period),
         "bond_cut": bcut, "cohesion": cut,
         "K_plus": K_plus, "K_plus_bracket": br_up, "status_up": words["up"][st_up],
