@@ -1,0 +1,321 @@
+"""QC versus full atomistics on the 2D crack at growing domain radius.
+
+The standard 2D crack of :func:`coupling.qc.crack.crack_system` (triangular lattice,
+lj/smooth, crack on y = 0 along -x, tip at the origin) is loaded by the K-field at
+``K = k_ratio * K_G`` (default 1.05 K_G, inside the lattice-trapping range of this potential:
+the relaxed tip stays within about one bond of the K-field's tip; 0.95 K_G heals the crack
+by about 4 a0, 1.1 K_G advances it; see ``tip_x_a0`` in the output). For each domain
+radius R (units of a0):
+
+* QC: ``crack_system(2, scheme, radius=R, atomistic_radius=R_a, growth, max_size)``
+  (lattice generation + mesh + system, timed as ``qc_build_s``), then
+  ``relax(QCModel(system, scheme, F_ref=I), k_field(...), tol=1e-8)`` (``qc_solve_s``);
+  ``qc_time_s = qc_build_s + qc_solve_s``.
+* Reference: the fully atomistic model of the same sites and the same clamped outer layer,
+  ``AtomisticModel(system)`` (neighbour set-up timed as ``atomistic_setup_s``; the shared
+  lattice generation inside ``crack_system`` is not counted for it, which favours the
+  reference), relaxed with ``newton(ref, U0, tol=1e-8)`` from the K-field
+  (``atomistic_solve_s``); ``atomistic_time_s = setup + solve``.
+* ``speedup = atomistic_time_s / qc_time_s``.
+* Error over the atoms within ``--near`` a0 (default 5) of the tip:
+  ``relative_error = ||u_qc - u_ref|| / ||u_ref||`` (u_qc at every atom through
+  ``site_displacements``), the largest absolute error (Å), and the much harder
+  ``relative_error_vs_kfield = ||u_qc - u_ref|| / ||u_ref - u_K||``; the same at 10 a0.
+* Peak memory: every solve runs in its own child process (this script with ``--one``), which
+  reports ``ru_maxrss``; QC and reference peaks are therefore separate. Each child also
+  builds the QC system (the reference needs its sites and clamped layer).
+* Tip check: the rightmost crack-plane bond longer than 1.15 a0 (beyond the inflection
+  point of the potential) gives ``tip_x_a0`` for the K-field start, the reference and QC.
+
+The full atomistic Newton (MUMPS) grows like n^1.5 in time and n log n in memory; cases
+above ``--max-atomistic-sites`` are run with QC only and the reference time is estimated by
+a power-law fit over the measured cases (``atomistic_time_estimate_s``, flagged as an
+estimate). ``target_met`` needs a *measured* comparison at >= 1e6 sites.
+
+Usage: ``python benchmarks/bench_qc_crack.py [--quick] [--json] [--scheme bgfc]
+[--radii 50,100,...] [--max-atomistic-sites N]``. ``--json`` prints one JSON object as the
+last line (top level: the largest radius that has a reference); ``--quick`` runs R = 30, 45.
+Progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+K_RATIO = 1.05
+ATOMISTIC_RADIUS = 20.0  # a0
+GROWTH = 0.2
+MAX_SIZE = 10.0  # a0
+NEAR = 5.0  # a0
+BROKEN = 1.15  # a0, crack-plane bond counted as broken above this length
+TOL = 1e-8
+RADII = (50.0, 100.0, 200.0, 300.0, 565.0)
+QUICK_RADII = (30.0, 45.0)
+MAX_ATOMISTIC_SITES = 400_000
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # kB on Linux
+
+
+def _crack_plane_bonds(X: np.ndarray, a0: float, half_width: float = 20.0) -> np.ndarray:
+    """Pairs (b, 2) of atoms (indices into X) bonded across y = 0, |x| < half_width a0."""
+    h = 0.5 * math.sqrt(3.0) / 2.0 * a0
+    up = np.flatnonzero((np.abs(X[:, 1] - h) < 0.1 * a0) & (np.abs(X[:, 0]) < half_width * a0))
+    dn = np.flatnonzero((np.abs(X[:, 1] + h) < 0.1 * a0) & (np.abs(X[:, 0]) < half_width * a0))
+    pairs = []
+    for i in up:
+        dx = np.abs(X[dn, 0] - X[i, 0])
+        for j in dn[dx < 0.6 * a0]:
+            pairs.append((i, j))
+    return np.array(pairs, np.int64).reshape(-1, 2)
+
+
+def tip_position(X: np.ndarray, U: np.ndarray, pairs: np.ndarray, a0: float) -> float:
+    """x (units of a0) of the rightmost broken crack-plane bond (nan if none)."""
+    x = X + U
+    length = np.linalg.norm(x[pairs[:, 0]] - x[pairs[:, 1]], axis=1)
+    broken = length > BROKEN * a0
+    if not broken.any():
+        return float("nan")
+    xm = 0.5 * (X[pairs[:, 0], 0] + X[pairs[:, 1], 0])
+    return float(xm[broken].max() / a0)
+
+
+def run_one(spec: dict) -> dict:
+    """Child process: one QC or one atomistic solve; near-tip displacements to an npz."""
+    from coupling.qc.crack import crack_system, k_field
+    from coupling.qc.model import QCModel
+    from coupling.qc.patch import default_setup
+    from coupling.qc.reference import AtomisticModel, site_displacements
+    from coupling.qc.solver import newton, relax
+
+    a0 = default_setup(2)[2]
+    t0 = time.perf_counter()
+    system, field = crack_system(2, spec["scheme"], radius=spec["radius"],
+                                 atomistic_radius=spec["atomistic_radius"],
+                                 growth=spec["growth"], max_size=spec["max_size"] * a0)
+    build_s = time.perf_counter() - t0
+    K = spec["k_ratio"] * field.K_G
+    X_all = system.reference.positions_nc[:, :2]
+    present = np.flatnonzero(system.present_s)
+    r = np.linalg.norm(X_all[present], axis=1)
+    near_sites = present[r <= 10.0 * a0 + 1e-9]
+    Xn = X_all[near_sites]
+    pairs = _crack_plane_bonds(Xn, a0)
+    out = {"sites": int(system.info["sites"]), "K_G": field.K_G, "K": K, "a0": a0}
+    if spec["kind"] == "qc":
+        model = QCModel(system, spec["scheme"], F_ref=np.eye(3))
+        U0 = k_field(field, system, K)
+        t0 = time.perf_counter()
+        U, rep = relax(model, U0, tol=TOL)
+        solve_s = time.perf_counter() - t0
+        un = site_displacements(system, U, near_sites)[:, :2]
+        out.update(build_s=build_s, solve_s=solve_s, nodes=int(system.n_nodes),
+                   dofs=int(system.n_dofs), free_dofs=int(system.free_dofs().sum()),
+                   atomistic_sites=int(system.info["atomistic_sites"]))
+    else:
+        t0 = time.perf_counter()
+        ref = AtomisticModel(system)
+        setup_s = time.perf_counter() - t0
+        U0 = np.zeros((ref.n_nodes, ref.ncomp))
+        U0[:, :2] = field.displacements(K, ref.X[:, :2])
+        t0 = time.perf_counter()
+        U, rep = newton(ref, U0, tol=TOL)
+        solve_s = time.perf_counter() - t0
+        pos = np.searchsorted(ref.site, near_sites)
+        un = U[pos, :2]
+        out.update(build_s=setup_s, solve_s=solve_s, qc_system_build_s=build_s,
+                   nodes=int(ref.n_nodes), dofs=int(ref.n_dofs),
+                   free_dofs=int(ref.free_dofs().sum()))
+    uK = field.displacements(K, Xn)
+    out.update(iterations=int(rep.iterations), converged=bool(rep.converged),
+               max_force=float(rep.max_force), shifts=int(rep.shifts),
+               tip_x_a0=tip_position(Xn, un, pairs, a0),
+               tip_x_a0_kfield=tip_position(Xn, uK, pairs, a0),
+               peak_mb=_peak_mb())
+    np.savez(spec["npz"], sites=near_sites, X=Xn, u=un, uK=uK)
+    return out
+
+
+def _child(spec: dict) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--one", json.dumps(spec)]
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if p.returncode != 0:
+        raise RuntimeError(f"{spec['kind']} child for R = {spec['radius']} failed:\n"
+                           + p.stdout[-2000:] + p.stderr[-4000:])
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def _errors(qc_npz: str, ref_npz: str, a0: float, near: float) -> dict:
+    q, r = np.load(qc_npz), np.load(ref_npz)
+    if not np.array_equal(q["sites"], r["sites"]):
+        raise RuntimeError("QC and reference near-tip site sets differ")
+    out = {}
+    for rad, tag in ((near, ""), (10.0, "_10a0")):
+        m = np.linalg.norm(q["X"], axis=1) <= rad * a0 + 1e-9
+        d = q["u"][m] - r["u"][m]
+        out["relative_error" + tag] = float(np.linalg.norm(d) / np.linalg.norm(r["u"][m]))
+        out["max_abs_error_A" + tag] = float(np.abs(d).max())
+        out["relative_error_vs_kfield" + tag] = float(
+            np.linalg.norm(d) / np.linalg.norm(r["u"][m] - r["uK"][m]))
+        out["near_atoms" + tag] = int(m.sum())
+    return out
+
+
+def run_case(R: float, args, tmp: str, do_ref: bool) -> dict:
+    base = {"radius": R, "atomistic_radius": args.atomistic_radius, "scheme": args.scheme,
+            "growth": args.growth, "max_size": args.max_size, "k_ratio": args.k_ratio}
+    qc_npz, ref_npz = os.path.join(tmp, f"qc_{R}.npz"), os.path.join(tmp, f"ref_{R}.npz")
+    _log(f"R = {R:g} a0: QC ({args.scheme}) ...")
+    q = _child({**base, "kind": "qc", "npz": qc_npz})
+    qc_time = q["build_s"] + q["solve_s"]
+    _log(f"  {q['sites']} sites, {q['nodes']} nodes, build {q['build_s']:.2f} s, "
+         f"solve {q['solve_s']:.2f} s ({q['iterations']} it), peak {q['peak_mb']:.0f} MB, "
+         f"tip {q['tip_x_a0']:.2f} a0")
+    case = {
+        "radius_a0": R, "sites": q["sites"], "scheme": args.scheme, "K_over_KG": args.k_ratio,
+        "K": q["K"], "K_G": q["K_G"], "atomistic_radius_a0": args.atomistic_radius,
+        "atomistic_sites": q["atomistic_sites"], "growth": args.growth,
+        "max_size_a0": args.max_size, "nodes": q["nodes"], "qc_dofs": q["dofs"],
+        "qc_free_dofs": q["free_dofs"], "qc_build_s": q["build_s"], "qc_solve_s": q["solve_s"],
+        "qc_time_s": qc_time, "qc_iterations": q["iterations"], "qc_peak_mb": q["peak_mb"],
+        "qc_max_force": q["max_force"], "tip_x_a0_kfield": q["tip_x_a0_kfield"],
+        "tip_x_a0_qc": q["tip_x_a0"],
+        "atomistic_dofs": 2 * q["sites"], "atomistic_run": do_ref,
+    }
+    if not do_ref:
+        _log("  reference skipped (above --max-atomistic-sites)")
+        return case
+    _log(f"R = {R:g} a0: full atomistic reference ...")
+    a = _child({**base, "kind": "atomistic", "npz": ref_npz})
+    at_time = a["build_s"] + a["solve_s"]
+    case.update({
+        "atomistic_dofs": a["dofs"], "atomistic_free_dofs": a["free_dofs"],
+        "atomistic_setup_s": a["build_s"], "atomistic_solve_s": a["solve_s"],
+        "atomistic_time_s": at_time, "atomistic_iterations": a["iterations"],
+        "atomistic_peak_mb": a["peak_mb"], "atomistic_max_force": a["max_force"],
+        "tip_x_a0_atomistic": a["tip_x_a0"], "speedup": at_time / qc_time,
+        "speedup_solve_only": a["solve_s"] / q["solve_s"],
+    })
+    case.update(_errors(qc_npz, ref_npz, q["a0"], args.near))
+    _log(f"  atomistic {a['dofs']} dofs, setup {a['build_s']:.2f} s, solve {a['solve_s']:.2f} s "
+         f"({a['iterations']} it), peak {a['peak_mb']:.0f} MB, tip {a['tip_x_a0']:.2f} a0; "
+         f"speedup {case['speedup']:.2f}, rel. error {case['relative_error']:.2e} "
+         f"(vs K-field {case['relative_error_vs_kfield']:.2e})")
+    return case
+
+
+def _estimate(cases: list[dict]) -> None:
+    """Power-law fit t = c n^p of the measured reference times; fill in the skipped ones."""
+    meas = [c for c in cases if c["atomistic_run"]]
+    if len(meas) < 2:
+        return
+    n = np.log([c["atomistic_dofs"] for c in meas[-3:]])
+    t = np.log([c["atomistic_time_s"] for c in meas[-3:]])
+    p, logc = np.polyfit(n, t, 1)
+    for c in cases:
+        if not c["atomistic_run"]:
+            est = float(math.exp(logc) * c["atomistic_dofs"] ** p)
+            c["atomistic_time_estimate_s"] = est
+            c["atomistic_time_fit_exponent"] = float(p)
+            c["speedup_estimate"] = est / c["qc_time_s"]
+
+
+def _table(cases: list[dict]) -> str:
+    head = (f"{'R/a0':>6} {'sites':>9} {'qc_dofs':>8} {'at_dofs':>9} {'QC s':>8} {'atom s':>9} "
+            f"{'speedup':>8} {'QC MB':>7} {'atom MB':>8} {'rel.err':>9} {'err/u-uK':>9} "
+            f"{'tip qc/ref':>11}")
+    rows = [head]
+    for c in cases:
+        if c["atomistic_run"]:
+            rows.append(
+                f"{c['radius_a0']:>6g} {c['sites']:>9d} {c['qc_dofs']:>8d} "
+                f"{c['atomistic_dofs']:>9d} {c['qc_time_s']:>8.2f} {c['atomistic_time_s']:>9.2f} "
+                f"{c['speedup']:>8.2f} {c['qc_peak_mb']:>7.0f} {c['atomistic_peak_mb']:>8.0f} "
+                f"{c['relative_error']:>9.2e} {c['relative_error_vs_kfield']:>9.2e} "
+                f"{c['tip_x_a0_qc']:>5.1f}/{c['tip_x_a0_atomistic']:<5.1f}")
+        else:
+            est = c.get("atomistic_time_estimate_s")
+            rows.append(
+                f"{c['radius_a0']:>6g} {c['sites']:>9d} {c['qc_dofs']:>8d} "
+                f"{c['atomistic_dofs']:>9d} {c['qc_time_s']:>8.2f} "
+                + (f"{'~' + format(est, '.0f'):>9} {'~' + format(c['speedup_estimate'], '.0f'):>8}"
+                   if est else f"{'-':>9} {'-':>8}")
+                + f" {c['qc_peak_mb']:>7.0f} {'-':>8} {'(no reference)':>20}")
+    return "\n".join(rows)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", action="store_true", help="print one JSON object last")
+    ap.add_argument("--quick", action="store_true", help="radii 30 and 45 a0 only (tests)")
+    ap.add_argument("--scheme", default="bgfc")
+    ap.add_argument("--radii", default=None, help="comma-separated domain radii (a0)")
+    ap.add_argument("--atomistic-radius", type=float, default=ATOMISTIC_RADIUS)
+    ap.add_argument("--growth", type=float, default=GROWTH)
+    ap.add_argument("--max-size", type=float, default=MAX_SIZE, help="largest element (a0)")
+    ap.add_argument("--k-ratio", type=float, default=K_RATIO, help="K / K_G")
+    ap.add_argument("--near", type=float, default=NEAR, help="error radius around the tip (a0)")
+    ap.add_argument("--max-atomistic-sites", type=int, default=MAX_ATOMISTIC_SITES,
+                    help="skip the full atomistic reference above this many sites")
+    ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.one is not None:
+        print(json.dumps(run_one(json.loads(args.one))))
+        return 0
+    if args.radii:
+        radii = [float(v) for v in args.radii.split(",")]
+    else:
+        radii = list(QUICK_RADII if args.quick else RADII)
+    if args.quick and not args.radii:
+        args.atomistic_radius = min(args.atomistic_radius, 12.0)
+    cases = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for R in radii:
+            sites_est = math.pi * R * R / (math.sqrt(3.0) / 2.0)
+            cases.append(run_case(R, args, tmp, sites_est <= args.max_atomistic_sites))
+    _estimate(cases)
+    compared = [c for c in cases if c["atomistic_run"]]
+    top = compared[-1] if compared else cases[-1]
+    summary = {k: top.get(k) for k in ("sites", "qc_dofs", "atomistic_dofs", "speedup",
+                                       "relative_error", "relative_error_vs_kfield",
+                                       "max_abs_error_A", "qc_time_s", "atomistic_time_s")}
+    summary["radius_a0"] = top["radius_a0"]
+    summary["largest_sites_run_qc"] = cases[-1]["sites"]
+    summary["target_met"] = any(
+        c["atomistic_run"] and c["sites"] >= 1_000_000 and c["speedup"] >= 20
+        and c["relative_error"] <= 0.01 for c in cases)
+    summary["cases"] = cases
+    summary["notes"] = (
+        "qc_time_s = crack_system build (lattice + mesh) + relax; atomistic_time_s = "
+        "AtomisticModel set-up + newton, both from the K-field, tol 1e-8 eV/A; peak MB = "
+        "ru_maxrss of a separate child per solve; relative_error over atoms within "
+        f"{args.near:g} a0 of the tip; cases with atomistic_run false have no reference "
+        "(time estimated by a power-law fit)")
+    print(_table(cases), file=sys.stderr if args.json else sys.stdout, flush=True)
+    if args.json:
+        print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
