@@ -99,23 +99,31 @@ for defect, res in results.items():
                      f"{fmt(r['energy_vs_Ra']):>8s}{fmt(r['energy_vs_N']):>8s}"
                      f"{last['W12_error']:>10.2e}  {p['note']}")
 print("\n".join(lines))
-print("published rates: point defect in 2D, optimal mesh grading, as we understand "
-      "the references (coupling.qc.study.PUBLISHED)")
+print("published rates: point defect in 2D, optimal mesh grading, domain scaled with R_a "
+      "(N ~ R_a^2), as we understand the references (coupling.qc.study.PUBLISHED).\n"
+      "Compare the R_a columns: our domain is fixed, so the free dofs grow like R_a^"
+      + ", R_a^".join(f"{res['rates']['bgfc']['dofs_vs_Ra']:.2f} ({d})"
+                      for d, res in results.items())
+      + " here, and the N-rates are steeper than the R_a-rates.")
 
 # %% [markdown]
 # ## Plot
 # Error against R_a, log-log, one line per scheme; columns: W^{1,2} and energy error, rows:
-# the two defects. The dashed lines are R_a^{-1} and R_a^{-2} for orientation.
+# the two defects. The dashed lines are R_a^{-1} and R_a^{-2} for orientation. An energy
+# error can dip where ΔE_qc − ΔE_ref changes sign (bqce for the microcrack near R_a = 6).
 
 # %%
 import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 fig, axes = plt.subplots(len(DEFECTS), 2, figsize=(10, 4.2 * len(DEFECTS)), squeeze=False)
 markers = dict(qce="o", gfc="s", qcf="x", bqce="^", bgfc="D")
+colors = dict(zip(("qce", "gfc", "qcf", "bqce", "bgfc"), plt.rcParams["axes.prop_cycle"]
+                  .by_key()["color"], strict=False))
 for row, defect in enumerate(DEFECTS):
     res = results[defect]
     for col, (key, label) in enumerate((("W12_error", "relative W$^{1,2}$ error"),
@@ -127,7 +135,7 @@ for row, defect in enumerate(DEFECTS):
                 continue
             rate = res["rates"][scheme]["W12_vs_Ra" if col == 0 else "energy_vs_Ra"]
             ax.loglog([r["R_a"] for r in rs], [r[key] for r in rs],
-                      marker=markers.get(scheme, "."), mfc="none",
+                      marker=markers.get(scheme, "."), mfc="none", color=colors.get(scheme),
                       label=f"{scheme} ({fmt(rate)})"
                       + (" [qce energy]" if scheme == "gfc" and col == 1 else ""))
         Ra = np.array(res["radii"])
@@ -137,6 +145,9 @@ for row, defect in enumerate(DEFECTS):
             ax.loglog(Ra, y0 * (Ra / Ra[0]) ** (-p), "k--", lw=0.7, alpha=0.5)
             ax.annotate(f"$R_a^{{-{p}}}$", (Ra[-1], y0 * (Ra[-1] / Ra[0]) ** (-p)),
                         fontsize=8, alpha=0.6)
+        ax.set_xticks(Ra)
+        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("atomistic radius $R_a$ / $a_0$")
         ax.set_ylabel(label)
         ax.set_title(f"{defect}: {label}")
