@@ -34,10 +34,12 @@ test-mpi:
 
 demo: setup
 	$(MPIRUN) -n 2 $(PY) demos/fe2_crack.py
+	$(PY) demos/crack_tip_qc.py --outdir crack_tip_qc_out
 
 bench: setup
 	$(PY) benchmarks/bench_forces.py
 	$(PY) benchmarks/bench_fe2.py
+	$(PY) benchmarks/bench_qc_crack.py
 
 lint: setup
 	$(VENV)/bin/ruff check .
