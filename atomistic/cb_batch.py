@@ -71,10 +71,14 @@ class BatchCauchyBorn:
     def _shell(self, F_t33: np.ndarray) -> np.ndarray:
         s = np.linalg.svd(F_t33, compute_uv=False)
         smin = float(s.min())
-        if not np.isfinite(smin) or smin <= 1e-3:
+        det = np.linalg.det(F_t33)
+        if not np.isfinite(smin) or smin <= 0.25 or np.any(det <= 0):
+            # a crystal compressed 4x along some direction has overlapping atoms: no
+            # physical state, and the neighbour shell would grow without bound
             raise CalculationFailed(
-                f"a Cauchy-Born element is collapsed (smallest stretch {smin:.3g}); the "
-                "step was too large or the mesh is tangled")
+                f"a Cauchy-Born element is collapsed or inverted (smallest stretch "
+                f"{smin:.3g}, min det F {float(det.min()):.3g}); the step was too large or "
+                "the mesh has slivers")
         radius = self.potential.cutoff / smin * (1 + 1e-9) + 1e-9
         # cache coarsely so the list does not change with every small deformation
         radius = max(radius, self._shell_radius if self._shell_radius < 1.5 * radius else 0.0)
