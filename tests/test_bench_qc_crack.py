@@ -1,8 +1,8 @@
 """The QC-vs-atomistics crack benchmark runs and QC matches the reference near the tip.
 
 No timing assertions (the machine may be shared). The error bound: ``--quick`` (R = 30 and
-45 a0, atomistic radius 12 a0, bgfc, K = 1.05 K_G) measured a near-tip relative error of
-about 2e-3 (max abs error 3e-3 Å); 0.02 leaves a 10x margin.
+45 a0, atomistic radius 12 a0, bgfc, K = K_G) measured a near-tip relative error of about
+3e-3 (max abs error 4e-3 Å); 0.02 leaves a 6x margin.
 """
 
 import json
@@ -37,9 +37,9 @@ def test_bench_qc_crack_quick_json():
         assert c["relative_error_vs_kfield"] > c["relative_error"]
         assert c["qc_peak_mb"] > 0 and c["atomistic_peak_mb"] > 0
         assert c["qc_max_force"] <= 1e-8 and c["atomistic_max_force"] <= 1e-8
-        # the crack neither advances nor heals: reference and QC tips agree, within a bond
-        # of the K-field's
+        # the crack neither runs away nor heals: reference and QC tips agree, within a
+        # few bonds of the K-field's
         assert c["tip_x_a0_qc"] == c["tip_x_a0_atomistic"]
-        assert abs(c["tip_x_a0_atomistic"] - c["tip_x_a0_kfield"]) <= 1.0
+        assert abs(c["tip_x_a0_atomistic"] - c["tip_x_a0_kfield"]) <= 3.0
     assert data["sites"] == data["cases"][-1]["sites"]
     assert data["relative_error"] == data["cases"][-1]["relative_error"]
