@@ -242,11 +242,6 @@ class _Cluster:
         E = float(self.w @ res.site_energies_n)
         return E, -(self.Pd.T @ res.forces_nc.ravel())
 
-    def atom_gradient(self, U: np.ndarray) -> np.ndarray:
-        """-forces on the cluster atoms (weighted), shape (n, 3)."""
-        self.config.positions_nc = self.positions(U)
-        return -self.calc.compute(self.config, self.w).forces_nc
-
     def hessian(self, U: np.ndarray) -> sp.csr_matrix:
         self.config.positions_nc = self.positions(U)
         H = self.calc.hessian(self.config, self.w)

@@ -78,7 +78,7 @@ def patch_test(scheme: str, dim: int = 2, *, seed: int = 0, amplitude: float = 0
     in_A = system.atomistic_s[system.node_site_m]
     from scipy.spatial import cKDTree
 
-    d_int = np.abs(cKDTree(X[in_A]).query(X)[0] if (~in_A).any() else np.zeros(len(X)))
+    d_int = cKDTree(X[in_A]).query(X)[0]
     d_C = cKDTree(X[~in_A]).query(X)[0]
     dist = np.where(in_A, -d_C, d_int)  # signed distance to the interface (negative: atoms)
     band = 2.5 * rc if interface_band is None else interface_band

@@ -36,9 +36,7 @@ class AtomisticModel:
         self.config = Configuration(self.X.copy(), ref.cell_cc, ref.pbc, ref.types_n[present])
         self.calc = Calculator(qc.potential, skin=0.5, multiple_images=any(ref.pbc))
         if clamped_s is None:
-            dom = qc.info["domain"]
-            Xd = ref.positions_nc[:, :qc.mesh_dim]
-            clamped_s = dom.distance_inside(Xd) <= qc.info["clamp_width"] + 1e-9
+            clamped_s = qc.info["clamped_s"]  # the layer build_system clamps
         self.fixed_m = np.asarray(clamped_s, bool)[present]
         self.ncomp = qc.ncomp
         self.n_nodes = len(present)

@@ -201,7 +201,6 @@ def relax(model, U: np.ndarray, *, tol: float = 1e-8, max_iter: int = 60,
     U = np.array(U, float).reshape(s.n_nodes, s.ncomp)
     total = RelaxReport(False, 0, np.inf, None)
     for k in range(1, max_outer + 1):
-        model.dead_load = np.zeros(s.n_dofs)
         model.dead_load = model.ghost_force(U)
         fq = max_node_force(model.qcf_residual(U), free, s.ncomp)
         total.history.append({"outer": k, "qcf_max_force": fq})

@@ -255,17 +255,14 @@ def build_system(potential, lattice: str, a0: float, *, domain, atomistic, schem
     required = (refine | ring) & present
     cb = BatchCauchyBorn(potential, prim, type_index=type_index)
     interpolate = None
+    from coupling.qc import mesh as qcmesh
+
     if mdim == 1:
         if mesh is not None:
             raise InputError("user meshes are 2D only")
-        nodes = np.flatnonzero(present)
-        order = np.argsort(X[nodes, 0])
-        nodes = nodes[order]
-        points = X[nodes]
-        cells = np.column_stack([np.arange(len(nodes) - 1), np.arange(1, len(nodes))])
+        m = qcmesh.build_mesh_1d(X, node_sites=np.flatnonzero(present))
+        points, nodes, cells = m.points_m2, m.node_site_m, m.cells_k3
     else:
-        from coupling.qc import mesh as qcmesh
-
         if mesh is not None:
             m = qcmesh.QCMesh.from_arrays(mesh[0], mesh[1], X, required_mask_s=required)
         else:
@@ -287,5 +284,5 @@ def build_system(potential, lattice: str, a0: float, *, domain, atomistic, schem
     system.info.update(lattice=lattice, a0=a0, scheme=scheme, handshake=handshake,
                        clamp_width=clamp, sites=int(present.sum()),
                        atomistic_sites=int((A & present).sum()), crack=crack,
-                       domain=domain)
+                       domain=domain, clamped_s=ring)
     return system
