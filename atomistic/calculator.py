@@ -32,7 +32,16 @@ from atomistic.structure import Configuration
 from fe2qc.errors import InputError
 from fe2qc.units import MVV2E
 
-__all__ = ["Calculator", "Result"]
+__all__ = ["Calculator", "Result", "PairList"]
+
+
+@dataclass(frozen=True)
+class PairList:
+    """The pairs a calculator evaluates: a neighbour list's, less any excluded bonds."""
+
+    i_p: np.ndarray
+    j_p: np.ndarray
+    s_pc: np.ndarray
 
 
 @dataclass
@@ -262,16 +271,24 @@ class Calculator:
         multiple_images: allow cutoffs of half a periodic width or more (see
             :class:`~atomistic.neighbors.NeighborList`).
         min_distance: atoms closer than this (Å) are refused as overlapping when a list is built.
+        exclude: optional ``exclude(i_p, j_p, s_pc) -> bool mask`` of neighbour pairs that
+            do not interact (a cut bond, e.g. across the faces of a pre-cut crack; see
+            :func:`atomistic.fracture.crack_cut`). It is applied to every list the
+            calculator builds, so energy, forces and Hessian all see the same bonds. For EAM
+            an excluded pair contributes neither its pair term nor its density.
     """
 
     def __init__(self, potential: Potential, *, skin: float = 1.0, multiple_images: bool = False,
-                 min_distance: float = 0.5) -> None:
+                 min_distance: float = 0.5, exclude=None) -> None:
         self.potential = potential
         self.skin = skin
         self.multiple_images = multiple_images
         self.min_distance = min_distance
+        self.exclude = exclude
         self._nl: NeighborList | None = None
         self._key = None
+        self._pl: PairList | None = None
+        self._pl_key = None
 
     # -- neighbour list ---------------------------------------------------------------------
     def neighbor_list(self, config: Configuration) -> NeighborList:
@@ -301,9 +318,26 @@ class Calculator:
             raise InputError(
                 f"atom type {int(config.types_n.max())} has no element in the potential "
                 f"(elements: {self.potential.elements})")
-        nl = self.neighbor_list(config)
+        nl = self.pair_list(config)
         d_pc, r_p = pair_vectors(config.positions_nc, config.cell_cc, nl.i_p, nl.j_p, nl.s_pc)
         return nl, d_pc, r_p
+
+    def pair_list(self, config: Configuration):
+        """The neighbour list for ``config`` without the excluded pairs."""
+        nl = self.neighbor_list(config)
+        if self.exclude is None:
+            return nl
+        key = (id(nl), nl.builds)
+        if self._pl is None or key != self._pl_key:
+            drop = np.asarray(self.exclude(nl.i_p, nl.j_p, nl.s_pc), bool)
+            if drop.shape != nl.i_p.shape:
+                raise InputError(f"exclude must return one bool per pair, got {drop.shape}")
+            keep = ~drop
+            self._pl = PairList(np.ascontiguousarray(nl.i_p[keep]),
+                                np.ascontiguousarray(nl.j_p[keep]),
+                                np.ascontiguousarray(nl.s_pc[keep]))
+            self._pl_key = key
+        return self._pl
 
     # -- first order ------------------------------------------------------------------------
     def compute(self, config: Configuration, weights_n: np.ndarray | None = None) -> Result:

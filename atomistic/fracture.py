@@ -45,7 +45,7 @@ from atomistic.relax import relax as relax_positions
 from atomistic.rve import CauchyBorn
 from fe2qc.errors import CalculationFailed, InputError
 
-__all__ = ["EV_PER_A52_IN_MPA_SQRT_M", "surface_energy", "slab", "lattice_constant",
+__all__ = ["EV_PER_A52_IN_MPA_SQRT_M", "crack_cut", "surface_energy", "slab", "lattice_constant",
            "elastic_tensor", "crack_frame_rotation", "griffith"]
 
 #: elementary charge (J per eV), exact (SI 2019)
@@ -103,6 +103,31 @@ def slab(lattice: str, a0: float, *, orientation=None, normal_axis: int = 1, lay
     else:
         area = float(edges[others[0]] * edges[others[1]])
     return s, b, area
+
+
+def crack_cut(X_ref_n3: np.ndarray, cell_cc: np.ndarray, tip_x: float, y_plane: float,
+              *, normal_axis: int = 1, crack_axis: int = 0):
+    """An ``exclude`` rule for :class:`Calculator`: the bonds of a pre-cut crack.
+
+    A pair is cut when, in the reference positions ``X_ref_n3`` (one row per atom of the
+    configuration the calculator sees), its two atoms lie on opposite sides of the plane
+    ``X[normal_axis] = y_plane`` and its midpoint lies behind the tip,
+    ``X[crack_axis] < tip_x``. The crack faces then cannot re-bond (no healing), while
+    everything ahead of the tip interacts normally. Image shifts ``s_pc @ cell_cc`` are
+    honoured (periodic directions along the front).
+    """
+    X = np.asarray(X_ref_n3, float)
+    cell = np.asarray(cell_cc, float)
+    tip_x, y_plane = float(tip_x), float(y_plane)
+
+    def exclude(i_p, j_p, s_pc):
+        xi = X[i_p]
+        xj = X[j_p] + np.asarray(s_pc, float) @ cell
+        across = (xi[:, normal_axis] - y_plane) * (xj[:, normal_axis] - y_plane) < 0.0
+        behind = 0.5 * (xi[:, crack_axis] + xj[:, crack_axis]) < tip_x
+        return across & behind
+
+    return exclude
 
 
 def surface_energy(potential: Potential, lattice: str, a0: float, *, orientation=None,

@@ -65,14 +65,19 @@ def k_field(field: CrackField, system: QCSystem, K: float, points_md: np.ndarray
 
 def crack_system(dim: int, scheme: str, *, radius: float, atomistic_radius: float,
                  handshake: float | None = None, growth: float = 0.3,
-                 max_size: float | None = None):
+                 max_size: float | None = None, setup=None, resolve_clamp: bool = True,
+                 cut: bool = False, clamp_growth: float | None = None):
     """``(system, field)`` for the standard crack of ``dim`` 2 (triangular) or 3 (Cu slab).
 
-    Radii are in units of the lattice parameter ``a0``.
+    Radii are in units of the lattice parameter ``a0``. ``setup`` is ``(potential, lattice,
+    a0)``, default :func:`coupling.qc.patch.default_setup`; ``resolve_clamp`` see
+    :func:`coupling.qc.system.build_system`; ``cut`` makes it a pre-cut crack whose faces
+    cannot re-bond (:class:`coupling.qc.system.Crack`).
     """
-    pot, lattice, a0 = default_setup(dim)
+    pot, lattice, a0 = default_setup(dim) if setup is None else setup
     system = build_system(pot, lattice, a0, domain=Disc(0.0, 0.0, radius * a0),
                           atomistic=Disc(0.0, 0.0, atomistic_radius * a0), scheme=scheme,
-                          crack=Crack(0.0, 0.0), handshake=handshake, growth=growth,
-                          max_size=max_size)
+                          crack=Crack(0.0, 0.0, cut), handshake=handshake, growth=growth,
+                          max_size=max_size, resolve_clamp=resolve_clamp,
+                          clamp_growth=clamp_growth)
     return system, crack_field(pot, lattice, a0)

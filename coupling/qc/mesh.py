@@ -263,49 +263,59 @@ def build_mesh_1d(x_s, *, node_sites=None) -> QCMesh:
 # 2D builder
 # ------------------------------------------------------------------------------------------
 class _SizeField:
-    """h = min(max_size, spacing + growth * d), d the distance to the refined/unrefined interface.
+    """h = min(max_size, spacing + g_k * d_k), d_k the distance to group k's interface.
 
-    The interface is the set of refined sites with an unrefined site within 1.5 spacings and
-    vice versa. Without refined sites h = max_size (spacing if None) everywhere; without
-    unrefined sites h = ``coarse`` (no gmsh node is needed).
+    A group is a set of refined sites with its own growth rate (e.g. the atomistic region
+    with a slow rate, the clamped outer layer with a fast one); its interface is the set of
+    its sites with an unrefined site within 1.5 spacings and vice versa. Without refined
+    sites h = max_size (spacing if None) everywhere; without unrefined sites h = ``coarse``
+    (no gmsh node is needed).
     """
 
-    def __init__(self, X_ref, X_unref, spacing, growth, max_size, coarse):
+    def __init__(self, groups, X_unref, spacing, max_size, coarse):
         self.a = float(spacing)
-        self.g = float(growth)
         self.hmax = np.inf if max_size is None else float(max_size)
-        self.X_int = np.empty((0, 2))
-        if len(X_ref) and len(X_unref):
-            r = 1.5 * self.a
+        self.parts = []  # (interface points, growth, tree)
+        r = 1.5 * self.a
+        for X_ref, growth in groups:
+            if not (len(X_ref) and len(X_unref)):
+                continue
             d1, _ = cKDTree(X_unref).query(X_ref, distance_upper_bound=r)
             d2, _ = cKDTree(X_ref).query(X_unref, distance_upper_bound=r)
-            self.X_int = np.concatenate([X_ref[np.isfinite(d1)], X_unref[np.isfinite(d2)]])
-        self.tree = cKDTree(self.X_int) if len(self.X_int) else None
-        if not len(X_ref):
+            X_int = np.concatenate([X_ref[np.isfinite(d1)], X_unref[np.isfinite(d2)]])
+            if len(X_int):
+                self.parts.append((X_int, float(growth), cKDTree(X_int)))
+        if not any(len(X_ref) for X_ref, _ in groups):
             self.uniform = self.a if max_size is None else self.hmax
         else:
             self.uniform = float(coarse)
 
     def __call__(self, P):
         P = np.atleast_2d(np.asarray(P, float))
-        if self.tree is None:
+        if not self.parts:
             return np.full(len(P), self.uniform)
-        d, _ = self.tree.query(P)
-        return np.minimum(self.hmax, self.a + self.g * d)
+        h = np.full(len(P), self.hmax)
+        for _, g, tree in self.parts:
+            d, _ = tree.query(P)
+            h = np.minimum(h, self.a + g * d)
+        return h
 
     def install(self, gmsh):
         """Set this size field as gmsh's background mesh (evaluated in C++)."""
         f = gmsh.model.mesh.field
-        if self.tree is None:
+        if not self.parts:
             c = f.add("MathEval")
             f.setString(c, "F", repr(float(self.uniform)))
             f.setAsBackgroundMesh(c)
             return
-        tags = [gmsh.model.geo.addPoint(x, y, 0.0) for x, y in self.X_int]
-        gmsh.model.geo.synchronize()
-        dist = f.add("Distance")
-        f.setNumbers(dist, "PointsList", tags)
-        expr = f"{self.a!r} + {self.g!r} * F{dist}"
+        expr = None
+        for X_int, g, _ in self.parts:
+            tags = [gmsh.model.geo.addPoint(x, y, 0.0) for x, y in X_int]
+            gmsh.model.geo.synchronize()
+            dist = f.add("Distance")
+            f.setNumbers(dist, "PointsList", tags)
+            term = f"{self.a!r} + {g!r} * F{dist}"
+            expr = term if expr is None else f"Min({expr}, {term})"
         if np.isfinite(self.hmax):
             expr = f"Min({self.hmax!r}, {expr})"
         c = f.add("MathEval")
@@ -474,7 +484,7 @@ def check_conforming(mesh: QCMesh, tol=1e-9) -> None:
 
 
 def build_mesh(X_s2, *, refine_mask_s, domain, spacing, growth=0.3, max_size=None, crack=None,
-               present_s=None) -> QCMesh:
+               present_s=None, outer_mask_s=None, outer_growth=None) -> QCMesh:
     """Build a QC triangle mesh whose nodes are lattice sites.
 
     Args:
@@ -489,6 +499,9 @@ def build_mesh(X_s2, *, refine_mask_s, domain, spacing, growth=0.3, max_size=Non
         crack: optional :class:`Crack` (or ``(tip_x, y_plane)``): a one-row-wide slit along
             -x from the tip whose faces are free surfaces.
         present_s: (n,) bool, sites that exist (False = vacancy); default all.
+        outer_mask_s: (n,) bool, refined sites (e.g. a clamped outer layer) away from which
+            the mesh coarsens at ``outer_growth`` instead of ``growth``.
+        outer_growth: size-field slope away from ``outer_mask_s`` (default ``growth``).
 
     Returns:
         The mesh; ``mesh.info`` holds the counts and the time taken.
@@ -519,7 +532,15 @@ def build_mesh(X_s2, *, refine_mask_s, domain, spacing, growth=0.3, max_size=Non
         raise InputError("fewer than 3 present sites inside the domain")
     unref = cand[~refined[cand]]
     coarse = 0.25 * np.ptp(X[cand], axis=0).max()
-    size = _SizeField(X[refined], X[unref], spacing, growth, max_size, coarse)
+    outer = (np.zeros(n, bool) if outer_mask_s is None
+             else np.asarray(outer_mask_s, bool) & refined)
+    if outer.shape != (n,):
+        raise InputError(f"outer_mask_s must have shape ({n},)")
+    g_out = growth if outer_growth is None else outer_growth
+    if not (g_out > 0):
+        raise InputError(f"outer_growth must be > 0, got {outer_growth!r}")
+    size = _SizeField([(X[refined & ~outer], growth), (X[outer], g_out)], X[unref], spacing,
+                      max_size, coarse)
 
     # 1) fixed nodes: refined sites, hull vertices of the site set, crack face rows
     fixed = [np.flatnonzero(refined)]

@@ -207,7 +207,10 @@ class _Cluster:
         ref = system.reference
         self.X = ref.positions_nc[idx]
         self.config = Configuration(self.X.copy(), ref.cell_cc, ref.pbc, ref.types_n[idx])
-        self.calc = Calculator(pot, skin=0.5, multiple_images=any(ref.pbc))
+        from coupling.qc.system import bond_exclusion
+
+        self.calc = Calculator(pot, skin=0.5, multiple_images=any(ref.pbc),
+                               exclude=bond_exclusion(system, self.X))
         self.Pd = self._interpolation(system, idx)
 
     @staticmethod

@@ -13,6 +13,7 @@ import scipy.sparse as sp
 from atomistic.calculator import Calculator
 from atomistic.structure import Configuration
 from coupling.qc.model import QCSystem
+from coupling.qc.system import bond_exclusion
 
 __all__ = ["AtomisticModel", "site_displacements"]
 
@@ -34,7 +35,8 @@ class AtomisticModel:
         ref = qc.reference
         self.X = ref.positions_nc[present]
         self.config = Configuration(self.X.copy(), ref.cell_cc, ref.pbc, ref.types_n[present])
-        self.calc = Calculator(qc.potential, skin=0.5, multiple_images=any(ref.pbc))
+        self.calc = Calculator(qc.potential, skin=0.5, multiple_images=any(ref.pbc),
+                               exclude=bond_exclusion(qc, self.X))
         if clamped_s is None:
             clamped_s = qc.info["clamped_s"]  # the layer build_system clamps
         self.fixed_m = np.asarray(clamped_s, bool)[present]

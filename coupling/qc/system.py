@@ -32,7 +32,7 @@ from coupling.qc.model import QCSystem, check_scheme
 from fe2qc.errors import InputError
 
 __all__ = ["Disc", "Box", "Crack", "QC_LATTICES", "lattice_sites", "build_system",
-           "blending"]
+           "blending", "bond_exclusion"]
 
 QC_LATTICES = ("triangular", "fcc", "chain")
 
@@ -74,10 +74,17 @@ class Box:
 
 @dataclass(frozen=True)
 class Crack:
-    """A straight crack along -x from ``tip_x`` on the plane ``y = y_plane``."""
+    """A straight crack along -x from ``tip_x`` on the plane ``y = y_plane``.
+
+    With ``cut`` the bonds across the plane behind the tip are removed from the atomistic
+    interactions (:func:`atomistic.fracture.crack_cut`): a pre-cut crack whose faces cannot
+    re-bond. Without it the crack exists only through the mesh slit and the displacements
+    (the crack can heal), as in the lattice-trapping demo.
+    """
 
     tip_x: float = 0.0
     y_plane: float = 0.0
+    cut: bool = False
 
 
 Region = Disc | Box | Callable
@@ -165,6 +172,19 @@ def lattice_sites(lattice: str, a0: float, domain, *, crack: Crack | None = None
     return ref, omega, ncomp, 2, prim
 
 
+def bond_exclusion(system, X_ref_n3: np.ndarray):
+    """The ``exclude`` rule of a :class:`Calculator` for atoms at ``X_ref_n3`` of ``system``.
+
+    None unless the system has a pre-cut crack (``Crack(cut=True)``).
+    """
+    crack = system.info.get("crack")
+    if crack is None or not getattr(crack, "cut", False):
+        return None
+    from atomistic.fracture import crack_cut
+
+    return crack_cut(X_ref_n3, system.reference.cell_cc, crack.tip_x, crack.y_plane)
+
+
 def blending(d_s: np.ndarray, width: float) -> np.ndarray:
     """Smooth ramp (C¹ smoothstep) from 0 at distance 0 to 1 at ``width``."""
     if width <= 0:
@@ -175,8 +195,10 @@ def blending(d_s: np.ndarray, width: float) -> np.ndarray:
 
 def build_system(potential, lattice: str, a0: float, *, domain, atomistic, scheme: str,
                  handshake: float | None = None, crack: Crack | None = None,
-                 vacancies=(), clamp_width: float | None = None, growth: float = 0.3,
-                 max_size: float | None = None, mesh=None, type_index: int = 0) -> QCSystem:
+                 vacancies=(), clamp_width: float | None = None, resolve_clamp: bool = True,
+                 growth: float = 0.3, clamp_growth: float | None = None,
+                 max_size: float | None = None, mesh=None,
+                 type_index: int = 0) -> QCSystem:
     """Build a :class:`QCSystem`.
 
     Args:
@@ -194,8 +216,17 @@ def build_system(potential, lattice: str, a0: float, *, domain, atomistic, schem
         vacancies: site coordinates ``(k, d)`` (nearest sites are removed; inside the
             atomistic region).
         clamp_width: width (Å) of the outer layer whose atoms are held (default twice the
-            cutoff); it is fully resolved by nodes.
+            cutoff).
+        resolve_clamp: make every site of the clamped layer a fixed node (default), so that
+            QC and the fully atomistic reference hold exactly the same atoms. ``False``
+            leaves the layer to the coarse mesh: only the nodes that fall inside it (the
+            boundary nodes) are fixed, the other sites of the layer follow the elements. The
+            boundary condition then differs from the atomistic one by the interpolation of
+            the imposed field over one boundary element, but the mesh need not grade down
+            to the lattice spacing at the outer boundary (far fewer nodes on large domains).
         growth, max_size: mesh coarsening rate and largest element size (Å).
+        clamp_growth: coarsening rate away from a resolved clamped layer (default
+            ``growth``); the layer is far from the defect, so it can coarsen faster.
         mesh: optional user mesh ``(points (m, d), cells (k, d+1))``; its nodes are matched
             to sites and validated.
     """
@@ -252,7 +283,7 @@ def build_system(potential, lattice: str, a0: float, *, domain, atomistic, schem
         if not _region_mask(atomistic, tip[None, :])[0]:
             raise InputError(f"the crack tip {tip.tolist()} is outside the atomistic region; "
                              "the continuum cannot describe a crack tip")
-    required = (refine | ring) & present
+    required = (refine | ring) & present if resolve_clamp else refine & present
     cb = BatchCauchyBorn(potential, prim, type_index=type_index)
     interpolate = None
     from coupling.qc import mesh as qcmesh
@@ -271,7 +302,9 @@ def build_system(potential, lattice: str, a0: float, *, domain, atomistic, schem
             ck = None if crack is None else qcmesh.Crack(crack.tip_x, crack.y_plane)
             m = qcmesh.build_mesh(X, refine_mask_s=required, domain=dom,
                                   spacing=float(np.min(tree.query(X[:1], 2)[0][0][1:])),
-                                  growth=growth, max_size=max_size, crack=ck, present_s=present)
+                                  growth=growth, max_size=max_size, crack=ck, present_s=present,
+                                  outer_mask_s=ring if resolve_clamp else None,
+                                  outer_growth=clamp_growth)
         qcmesh.check_nodes_on_sites(m, X, required)
         points, nodes, cells = m.points_m2, m.node_site_m, m.cells_k3
 
@@ -282,7 +315,8 @@ def build_system(potential, lattice: str, a0: float, *, domain, atomistic, schem
     system = QCSystem(ref, present, points, nodes, cells, ncomp, A, beta, fixed, omega, cb,
                       potential, interpolate)
     system.info.update(lattice=lattice, a0=a0, scheme=scheme, handshake=handshake,
-                       clamp_width=clamp, sites=int(present.sum()),
+                       clamp_width=clamp, resolve_clamp=bool(resolve_clamp),
+                       sites=int(present.sum()),
                        atomistic_sites=int((A & present).sum()), crack=crack,
                        domain=domain, clamped_s=ring)
     return system
