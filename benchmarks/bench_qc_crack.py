@@ -57,16 +57,18 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-K_RATIO = 1.0
+K_RATIO = 0.9
+POTENTIAL = "nn"
 ATOMISTIC_RADIUS = 20.0  # a0
-GROWTH = 0.3
-MAX_SIZE = 10.0  # a0
+GROWTH = 0.05
+CLAMP_GROWTH = 0.3
+MAX_SIZE = 40.0  # a0
 NEAR = 5.0  # a0
 BROKEN = 1.15  # a0, crack-plane bond counted as broken above this length
 TOL = 1e-8
 RADII = (50.0, 100.0, 200.0, 565.0)
 QUICK_RADII = (30.0, 45.0)
-MAX_ATOMISTIC_SITES = 400_000
+MAX_ATOMISTIC_SITES = 1_300_000
 
 
 def _log(msg: str) -> None:
@@ -105,15 +107,18 @@ def run_one(spec: dict) -> dict:
     """Child process: one QC or one atomistic solve; near-tip displacements to an npz."""
     from coupling.qc.crack import crack_system, k_field
     from coupling.qc.model import QCModel
-    from coupling.qc.patch import default_setup
+    from coupling.qc.patch import default_setup, short_range_setup
     from coupling.qc.reference import AtomisticModel, site_displacements
     from coupling.qc.solver import newton, relax
 
-    a0 = default_setup(2)[2]
+    setup = short_range_setup() if spec["potential"] == "nn" else default_setup(2)
+    a0 = setup[2]
     t0 = time.perf_counter()
     system, field = crack_system(2, spec["scheme"], radius=spec["radius"],
                                  atomistic_radius=spec["atomistic_radius"],
-                                 growth=spec["growth"], max_size=spec["max_size"] * a0)
+                                 growth=spec["growth"], max_size=spec["max_size"] * a0,
+                                 setup=setup, resolve_clamp=not spec["coarse_clamp"],
+                                 cut=not spec["healing"], clamp_growth=spec["clamp_growth"])
     build_s = time.perf_counter() - t0
     K = spec["k_ratio"] * field.K_G
     X_all = system.reference.positions_nc[:, :2]
@@ -184,7 +189,9 @@ def _errors(qc_npz: str, ref_npz: str, a0: float, near: float) -> dict:
 
 def run_case(R: float, args, tmp: str, do_ref: bool) -> dict:
     base = {"radius": R, "atomistic_radius": args.atomistic_radius, "scheme": args.scheme,
-            "growth": args.growth, "max_size": args.max_size, "k_ratio": args.k_ratio}
+            "growth": args.growth, "max_size": args.max_size, "k_ratio": args.k_ratio,
+            "potential": args.potential, "coarse_clamp": args.coarse_clamp,
+            "healing": args.healing, "clamp_growth": args.clamp_growth}
     qc_npz, ref_npz = os.path.join(tmp, f"qc_{R}.npz"), os.path.join(tmp, f"ref_{R}.npz")
     _log(f"R = {R:g} a0: QC ({args.scheme}) ...")
     q = _child({**base, "kind": "qc", "npz": qc_npz})
@@ -270,6 +277,17 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true", help="print one JSON object last")
     ap.add_argument("--quick", action="store_true", help="radii 30 and 45 a0 only (tests)")
     ap.add_argument("--scheme", default="bgfc")
+    ap.add_argument("--potential", choices=("nn", "lj3"), default=POTENTIAL,
+                    help="nn: nearest-neighbour lj/smooth (lattice-trapped tip, default); "
+                         "lj3: the three-shell lj/smooth of the crack demo")
+    ap.add_argument("--healing", action="store_true",
+                    help="no pre-cut: the crack faces may re-bond (the crack can heal or "
+                         "advance; the tip's metastable state then depends on the solver path)")
+    ap.add_argument("--coarse-clamp", action="store_true",
+                    help="do not resolve the clamped outer layer in QC (boundary nodes only; "
+                         "its boundary condition then differs from the reference's)")
+    ap.add_argument("--clamp-growth", type=float, default=CLAMP_GROWTH,
+                    help="mesh coarsening rate away from the clamped outer layer")
     ap.add_argument("--radii", default=None, help="comma-separated domain radii (a0)")
     ap.add_argument("--atomistic-radius", type=float, default=ATOMISTIC_RADIUS)
     ap.add_argument("--growth", type=float, default=GROWTH)

@@ -26,7 +26,8 @@ from coupling.qc.model import QCModel, check_scheme
 from coupling.qc.system import Disc, build_system
 from fe2qc.errors import InputError
 
-__all__ = ["default_setup", "short_range_setup", "patch_test", "chain_ghost_forces", "chain_hand_ghost_forces"]
+__all__ = ["default_setup", "short_range_setup", "patch_test", "chain_ghost_forces",
+           "chain_hand_ghost_forces"]
 
 
 def default_setup(dim: int):
