@@ -371,7 +371,8 @@ def _gmsh_nodes(domain, size: _SizeField) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _crack_rows(X, cand, crack: Crack, spacing):
-    """Indices (into X) of the face rows just above and just below the crack plane, x < tip."""
+    """Indices (into X) of the rows just above and just below the crack plane (the crack
+    faces behind the tip, the ligament ahead of it), sorted by -x, and their y."""
     behind = cand[X[cand, 0] < crack.tip_x]
     y = X[behind, 1]
     above, below = behind[y > crack.y_plane], behind[y < crack.y_plane]
@@ -388,33 +389,46 @@ def _crack_rows(X, cand, crack: Crack, spacing):
         raise InputError(f"crack plane y = {crack.y_plane} passes through a row of sites "
                          f"(e.g. site {int(on[0])}); put it between two rows, e.g. at "
                          f"y = {0.5 * (X[on[0], 1] + y_up)}")
-    row_up = above[np.abs(X[above, 1] - y_up) < tol]
-    row_dn = below[np.abs(X[below, 1] - y_dn) < tol]
+    # the whole rows, behind and ahead of the tip
+    row_up = cand[np.abs(X[cand, 1] - y_up) < tol]
+    row_dn = cand[np.abs(X[cand, 1] - y_dn) < tol]
     return row_up[np.argsort(-X[row_up, 0])], row_dn[np.argsort(-X[row_dn, 0])], y_up, y_dn
 
 
-def _pick_face_nodes(X, row, refined, size: _SizeField, tip_x):
-    """Nodes of one face row (sorted by -x): spaced like the local mesh size behind the tip,
-    every site from the last one behind the tip onwards, and both ends."""
+def _thin(order, x, h, refined_row):
+    """Positions (into the row) to keep along ``order`` (walking away from the tip): the first,
+    the last, every refined site, and otherwise one site per local mesh size."""
+    keep = [order[0]]
+    last = x[order[0]]
+    for i, hi in zip(order[1:-1], h[1:-1], strict=True):
+        if refined_row[i] or abs(last - x[i]) >= hi:
+            keep.append(i)
+            last = x[i]
+    if len(order) > 1:
+        end = order[-1]
+        if abs(last - x[end]) < 0.5 * h[-1] and len(keep) > 1 and not refined_row[keep[-1]]:
+            keep.pop()
+        keep.append(end)
+    return keep
+
+
+def _pick_face_nodes(X, row, refined, size: _SizeField, tip_x, *, ahead: bool):
+    """Nodes of one face row (sorted by -x): spaced like the local mesh size behind the tip
+    (refined sites always, both ends); ahead of the tip the same rule if ``ahead``, else only
+    the refined sites."""
     x = X[row, 0]
-    ahead = x >= tip_x
-    keep = np.flatnonzero(ahead).tolist()
-    behind = np.flatnonzero(~ahead)
+    is_ahead = x >= tip_x
+    keep = []
+    behind = np.flatnonzero(~is_ahead)  # walking away from the tip (-x)
     if len(behind):
-        h = size(X[row[behind]])
-        keep.append(behind[0])
-        last = x[behind[0]]
-        for i, hi in zip(behind[1:-1], h[1:-1], strict=True):
-            if refined[row[i]] or last - x[i] >= hi:
-                keep.append(i)
-                last = x[i]
-        end = behind[-1]
-        if len(behind) > 1:
-            if last - x[end] < 0.5 * h[-1] and len(keep) > 1 and not refined[row[keep[-1]]] \
-                    and keep[-1] != behind[0]:
-                keep.pop()
-            keep.append(end)
-    return row[np.unique(keep)]
+        keep += _thin(behind, x, size(X[row[behind]]), refined[row])
+    front = np.flatnonzero(is_ahead)[::-1]  # walking away from the tip (+x)
+    if len(front):
+        if ahead:
+            keep += _thin(front, x, size(X[row[front]]), refined[row])
+        else:
+            keep += [i for i in front if refined[row[i]]]
+    return row[np.unique(np.asarray(keep, np.int64))]
 
 
 def _delaunay(Pn, spacing):
@@ -438,21 +452,6 @@ def _signed_area(P, C):
     e1 = P[C[:, 1]] - P[C[:, 0]]
     e2 = P[C[:, 2]] - P[C[:, 0]]
     return 0.5 * (e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0])
-
-
-def _zipper(A, B, P):
-    """Triangles of the strip between two node rows A and B, each sorted by x ascending."""
-    tris = []
-    i = j = 0
-    while i < len(A) - 1 or j < len(B) - 1:
-        adv_a = j == len(B) - 1 or (i < len(A) - 1 and P[A[i + 1], 0] <= P[B[j + 1], 0])
-        if adv_a:
-            tris.append((A[i], B[j], A[i + 1]))
-            i += 1
-        else:
-            tris.append((A[i], B[j], B[j + 1]))
-            j += 1
-    return np.array(tris, dtype=np.int64).reshape(-1, 3)
 
 
 def check_conforming(mesh: QCMesh, tol=1e-9) -> None:
@@ -553,8 +552,8 @@ def build_mesh(X_s2, *, refine_mask_s, domain, spacing, growth=0.3, max_size=Non
                 fixed.append(half[ConvexHull(X[half]).vertices])
             else:
                 fixed.append(half)
-        fixed.append(_pick_face_nodes(X, row_up, refined, size, crack.tip_x))
-        fixed.append(_pick_face_nodes(X, row_dn, refined, size, crack.tip_x))
+        fixed.append(_pick_face_nodes(X, row_up, refined, size, crack.tip_x, ahead=False))
+        fixed.append(_pick_face_nodes(X, row_dn, refined, size, crack.tip_x, ahead=True))
     fixed = np.unique(np.concatenate(fixed))
 
     # 2) gmsh nodes with the size field, snapped to the nearest candidate site
@@ -569,6 +568,9 @@ def build_mesh(X_s2, *, refine_mask_s, domain, spacing, growth=0.3, max_size=Non
     _, first = np.unique(snapped, return_index=True)
     snapped = snapped[np.sort(first)]
     snapped = snapped[~np.isin(snapped, fixed)]
+    if crack is not None:  # the upper face row ahead of the tip carries refined nodes only
+        free_row = row_up[(X[row_up, 0] >= crack.tip_x) & ~refined[row_up]]
+        snapped = snapped[~np.isin(snapped, free_row)]
     h = size(X[snapped])
     dfix, _ = cKDTree(X[fixed]).query(X[snapped])
     ok = dfix >= 0.5 * h
@@ -583,33 +585,33 @@ def build_mesh(X_s2, *, refine_mask_s, domain, spacing, growth=0.3, max_size=Non
         snapped = snapped[accepted]
     nodes = np.unique(np.concatenate([fixed, snapped]))
 
-    # 3) Delaunay of the node set (sheared to break lattice ties consistently); with a crack
-    #    each half separately plus a strip of row-to-row triangles ahead of the tip
+    # 3) Delaunay of the node set (sheared to break lattice ties consistently). With a crack
+    #    each half separately: the lower half is y < plane; the upper half is y > plane plus
+    #    the lower face row's nodes ahead of the tip, which both halves share as their common
+    #    boundary (no forced row of nodes ahead of the tip: a fully resolved ligament row in
+    #    a coarse mesh made needle elements that carried displacement errors to the tip).
+    #    Upper-half triangles that reach a lower-row node behind the tip fill the slit (the
+    #    hull of the upper half) and are dropped.
     Pn = X[nodes]
     n_removed = 0
     if crack is None:
         C = _delaunay(Pn, spacing)
     else:
-        up = np.flatnonzero(Pn[:, 1] > crack.y_plane)
-        dn = np.flatnonzero(Pn[:, 1] < crack.y_plane)
-        C = [up[_delaunay(Pn[up], spacing)], dn[_delaunay(Pn[dn], spacing)]]
         tol = 1e-3 * spacing
-        rows = []
-        for yr in (y_up, y_dn):
-            r = np.flatnonzero(np.abs(Pn[:, 1] - yr) < tol)
-            r = r[np.argsort(Pn[r, 0])]
-            b = np.searchsorted(Pn[r, 0], crack.tip_x)  # first node at or ahead of the tip
-            rows.append(r[max(b - 1, 0):])
-        Z = _zipper(rows[0], rows[1], Pn)
-        if len(Z):
-            area = _signed_area(Pn, Z)
-            Z = Z[np.abs(area) > 1e-8 * spacing ** 2]
-            neg = _signed_area(Pn, Z) < 0
-            Z[neg] = Z[neg][:, [0, 2, 1]]
-            cut = Pn[Z, 0].mean(axis=1) < crack.tip_x
-            n_removed = int(cut.sum())
-            C.append(Z[~cut])
-        C = np.concatenate(C)
+        low = np.abs(Pn[:, 1] - y_dn) < tol
+        up = np.flatnonzero((Pn[:, 1] > crack.y_plane) | (low & (Pn[:, 0] >= crack.tip_x)))
+        dn = np.flatnonzero(Pn[:, 1] < crack.y_plane)
+        Cu = up[_delaunay(Pn[up], spacing)]
+        has_low = (Pn[Cu, 1] < crack.y_plane).any(axis=1)
+        cut = has_low & (Pn[Cu, 0].mean(axis=1) < crack.tip_x)
+        n_removed = int(cut.sum())
+        Cu = Cu[~cut]
+        # what stays across the plane must be the bonds at and ahead of the tip
+        across = (Pn[Cu, 1] < crack.y_plane).any(axis=1)
+        if across.any() and Pn[Cu[across], 0].min() < crack.tip_x - 1.5 * spacing:
+            raise RuntimeError("a cell bridges the crack faces behind the tip; report this "
+                               "mesh as a bug")
+        C = np.concatenate([Cu, dn[_delaunay(Pn[dn], spacing)]])
     used = np.zeros(len(nodes), bool)
     used[C.ravel()] = True
     if not np.all(used):
