@@ -60,9 +60,9 @@ sys.path.insert(0, str(ROOT))
 K_RATIO = 0.9
 POTENTIAL = "nn"
 ATOMISTIC_RADIUS = 20.0  # a0
-GROWTH = 0.05
-CLAMP_GROWTH = 0.3
-MAX_SIZE = 40.0  # a0
+GROWTH = 0.1
+CLAMP_GROWTH = 0.5
+MAX_SIZE = 80.0  # a0
 NEAR = 5.0  # a0
 BROKEN = 1.15  # a0, crack-plane bond counted as broken above this length
 TOL = 1e-8

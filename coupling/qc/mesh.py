@@ -277,12 +277,15 @@ class _SizeField:
         self.hmax = np.inf if max_size is None else float(max_size)
         self.parts = []  # (interface points, growth, tree)
         r = 1.5 * self.a
+        # large site sets: unbalanced trees build 2-3x faster and query as fast
+        tree_unref = cKDTree(X_unref, balanced_tree=False, compact_nodes=False) if len(X_unref) else None
         for X_ref, growth in groups:
             if not (len(X_ref) and len(X_unref)):
                 continue
-            d1, _ = cKDTree(X_unref).query(X_ref, distance_upper_bound=r)
-            d2, _ = cKDTree(X_ref).query(X_unref, distance_upper_bound=r)
-            X_int = np.concatenate([X_ref[np.isfinite(d1)], X_unref[np.isfinite(d2)]])
+            d1, _ = tree_unref.query(X_ref, distance_upper_bound=r)
+            near = tree_unref.query_ball_point(X_ref, r, return_sorted=False)
+            hit = np.unique(np.fromiter((k for lst in near for k in lst), np.int64))
+            X_int = np.concatenate([X_ref[np.isfinite(d1)], X_unref[hit]])
             if len(X_int):
                 self.parts.append((X_int, float(growth), cKDTree(X_int)))
         if not any(len(X_ref) for X_ref, _ in groups):
@@ -355,7 +358,7 @@ def _gmsh_nodes(domain, size: _SizeField) -> tuple[np.ndarray, np.ndarray]:
         gmsh.option.setNumber("Mesh.MeshSizeExtendFromBoundary", 0)
         gmsh.option.setNumber("Mesh.MeshSizeFromPoints", 0)
         gmsh.option.setNumber("Mesh.MeshSizeFromCurvature", 0)
-        gmsh.option.setNumber("Mesh.Algorithm", 6)
+        gmsh.option.setNumber("Mesh.Algorithm", 5)
         gmsh.model.mesh.generate(2)
         _, xyz, _ = gmsh.model.mesh.getNodes(2, surf, includeBoundary=True)
         _, xyz_b, _ = gmsh.model.mesh.getNodes(1, -1, includeBoundary=True)
@@ -560,7 +563,7 @@ def build_mesh(X_s2, *, refine_mask_s, domain, spacing, growth=0.3, max_size=Non
     t1 = time.perf_counter()
     P, is_b = _gmsh_nodes(dom, size)
     t_gmsh = time.perf_counter() - t1
-    _, j = cKDTree(X[cand]).query(P)
+    _, j = cKDTree(X[cand], balanced_tree=False, compact_nodes=False).query(P)
     snapped = cand[j]
     # boundary nodes first, then by position; keep the first of duplicates
     order = np.lexsort((snapped, ~is_b))
@@ -652,7 +655,7 @@ def check_nodes_on_sites(mesh: QCMesh, X_s2, required_mask_s=None, tol=1e-6) -> 
     P = mesh.points_m2
     if P.shape[1] != X.shape[1]:
         raise InputError(f"mesh is {P.shape[1]}D but the sites are {X.shape[1]}D")
-    dist, site = cKDTree(X).query(P)
+    dist, site = cKDTree(X, balanced_tree=False, compact_nodes=False).query(P)
     req = np.ones(len(X), bool) if required_mask_s is None else np.asarray(required_mask_s, bool)
     if req.shape != (len(X),):
         raise InputError(f"required_mask_s must have shape ({len(X)},), got {req.shape}")

@@ -151,7 +151,7 @@ class QCSystem:
         if not np.all(self.present_s[self.node_site_m]):
             raise InputError("a mesh node sits on a vacancy; remove vacancy sites from the mesh")
         self.volumes_k, self.grad_kvd = p1_geometry(self.points_md, self.cells_kv)
-        self.tree = cKDTree(self.reference.positions_nc[:, :self.mesh_dim])
+        self.tree = cKDTree(self.reference.positions_nc[:, :self.mesh_dim], balanced_tree=False, compact_nodes=False)
 
     @property
     def n_nodes(self) -> int:
@@ -268,7 +268,7 @@ class _Continuum:
         s = self.system
         c, d = s.ncomp, s.mesh_dim
         Ue = U[self.cells]  # (k, v, c)
-        G = np.einsum("kvi,kvJ->kiJ", Ue, self.grad)
+        G = np.matmul(Ue.transpose(0, 2, 1), self.grad)  # (k, c, d)
         F = np.broadcast_to(np.eye(3), (len(self.cells), 3, 3)).copy()
         F[:, :c, :d] += G
         return F
@@ -281,12 +281,17 @@ class _Continuum:
             return 0.0, np.zeros(n), (sp.csr_matrix((n, n)) if order > 1 else None)
         e, P, A = s.cauchy_born.evaluate(self.F(U), order=order)
         E = float(self.c @ e)
-        ge = np.einsum("k,kiJ,kvJ->kvi", self.c, P[:, :c, :d], self.grad)
+        # batched matmuls (numpy's einsum with 3-4 operands is not optimised)
+        ge = self.c[:, None, None] * np.matmul(self.grad, P[:, :c, :d].transpose(0, 2, 1))
         g = np.bincount(self.dofs.ravel(), ge.reshape(-1), minlength=n)
         K = None
         if order > 1:
-            Ke = np.einsum("k,kiJjL,kvJ,kwL->kviwj", self.c, A[:, :c, :d, :c, :d],
-                           self.grad, self.grad)
+            k, v = self.grad.shape[:2]
+            Ar = A[:, :c, :d, :c, :d].transpose(0, 2, 1, 3, 4).reshape(k, d, c * c * d)
+            T = np.matmul(self.grad, Ar).reshape(k, v * c * c, d)  # (k, v i j, L)
+            Ke = np.matmul(T, self.grad.transpose(0, 2, 1))  # (k, v i j, w)
+            Ke = self.c[:, None, None] * Ke
+            Ke = Ke.reshape(k, v, c, c, v).transpose(0, 1, 2, 4, 3)  # (k, v, i, w, j)
             nv = self.dofs.shape[1]
             Ke = Ke.reshape(len(self.cells), nv, nv)
             rows = np.repeat(self.dofs, nv, axis=1).ravel()

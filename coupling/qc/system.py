@@ -254,7 +254,7 @@ def build_system(potential, lattice: str, a0: float, *, domain, atomistic, schem
     if not A.any():
         raise InputError("the atomistic region contains no lattice site; enlarge it")
     present = np.ones(n, bool)
-    tree = cKDTree(X)
+    tree = cKDTree(X, balanced_tree=False, compact_nodes=False)
     vac = np.asarray(vacancies, float).reshape(-1, mdim) if len(vacancies) else np.zeros((0, mdim))
     for v in vac:
         dist, s = tree.query(v)
@@ -263,7 +263,8 @@ def build_system(potential, lattice: str, a0: float, *, domain, atomistic, schem
                              "defects must be inside it (the continuum is a perfect crystal)")
         present[s] = False
     # distance of every site to the atomistic region
-    d_A, _ = cKDTree(X[A]).query(X)
+    # (only distances up to the refined band matter; farther sites get inf)
+    d_A, _ = cKDTree(X[A]).query(X, distance_upper_bound=2.0 * handshake + 2.0 * rc)
     d_A[A] = 0.0
     beta = blending(d_A, handshake) if blended else (~A).astype(float)
     beta[A] = 0.0
