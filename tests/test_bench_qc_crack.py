@@ -1,8 +1,8 @@
 """The QC-vs-atomistics crack benchmark runs and QC matches the reference near the tip.
 
 No timing assertions (the machine may be shared). The error bound: ``--quick`` (R = 30 and
-45 a0, atomistic radius 12 a0, bgfc, K = K_G) measured a near-tip relative error of about
-3e-3 (max abs error 4e-3 Å); 0.02 leaves a 6x margin.
+45 a0, atomistic radius 12 a0, bgfc, nearest-neighbour potential, pre-cut crack at 0.9 K_G)
+should stay well below 0.02 (the earlier healing crack at K_G measured about 3e-3).
 """
 
 import json
