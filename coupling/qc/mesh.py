@@ -278,7 +278,8 @@ class _SizeField:
         self.parts = []  # (interface points, growth, tree)
         r = 1.5 * self.a
         # large site sets: unbalanced trees build 2-3x faster and query as fast
-        tree_unref = cKDTree(X_unref, balanced_tree=False, compact_nodes=False) if len(X_unref) else None
+        tree_unref = (cKDTree(X_unref, balanced_tree=False, compact_nodes=False)
+                      if len(X_unref) else None)
         for X_ref, growth in groups:
             if not (len(X_ref) and len(X_unref)):
                 continue

@@ -151,7 +151,8 @@ class QCSystem:
         if not np.all(self.present_s[self.node_site_m]):
             raise InputError("a mesh node sits on a vacancy; remove vacancy sites from the mesh")
         self.volumes_k, self.grad_kvd = p1_geometry(self.points_md, self.cells_kv)
-        self.tree = cKDTree(self.reference.positions_nc[:, :self.mesh_dim], balanced_tree=False, compact_nodes=False)
+        self.tree = cKDTree(self.reference.positions_nc[:, :self.mesh_dim],
+                            balanced_tree=False, compact_nodes=False)
 
     @property
     def n_nodes(self) -> int:
