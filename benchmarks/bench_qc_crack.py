@@ -41,7 +41,8 @@ For each domain
 The full atomistic Newton (MUMPS) grows faster than linearly in time and memory (7 GB peak
 at 1.16e6 sites); cases above ``--max-atomistic-sites`` (default 1.3e6) are run with QC
 only and the reference time is estimated by a power-law fit over the measured cases
-(``atomistic_time_estimate_s``, flagged as an estimate). ``target_met`` needs a *measured* comparison at >= 1e6 sites.
+(``atomistic_time_estimate_s``, flagged as an estimate). ``target_met`` needs a *measured*
+comparison at >= 1e6 sites.
 
 Usage: ``python benchmarks/bench_qc_crack.py [--quick] [--json] [--scheme bgfc]
 [--radii 50,100,...] [--max-atomistic-sites N]``. ``--json`` prints one JSON object as the
