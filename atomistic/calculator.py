@@ -29,6 +29,7 @@ import scipy.sparse as sp
 from atomistic.neighbors import NeighborList, pair_vectors
 from atomistic.potentials.base import Potential, SecondOrder
 from atomistic.structure import Configuration
+from fe2qc.checks import require_finite, require_nonnegative
 from fe2qc.errors import InputError
 from fe2qc.units import MVV2E
 
@@ -262,6 +263,13 @@ def _second_F(d_pc, r_p, D_pc, i_p, j_p, K, fpp_n, drho_i_p, drho_j_p, n, want_m
     return EFF, B
 
 
+def _check_weights(weights_n, n: int) -> np.ndarray:
+    w = np.ascontiguousarray(require_finite("weights_n", weights_n))
+    if w.shape != (n,):
+        raise InputError(f"weights must have one entry per atom ({n}), got shape {w.shape}")
+    return w
+
+
 class Calculator:
     """Evaluate a potential on configurations, keeping a neighbour list between calls.
 
@@ -281,9 +289,9 @@ class Calculator:
     def __init__(self, potential: Potential, *, skin: float = 1.0, multiple_images: bool = False,
                  min_distance: float = 0.5, exclude=None) -> None:
         self.potential = potential
-        self.skin = skin
+        self.skin = require_nonnegative("skin", skin, unit="Å")
         self.multiple_images = multiple_images
-        self.min_distance = min_distance
+        self.min_distance = require_nonnegative("min_distance", min_distance, unit="Å")
         self.exclude = exclude
         self._nl: NeighborList | None = None
         self._key = None
@@ -292,7 +300,13 @@ class Calculator:
 
     # -- neighbour list ---------------------------------------------------------------------
     def neighbor_list(self, config: Configuration) -> NeighborList:
-        """The neighbour list for ``config``, rebuilt only when needed."""
+        """The neighbour list for ``config``, rebuilt only when needed.
+
+        Every method of the calculator passes through here, and ``NeighborList.build`` /
+        ``update`` refuse NaN/inf or absurd positions and cells (``InputError`` naming the
+        entry, e.g. ``positions_nc[17, 2] is nan``) before any kernel runs, also when the
+        arrays were changed in place after the configuration was built.
+        """
         key = (len(config), config.pbc)
         if self._nl is None or key != self._key:
             self._nl = NeighborList(config, self.potential.cutoff, self.skin,
@@ -348,9 +362,7 @@ class Calculator:
         """
         nl, d_pc, r_p = self._pairs(config)
         if weights_n is not None:
-            weights_n = np.ascontiguousarray(weights_n, dtype=float)
-            if weights_n.shape != (len(config),):
-                raise InputError(f"weights must have one entry per atom, got {weights_n.shape}")
+            weights_n = _check_weights(weights_n, len(config))
         e_n, dedr_p = self.potential.first_order(r_p, nl.i_p, nl.j_p, config.types_n, weights_n)
         forces, virial = _forces_virial(d_pc, r_p, nl.i_p, nl.j_p, dedr_p, len(config))
         vol = config.volume if all(config.pbc) else float("nan")
@@ -371,9 +383,7 @@ class Calculator:
         if weights_n is None:
             so: SecondOrder = self.potential.second_order(r_p, nl.i_p, nl.j_p, config.types_n)
         else:
-            weights_n = np.ascontiguousarray(weights_n, dtype=float)
-            if weights_n.shape != (len(config),):
-                raise InputError(f"weights must have one entry per atom, got {weights_n.shape}")
+            weights_n = _check_weights(weights_n, len(config))
             so = self.potential.second_order(r_p, nl.i_p, nl.j_p, config.types_n, weights_n)
         K = _radial_blocks(d_pc, r_p, so.dedr_p, so.d2edr2_p)
         return nl, d_pc, r_p, so, K
@@ -408,6 +418,7 @@ class Calculator:
             sparse Hessian ``H = d2E/du du`` (None unless ``mixed``).
         """
         nl, d_pc, r_p, so, K = self._second(config)
+        reference_cell_cc = require_finite("reference_cell_cc", reference_cell_cc)
         F = np.linalg.solve(reference_cell_cc, config.cell_cc).T  # cell = ref @ F.T
         D_pc = np.ascontiguousarray(self._reference_vectors(config, nl, F))
         EFF, B = _second_F(d_pc, r_p, D_pc, nl.i_p, nl.j_p, K, so.fpp_n, so.drho_i_p,

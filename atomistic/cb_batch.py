@@ -17,6 +17,7 @@ import numpy as np
 
 from atomistic.lattice import get_lattice
 from atomistic.potentials.base import Potential
+from fe2qc.checks import MAX_COORDINATE, require_finite, require_positive
 from fe2qc.errors import CalculationFailed, InputError
 
 __all__ = ["BatchCauchyBorn"]
@@ -33,7 +34,8 @@ class BatchCauchyBorn:
 
     def __init__(self, potential: Potential, primitive_cc: np.ndarray, *, type_index: int = 0):
         self.potential = potential
-        self.primitive_cc = np.asarray(primitive_cc, float)
+        self.primitive_cc = require_finite("primitive_cc", primitive_cc, bound=MAX_COORDINATE,
+                                           unit=" Å")
         if self.primitive_cc.shape != (3, 3) or abs(np.linalg.det(self.primitive_cc)) < 1e-12:
             raise InputError("primitive_cc must be three independent lattice vectors as rows")
         self.type_index = int(type_index)
@@ -46,7 +48,7 @@ class BatchCauchyBorn:
         lat = get_lattice(lattice)
         if len(lat.basis_nc) != 1 and lat.name not in ("fcc", "bcc", "triangular"):
             raise InputError(f"Cauchy-Born needs a Bravais lattice, {lat.name!r} is not")
-        return cls(potential, lat.primitive_cc * float(a0), **kw)
+        return cls(potential, lat.primitive_cc * require_positive("a0", a0, unit="Å"), **kw)
 
     def lattice_vectors(self, radius: float) -> np.ndarray:
         """All non-zero lattice vectors shorter than ``radius`` (Å), cached."""
@@ -69,6 +71,12 @@ class BatchCauchyBorn:
         return self._R[r < radius]
 
     def _shell(self, F_t33: np.ndarray) -> np.ndarray:
+        try:
+            require_finite("F_t33", F_t33)
+        except InputError as exc:
+            # F comes from the solver's displacements: a diverged step, cut back by the caller
+            raise CalculationFailed(f"a Cauchy-Born element is collapsed or inverted: {exc}; "
+                                    "the step diverged") from None
         s = np.linalg.svd(F_t33, compute_uv=False)
         smin = float(s.min())
         det = np.linalg.det(F_t33)

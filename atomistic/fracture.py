@@ -27,7 +27,9 @@ is computed here with the isotropic formula ``E' = 4μ(λ + μ)/(λ + 2μ)``.
 of 1 Å: γ is energy per surface length (eV/Å) divided by 1 Å, i.e. eV/Å², and C_ijkl is
 energy per area (eV/Å²) divided by 1 Å, i.e. eV/Å³ (2D Lamé constants λ = C_xxyy, μ = C_xyxy).
 With these, K_G = sqrt(2 γ E') is in eV/Å^{5/2} "per 1 Å thickness"; its MPa·m^{1/2} value is
-only a formal conversion.
+only a formal conversion. This is fe2qc's one convention for the 2D lattice (the same as
+``CauchyBorn``'s ``V0`` = area × 1 Å): every output labels γ eV/Å², E' eV/Å³ and K eV/Å^{5/2}
+for both lattices; the numbers equal the pure-2D ones in eV/Å, eV/Å² and eV/Å^{3/2}.
 
 Units: 1 eV/Å^{5/2} = 1.602176634e-19 J / (1e-10 m)^{5/2} = 1.602176634e6 Pa·m^{1/2}
 (:data:`EV_PER_A52_IN_MPA_SQRT_M` = 1.602176634).

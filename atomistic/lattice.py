@@ -17,6 +17,7 @@ from math import gcd
 import numpy as np
 
 from atomistic.structure import Configuration
+from fe2qc.checks import require_finite, require_nonnegative, require_positive
 from fe2qc.errors import InputError
 
 __all__ = ["Lattice", "LATTICES", "get_lattice", "crystal", "primitive_cell", "cluster"]
@@ -87,10 +88,19 @@ def get_lattice(name: str | Lattice, *, height: float = 10.0) -> Lattice:
 
 
 def _check_a0(a0: float) -> float:
-    a0 = float(a0)
-    if not (np.isfinite(a0) and a0 > 0):
-        raise InputError(f"lattice parameter a0 must be a positive number (Å), got {a0!r}")
-    return a0
+    return require_positive("lattice parameter a0", a0, unit="Å")
+
+
+def _check_size(size) -> tuple[int, int, int]:
+    """Three repetition counts, integers >= 1 (an int is used along all three)."""
+    try:
+        s = np.broadcast_to(np.asarray(size, dtype=float), 3)
+    except (TypeError, ValueError):
+        raise InputError(f"size must be three integers >= 1, got {size!r}") from None
+    require_finite("size", s)
+    if not (np.all(s == np.round(s)) and np.all(s >= 1)):
+        raise InputError(f"size must be three integers >= 1, got {size!r}")
+    return tuple(int(v) for v in s)
 
 
 def _types(types, sub_n: np.ndarray, nbasis: int, n: int) -> np.ndarray:
@@ -155,9 +165,7 @@ def crystal(lattice: str | Lattice, a0: float, *, size=(1, 1, 1), orientation=No
     """
     lat = get_lattice(lattice, height=height)
     a0 = _check_a0(a0)
-    size = tuple(int(s) for s in np.broadcast_to(np.asarray(size), 3))
-    if any(s < 1 for s in size):
-        raise InputError(f"size must be three integers >= 1, got {size}")
+    size = _check_size(size)
     if orientation is None:
         R = np.eye(3)
         cell = lat.conventional_cc.copy()
@@ -229,9 +237,7 @@ def cluster(lattice: str | Lattice, a0: float, radius: float, *, types=None) -> 
     """
     lat = get_lattice(lattice)
     a0 = _check_a0(a0)
-    radius = float(radius)
-    if not (np.isfinite(radius) and radius >= 0):
-        raise InputError(f"cluster radius must be >= 0 (Å), got {radius!r}")
+    radius = require_nonnegative("cluster radius", radius, unit="Å")
     R = radius / a0
     corners = np.array([[i, j, k] for i in (-R, R) for j in (-R, R) for k in (-R, R)])
     if lat.dimension == 2:

@@ -27,7 +27,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from atomistic.structure import Configuration, perpendicular_widths
+from atomistic.structure import Configuration, check_coordinates, perpendicular_widths
+from fe2qc.checks import require_nonnegative, require_positive
 from fe2qc.errors import InputError
 
 __all__ = ["NeighborList", "pair_vectors"]
@@ -269,6 +270,13 @@ def _build(x_nc, cell_cc, pbc, rc):
             lo[c] = s[:, c].min()
             span[c] = max(s[:, c].max() - lo[c], 0.0)
     nb = np.maximum(1, np.floor(span * h / (_BIN_FRACTION * rc))).astype(np.int64)
+    # Sparse atoms in a huge box (or a huge periodic cell) would ask for more bins than
+    # memory holds; wider bins are always correct (the stencil shrinks), so coarsen the
+    # longest direction until there are at most a few bins per atom.
+    cap = 16 * n + 4096
+    while float(np.prod(nb.astype(float))) > cap:
+        c = int(np.argmax(nb))
+        nb[c] = max(1, nb[c] // 2)
     binfrac = np.where(span > 0, span / nb, 1.0)
     width = binfrac * h
     m = np.where(width > 0, np.ceil(rc / np.maximum(width, 1e-300)), 0).astype(np.int64)
@@ -303,10 +311,8 @@ class NeighborList:
 
     def __init__(self, config: Configuration, cutoff: float, skin: float = 1.0, *,
                  multiple_images: bool = False) -> None:
-        if not (np.isfinite(cutoff) and cutoff > 0):
-            raise InputError(f"neighbour cutoff must be a positive number, got {cutoff}")
-        if skin < 0:
-            raise InputError(f"neighbour skin must be >= 0, got {skin}")
+        cutoff = require_positive("neighbour cutoff", cutoff, unit="Å")
+        skin = require_nonnegative("neighbour skin", skin, unit="Å")
         self.cutoff = float(cutoff)
         self.skin = float(skin)
         self.multiple_images = multiple_images
@@ -330,6 +336,7 @@ class NeighborList:
 
     def build(self, positions_nc: np.ndarray, cell_cc: np.ndarray) -> None:
         """Rebuild the list from scratch."""
+        check_coordinates(positions_nc, cell_cc)
         self._check_cell(cell_cc)
         self.i_p, self.j_p, self.s_pc = _build(
             np.ascontiguousarray(positions_nc, float), np.asarray(cell_cc, float), self.pbc,
@@ -345,6 +352,7 @@ class NeighborList:
         when an atom moved more than skin/2 or the cell changed so much that an image term of
         length cutoff+skin moved by more than skin/2.
         """
+        check_coordinates(positions_nc, cell_cc)
         dx = positions_nc - self._x0
         moved = np.sqrt((dx * dx).sum(axis=1).max()) if len(dx) else 0.0
         dcell = np.asarray(cell_cc) - self._cell0

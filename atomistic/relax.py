@@ -15,10 +15,11 @@ import scipy.optimize
 import scipy.sparse.linalg as spla
 
 from atomistic.calculator import Calculator
-from atomistic.structure import Configuration
+from atomistic.structure import Configuration, check_coordinates
+from fe2qc.checks import require_positive
 from fe2qc.errors import CalculationFailed, InputError
 
-__all__ = ["RelaxResult", "relax", "fire", "lbfgs", "newton"]
+__all__ = ["RelaxResult", "relax", "fire", "lbfgs", "newton", "check_iterations"]
 
 
 @dataclass
@@ -48,6 +49,19 @@ def _finish(method, config, energy, forces, it, fmax, raise_on_failure):
     return RelaxResult(config, energy, mf, it, ok, method)
 
 
+def check_iterations(name: str, value) -> int:
+    """An iteration limit: an integer >= 1 (InputError otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise InputError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def _check_options(config: Configuration, fmax, max_iter) -> tuple[float, int]:
+    """Refuse bad tolerances and non-finite input before any kernel runs."""
+    check_coordinates(config.positions_nc, config.cell_cc)
+    return require_positive("fmax", fmax, unit="eV/Å"), check_iterations("max_iter", max_iter)
+
+
 def _free_mask(n: int, fixed_n: np.ndarray | None) -> np.ndarray:
     if fixed_n is None:
         return np.ones(n, dtype=bool)
@@ -61,6 +75,10 @@ def fire(config: Configuration, calc: Calculator, *, fmax: float = 1e-6, max_ite
          dt: float = 0.05, dt_max: float = 0.5, max_step: float = 0.1,
          fixed_n: np.ndarray | None = None, raise_on_failure: bool = True) -> RelaxResult:
     """FIRE (Bitzek et al., PRL 97, 170201 (2006)) with unit masses and a step cap (Å)."""
+    fmax, max_iter = _check_options(config, fmax, max_iter)
+    dt = require_positive("dt", dt, unit="ps")
+    dt_max = require_positive("dt_max", dt_max, unit="ps")
+    max_step = require_positive("max_step", max_step, unit="Å")
     conf = config.copy()
     free = _free_mask(len(conf), fixed_n)[:, None]
     v = np.zeros_like(conf.positions_nc)
@@ -94,6 +112,7 @@ def fire(config: Configuration, calc: Calculator, *, fmax: float = 1e-6, max_ite
 def lbfgs(config: Configuration, calc: Calculator, *, fmax: float = 1e-6, max_iter: int = 5000,
           fixed_n: np.ndarray | None = None, raise_on_failure: bool = True) -> RelaxResult:
     """L-BFGS (scipy) on the energy; stops on the force criterion."""
+    fmax, max_iter = _check_options(config, fmax, max_iter)
     conf = config.copy()
     free = _free_mask(len(conf), fixed_n)
     x0 = conf.positions_nc.copy()
@@ -122,6 +141,7 @@ def newton(config: Configuration, calc: Calculator, *, fmax: float = 1e-10, max_
     modes. Where the Hessian is not positive definite along the Newton direction, a FIRE
     phase takes over until the configuration is in the convex basin.
     """
+    fmax, max_iter = _check_options(config, fmax, max_iter)
     conf = config.copy()
     n = len(conf)
     free = _free_mask(n, fixed_n)

@@ -29,8 +29,9 @@ import scipy.sparse.linalg as spla
 
 from atomistic.calculator import Calculator
 from atomistic.potentials.base import Potential
-from atomistic.relax import relax
-from atomistic.structure import Configuration
+from atomistic.relax import check_iterations, relax
+from atomistic.structure import Configuration, check_coordinates
+from fe2qc.checks import MAX_COORDINATE, require_finite, require_nonnegative, require_positive
 from fe2qc.errors import CalculationFailed, InputError
 from fe2qc.material import check_deformation_gradients
 
@@ -81,10 +82,11 @@ class AtomisticRVE:
             raise InputError(f"dim must be 2 or 3, got {dim}")
         if not all(reference.pbc):
             raise InputError("an RVE must be periodic along all three cell vectors")
+        check_coordinates(reference.positions_nc, reference.cell_cc)
         self.potential = potential
         self.dim = dim
-        self.fmax = fmax
-        self.max_iter = max_iter
+        self.fmax = require_positive("fmax", fmax, unit="eV/Å")
+        self.max_iter = check_iterations("max_iter", max_iter)
         self.reference = reference.copy()
         self.V0 = reference.volume
         self.calc = Calculator(potential, skin=skin, multiple_images=multiple_images)
@@ -101,6 +103,7 @@ class AtomisticRVE:
         relaxed at F = I to be the reference."""
         from atomistic.lattice import crystal
 
+        void_radius = require_nonnegative("void_radius", void_radius, unit="Å")
         conf = crystal(lattice, a0, size=size)
         if vacancy or void_radius > 0:
             centre = conf.cell_cc.sum(axis=0) / 2
@@ -141,6 +144,10 @@ class AtomisticRVE:
         ``relaxed=False`` gives the unrelaxed (Born, affine) response at ``u0`` (zero if None).
         """
         F = check_deformation_gradients(F, 3)[0]
+        if u0_nc is not None:
+            u0_nc = require_finite("u0_nc", u0_nc, bound=MAX_COORDINATE, unit=" Å")
+            if u0_nc.shape != (self.n_atoms, 3):
+                raise InputError(f"u0_nc must have shape ({self.n_atoms}, 3), got {u0_nc.shape}")
         conf = self.deformed(F, u0_nc)
         its, mf = 0, 0.0
         if relaxed and self.n_atoms > 1:
@@ -251,6 +258,7 @@ class CauchyBorn:
 
     def evaluate_one(self, F: np.ndarray, *, tangent: bool = True):
         """``(P, A, W)`` at one 3×3 F."""
+        F = check_deformation_gradients(F, 3)[0]
         conf = self._conf(F)
         res = self.calc.compute(conf)
         P = -res.virial_cc @ np.linalg.inv(F).T / self.V0

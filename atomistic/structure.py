@@ -6,9 +6,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fe2qc.checks import MAX_COORDINATE, MAX_F_ENTRY, require_finite
 from fe2qc.errors import InputError
 
-__all__ = ["Configuration", "perpendicular_widths"]
+__all__ = ["Configuration", "perpendicular_widths", "check_coordinates"]
+
+
+def check_coordinates(positions_nc: np.ndarray, cell_cc: np.ndarray) -> None:
+    """Refuse NaN/inf (or beyond :data:`fe2qc.checks.MAX_COORDINATE`) positions and cell
+    vectors with an :class:`InputError` naming the first offending entry.
+
+    Called wherever positions enter the engine (``Configuration``, ``NeighborList.build`` and
+    ``update``, hence every ``Calculator`` method), since arrays can be changed in place after
+    a configuration was built.
+    """
+    hint = "(positions and cell vectors are in Å)"
+    require_finite("positions_nc", positions_nc, bound=MAX_COORDINATE, unit=" Å", hint=hint)
+    require_finite("cell_cc", cell_cc, bound=MAX_COORDINATE, unit=" Å", hint=hint)
 
 
 def perpendicular_widths(cell_cc: np.ndarray) -> np.ndarray:
@@ -56,19 +70,21 @@ class Configuration:
         self.types_n = np.ascontiguousarray(self.types_n, dtype=np.int64)
         if self.types_n.shape != (n,):
             raise InputError(f"types must have one entry per atom ({n}), got {self.types_n.shape}")
-        if not np.isfinite(self.positions_nc).all():
-            bad = int(np.flatnonzero(~np.isfinite(self.positions_nc).all(axis=1))[0])
-            raise InputError(f"atom {bad} has a NaN or infinite position")
-        if not np.isfinite(self.cell_cc).all():
-            raise InputError("the cell contains NaN or infinite entries")
+        check_coordinates(self.positions_nc, self.cell_cc)
         if any(self.pbc) and abs(np.linalg.det(self.cell_cc)) < 1e-12:
             raise InputError(
                 "the periodic cell has zero volume (det = 0): the cell vectors are not independent"
             )
         if self.masses_n is not None:
             self.masses_n = np.broadcast_to(np.asarray(self.masses_n, float), (n,)).copy()
+            require_finite("masses_n", self.masses_n)
+            if len(self.masses_n) and not (self.masses_n > 0).all():
+                bad = int(np.flatnonzero(~(self.masses_n > 0))[0])
+                raise InputError(f"masses_n[{bad}] = {self.masses_n[bad]!r}: masses must be > 0 "
+                                 "(amu)")
         if self.velocities_nc is not None:
             self.velocities_nc = np.asarray(self.velocities_nc, float).reshape(n, 3)
+            require_finite("velocities_nc", self.velocities_nc)
 
     def __len__(self) -> int:
         return len(self.positions_nc)
@@ -93,8 +109,9 @@ class Configuration:
     def deformed(self, F_cc: np.ndarray) -> Configuration:
         """Return a copy mapped affinely by F: x -> F x, cell rows -> F a."""
         F = np.asarray(F_cc, dtype=float)
-        if F.shape != (3, 3) or not np.isfinite(F).all():
-            raise InputError(f"F must be a finite 3×3 array, got {F!r}")
+        if F.shape != (3, 3):
+            raise InputError(f"F must be a 3×3 array, got shape {F.shape}")
+        require_finite("F", F, bound=MAX_F_ENTRY)
         det = np.linalg.det(F)
         if det <= 0:
             raise InputError(f"det F = {det:.6g} <= 0: F must preserve orientation and volume > 0")
@@ -105,9 +122,9 @@ class Configuration:
 
     def repeat(self, reps: tuple[int, int, int]) -> Configuration:
         """A supercell repeated ``reps`` times along the cell vectors."""
-        reps = tuple(int(r) for r in reps)
-        if any(r < 1 for r in reps):
-            raise InputError(f"repeat counts must be >= 1, got {reps}")
+        from atomistic.lattice import _check_size
+
+        reps = _check_size(reps)
         axes = [np.arange(r) for r in reps]
         grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
         shifts = grid @ self.cell_cc

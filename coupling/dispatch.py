@@ -37,7 +37,11 @@ Failures
     ``point_index`` (the index in this rank's batch, or None when the point is owned by another
     rank), ``global_point_index`` and ``failures`` (all error records). Workers always get a
     reply or a stop message, so nothing hangs; after a failure no new chunks are handed out and
-    the outstanding ones are collected.
+    the outstanding ones are collected. An interrupt (KeyboardInterrupt, SystemExit, or the
+    ``SystemError`` numba raises around a KeyboardInterrupt, see
+    :func:`fe2qc.errors.is_interrupt`) is never a failure record: it is raised as
+    KeyboardInterrupt where it happened, and the caller ends the run on every rank
+    (:mod:`coupling.interrupts`, ``comm.Abort``).
 
 Timings (cumulative, seconds, in :attr:`DispatchedMaterial.timings`)
     * ``wall``: wall time spent in ``evaluate``/``energy_density`` on this macro rank;
@@ -70,7 +74,7 @@ from typing import Any
 
 import numpy as np
 
-from fe2qc.errors import CalculationFailed, InputError
+from fe2qc.errors import CalculationFailed, InputError, is_interrupt
 from fe2qc.mpi import mpi
 
 __all__ = [
@@ -235,6 +239,8 @@ def _evaluate_points(model, F_qij, states, tangent: bool, first_index: int, dim:
             out.work[i] = r.work
             out.states[i] = np.asarray(r.state, dtype=float)
         except Exception as exc:  # noqa: BLE001 - reported to every macro rank
+            if is_interrupt(exc):  # Ctrl-C inside numba: SystemError around the interrupt
+                raise KeyboardInterrupt from None
             err = _error_record(exc, first_index + i)
             break
         out.seconds[i] = time.perf_counter() - t0
@@ -267,6 +273,8 @@ def run_worker(layout: Layout, point_model) -> dict:
             block, err, seconds = _evaluate_points(point_model, F_qij, states, tangent, start,
                                                    point_model.dim)
         except Exception as exc:  # noqa: BLE001 - a bug outside the point loop: still reply
+            if is_interrupt(exc):
+                raise KeyboardInterrupt from None
             block, err, seconds = None, _error_record(exc, start), 0.0
         if err is not None:
             err["worker"] = layout.rank
@@ -371,6 +379,8 @@ class DispatchedMaterial:
                                  f"got {F.shape}")
             states = self._states(len(F))
         except Exception as exc:  # noqa: BLE001 - shared below, so no rank is left waiting
+            if is_interrupt(exc):
+                raise KeyboardInterrupt from None
             F, states = np.zeros((0, d, d)), []
             local_err = _error_record(exc, -1)
         if self.layout.n_workers == 0:

@@ -4,17 +4,29 @@
 :class:`fe2.solver.Problem` on a (possibly split) communicator and runs the load steps,
 writing after every converged step
 
-* ``<dir>/fields_displacement.bp``, ``<dir>/fields_fields.bp`` (VTX: u, cell-averaged P,
-  von Mises, det F) and ``<dir>/fields_points.bp`` (per cell: ``rve_work`` = RVE relaxation
-  iterations summed over the cell's Gauss points and the step's Newton iterations, and
-  ``rve_seconds`` = RVE seconds of the cell in the step (with the dispatcher), and
-  ``ellipticity_loss`` = number of Gauss points whose tangent is not strongly elliptic);
+* ``<dir>/fe2_displacement.bp`` (VTX, per node: ``displacement`` in Å) and
+  ``<dir>/fe2_cells.bp`` (VTX, per cell, DG0: ``P_GPa`` and ``von_mises_GPa`` in GPa and
+  ``det_F``, quadrature-weighted cell averages; ``rve_relaxation_iterations``, the RVE Newton
+  relaxation iterations summed over the cell's Gauss points and the step's material evaluations
+  (0 for a perfect lattice, which needs none); ``rve_seconds``, the RVE compute seconds of the
+  cell in the step; ``ellipticity_loss``, the number of the cell's Gauss points whose tangent is
+  not strongly elliptic). See :data:`CELL_FIELDS`;
 * ``<dir>/steps.jsonl``: one JSON object per converged increment (load factor, Newton residual
   history, seconds in material / assembly / linear solve, cut-backs);
 * ``<dir>/checkpoint_rank<r>.npz``: the displacement dofs (owned + ghost, with their
   coordinates), the material's committed state and the load factor, replaced atomically, so a
   killed run keeps its last converged step. There is no restart option yet: the files hold what
-  a restart needs, but nothing reads them back.
+  a restart needs, but nothing reads them back. Every mesh rank writes its file to a temporary
+  name, the ranks meet at a barrier, then each renames its file, with Ctrl-C held back for the
+  whole block (:func:`coupling.interrupts.deferred_interrupts`): an interrupt leaves every
+  rank's checkpoint at the same converged step.
+
+The output folder must be empty or absent: a non-empty folder is refused with an
+:class:`~fe2qc.errors.InputError` before any work (decided on rank 0, broadcast), unless
+``overwrite`` (``fe2qc run --overwrite``, ``[output] overwrite = true``) is set; then the files
+a previous run wrote there (:func:`previous_run_files`: ``steps.jsonl``,
+``checkpoint_rank*.npz``, the VTX ``*.bp`` folders) are deleted first and every other file in
+the folder is left alone.
 
 Loading of the ``cracked_plate`` quarter model: u_x = 0 on the left edge (symmetry), u_y = 0 on
 the ligament ahead of the tip (symmetry), and on the top edge a nominal traction
@@ -37,11 +49,18 @@ from pathlib import Path
 import numpy as np
 
 from coupling.config import Config, resolve_potential
-from fe2qc.errors import InputError
+from fe2qc.errors import InputError, is_interrupt
 from fe2qc.units import EV_PER_A3_IN_GPA
 
 __all__ = ["Simulation", "run_problem", "make_material", "make_point_model",
-           "acoustic_min_eigenvalue", "MPA_SQRT_M_IN_EV_A3_SQRT_A", "cauchy_stress"]
+           "prepare_output_dir", "previous_run_files",
+           "acoustic_min_eigenvalue", "MPA_SQRT_M_IN_EV_A3_SQRT_A", "cauchy_stress",
+           "CELL_FIELDS", "scale_separation"]
+
+#: VTX file stem in the output folder: ``fe2_displacement.bp`` and ``fe2_cells.bp``
+VTX_STEM = "fe2"
+#: per-cell scalars written beside P_GPa, von_mises_GPa and det_F in ``fe2_cells.bp``
+CELL_FIELDS = ("rve_relaxation_iterations", "rve_seconds", "ellipticity_loss")
 
 #: 1 MPa √m in eV/Å³ √Å (1e6 Pa · 1e5 √Å = 100 GPa √Å)
 MPA_SQRT_M_IN_EV_A3_SQRT_A = 100.0 / EV_PER_A3_IN_GPA
@@ -72,6 +91,12 @@ def acoustic_min_eigenvalue(A_qijkl: np.ndarray, n_angles: int = 180) -> np.ndar
 def cauchy_stress(F_qij: np.ndarray, P_qij: np.ndarray) -> np.ndarray:
     """sigma = P F^T / det F at each point."""
     return np.einsum("qik,qjk->qij", P_qij, F_qij) / np.linalg.det(F_qij)[:, None, None]
+
+
+def scale_separation(cell_size_q: np.ndarray, rve_edge: float) -> np.ndarray:
+    """Bool per Gauss point: its macro element (largest vertex distance, Å) is smaller than the
+    RVE edge (Å), i.e. FE² scale separation does not hold there."""
+    return np.asarray(cell_size_q, dtype=float) < float(rve_edge)
 
 
 # -- material -------------------------------------------------------------------------------
@@ -207,25 +232,101 @@ class _Tracked:
         return out
 
 
+# -- the output folder ----------------------------------------------------------------------
+#: what a run writes into its output folder (glob patterns); ``fields_*.bp`` are the VTX names
+#: of earlier versions
+RUN_FILE_PATTERNS = ("steps.jsonl", "checkpoint_rank*.npz", f"{VTX_STEM}_*.bp", "fields_*.bp")
+
+
+def previous_run_files(outdir: str | os.PathLike, extra: tuple[str, ...] = ()) -> list[Path]:
+    """The files and VTX folders in ``outdir`` that a run writes (RUN_FILE_PATTERNS, and the
+    caller's own ``extra`` patterns, e.g. a demo's plot)."""
+    d = Path(outdir)
+    found = {p for pat in (*RUN_FILE_PATTERNS, *extra) for p in d.glob(pat)}
+    return sorted(found)
+
+
+def _prepare_output_dir(outdir: Path, overwrite: bool, extra: tuple[str, ...]) -> str | None:
+    """Rank 0's part of :func:`prepare_output_dir`; returns an error message or None."""
+    if outdir.exists() and not outdir.is_dir():
+        return (f"the output folder {os.fspath(outdir)} exists and is not a folder; choose "
+                "another one (--outdir DIR, or [output] directory)")
+    entries = sorted(p.name for p in outdir.iterdir()) if outdir.is_dir() else []
+    if entries and not overwrite:
+        shown = ", ".join(entries[:5]) + (f" and {len(entries) - 5} more" if len(entries) > 5
+                                          else "")
+        return (f"the output folder {os.fspath(outdir)} is not empty ({shown}); a run would "
+                "replace or mix with what is there. Pass --overwrite (or overwrite = true in "
+                "[output]) to delete the files of the previous run (steps.jsonl, "
+                "checkpoint_rank*.npz, fe2_*.bp) and write the new ones, or choose an empty or "
+                "new folder (--outdir DIR, or [output] directory)")
+    if entries:
+        import shutil
+
+        for f in previous_run_files(outdir, extra):
+            if f.is_dir() and not f.is_symlink():
+                shutil.rmtree(f)
+            else:
+                f.unlink()
+    outdir.mkdir(parents=True, exist_ok=True)
+    return None
+
+
+def prepare_output_dir(outdir: str | os.PathLike, comm, *, overwrite: bool = False,
+                       extra: tuple[str, ...] = ()) -> Path:
+    """Make the output folder ready for a run; collective over ``comm``.
+
+    An absent or empty folder is used as it is (created if needed). A non-empty one is refused
+    with an :class:`InputError` naming it and the fix, unless ``overwrite``: then the files a
+    previous run wrote there (:func:`previous_run_files`) are deleted, and nothing else (a
+    file the run does not write is never deleted; ``extra`` adds the caller's own file
+    patterns, e.g. a demo's plot). Rank 0 decides and does the work; the
+    outcome is broadcast, so every rank raises or returns alike.
+    """
+    outdir = Path(outdir)
+    err = None
+    if comm.rank == 0:
+        try:
+            err = _prepare_output_dir(outdir, bool(overwrite), tuple(extra))
+        except OSError as exc:
+            err = (f"cannot prepare the output folder {os.fspath(outdir)}: {exc}; choose "
+                   "another folder (--outdir DIR, or [output] directory)")
+    err = comm.bcast(err, root=0)
+    if err is not None:
+        raise InputError(err)
+    return outdir
+
+
 # -- the job ----------------------------------------------------------------------------------
 class Simulation:
     """A configured FE² problem on ``comm``: call :meth:`run`.
 
     On worker ranks (``[mpi] workers > 0`` with the dispatcher) :attr:`is_worker` is true and
     :meth:`run` serves RVE evaluations until the macro ranks finish.
+
+    ``overwrite`` (default: ``[output] overwrite``): see :func:`prepare_output_dir`; a
+    non-empty output folder is refused without it, before any work. ``extra_outputs``: glob
+    patterns of the caller's own files in the folder (deleted too with ``overwrite``).
+    :meth:`progress_note` says which converged step the checkpoint holds (for the message of
+    an interrupted run).
     """
 
-    def __init__(self, config: Config, comm, *, log=print):
+    def __init__(self, config: Config, comm, *, log=print, overwrite: bool | None = None,
+                 extra_outputs: tuple[str, ...] = ()):
         import fe2qc.mpi
 
         fe2qc.mpi.bootstrap()
         self.config = config
         self.comm = comm
         self.log = log if comm.rank == 0 else None
-        self.outdir = Path(config.output.directory)
-        if comm.rank == 0:
-            self.outdir.mkdir(parents=True, exist_ok=True)
-        comm.barrier()
+        if overwrite is None:
+            overwrite = bool(getattr(config.output, "overwrite", False))
+        self.outdir = prepare_output_dir(config.output.directory, comm, overwrite=overwrite,
+                                         extra=extra_outputs)
+        self._progress = ("no load step had converged yet"
+                          + ("" if config.output.checkpoint else
+                             " (checkpoints are off: [output] checkpoint = false)"))
+        self._converged = 0
         # PETSc's initialisation (on importing dolfinx/petsc4py) is collective over
         # MPI_COMM_WORLD: every rank, workers included, must do it before the split, or the
         # macro ranks wait forever for the workers.
@@ -238,15 +339,22 @@ class Simulation:
         self.setup_time = {"material": time.perf_counter() - t0}
         self.problem = None
         if self.is_worker:
+            self._progress = (f"the mesh ranks write the checkpoints, in "
+                              f"{os.fspath(self.outdir)}")
             return
         self.material = _Tracked(inner)
         self.mesh_comm = mesh_comm
-        t0 = time.perf_counter()
-        self.mesh, self.facet_tags = self._mesh(mesh_comm)
-        self.setup_time["mesh"] = time.perf_counter() - t0
         self.sigma_remote = None
         self.K_applied = None
-        self.problem = self._problem()
+        try:
+            t0 = time.perf_counter()
+            self.mesh, self.facet_tags = self._mesh(mesh_comm)
+            self.setup_time["mesh"] = time.perf_counter() - t0
+            self.problem = self._problem()
+        except Exception as exc:
+            if not is_interrupt(exc):
+                self._close()  # release the workers (they wait in run() for work or stop)
+            raise
 
     def _say(self, text: str) -> None:
         if self.log is not None:
@@ -292,37 +400,65 @@ class Simulation:
 
     # -- output -------------------------------------------------------------------------------
     def _open_writers(self):
-        from dolfinx import fem
-        from dolfinx.io import VTXWriter
-
         from fe2.io import ResultWriter
 
-        stem = self.outdir / "fields"
-        self.writer = ResultWriter(self.problem, stem)
-        S0 = fem.functionspace(self.mesh, ("DG", 0))
-        self.rve_work = fem.Function(S0, name="rve_work")
-        self.ell_loss = fem.Function(S0, name="ellipticity_loss")
-        self.rve_seconds = fem.Function(S0, name="rve_seconds")
-        n = self.problem.layout.num_owned_cells
-        self._cells = np.asarray(S0.dofmap.list[:n, 0])
-        self.points_writer = VTXWriter(self.mesh.comm, f"{stem}_points.bp",
-                                       [self.rve_work, self.rve_seconds, self.ell_loss], "BP4")
+        self.writer = ResultWriter(self.problem, self.outdir / VTX_STEM, cell_fields=CELL_FIELDS)
 
     def _write_fields(self, t: float):
+        """Write the VTX files: per-point data summed over each cell's Gauss points."""
         pb = self.problem
         npc = pb.layout.points_per_cell
-        work = self.material.step_work_q
-        work = np.zeros(pb.num_owned_points) if work is None else work
-        self.rve_work.x.array[self._cells] = work.reshape(-1, npc).sum(axis=1)
-        sec = self.material.step_seconds_q
-        sec = np.zeros(pb.num_owned_points) if sec is None else sec
-        self.rve_seconds.x.array[self._cells] = sec.reshape(-1, npc).sum(axis=1)
-        loss = self.ellipticity_lost()
-        self.ell_loss.x.array[self._cells] = loss.reshape(-1, npc).sum(axis=1)
-        for f in (self.rve_work, self.rve_seconds, self.ell_loss):
-            f.x.scatter_forward()
+        zero = np.zeros(pb.num_owned_points)
+        per_point = {
+            "rve_relaxation_iterations": self.material.step_work_q,
+            "rve_seconds": self.material.step_seconds_q,
+            "ellipticity_loss": self.ellipticity_lost(),
+        }
+        for name, v in per_point.items():
+            v = zero if v is None else np.asarray(v, dtype=float)
+            self.writer.set_cell_field(name, v.reshape(-1, npc).sum(axis=1))
         self.writer.write(t)
-        self.points_writer.write(float(t))
+
+    def _rve_edge(self) -> float | None:
+        """Largest in-plane edge of the RVE cell (Å), or None when the material has no RVE."""
+        inner = self.material.inner
+        rve = getattr(getattr(inner, "point_model", None), "rve", None)
+        if rve is None and hasattr(inner, "reference") and hasattr(inner, "evaluate_one"):
+            rve = inner
+        if rve is None:
+            return None
+        cell = np.asarray(rve.reference.cell_cc)
+        d = self.problem.dim
+        return float(np.linalg.norm(cell[:d, :d], axis=1).max())
+
+    def _scale_separation(self) -> dict | None:
+        """Count the Gauss points whose macro element is smaller than the RVE edge; warn once
+        (rank 0, stderr). Collective over the mesh ranks."""
+        edge = self._rve_edge()
+        if edge is None:
+            return None
+        pb, msh = self.problem, self.mesh
+        n = pb.layout.num_owned_cells
+        x = msh.geometry.x[:, :pb.dim]
+        xc = x[np.asarray(msh.geometry.dofmaps[0])[:n]]  # (cells, nodes, dim)
+        diam = np.linalg.norm(xc[:, :, None, :] - xc[:, None, :, :], axis=-1).max(axis=(1, 2))
+        small = scale_separation(np.repeat(diam, pb.layout.points_per_cell), edge)
+        comm = self.mesh_comm
+        MPI = _mpi()
+        below = int(comm.allreduce(int(small.sum())))
+        hmin = float(comm.allreduce(float(diam.min()) if n else np.inf, op=MPI.MIN))
+        out = {"rve_edge_A": edge, "min_element_size_A": hmin,
+               "points_in_elements_below_rve_edge": below,
+               "gauss_points": int(pb.num_global_points)}
+        if below and comm.rank == 0:
+            import sys
+
+            print(f"warning: scale separation: {below} of {out['gauss_points']} Gauss points lie "
+                  f"in macro elements smaller than the RVE edge ({edge:.2f} Å; smallest element "
+                  f"{hmin:.2f} Å); the FE² continuum assumption does not hold there, so do not "
+                  f"read the stress within a few RVE sizes of such points (e.g. a crack tip) as "
+                  f"a continuum result", file=sys.stderr, flush=True)
+        return out
 
     def ellipticity_lost(self) -> np.ndarray:
         """Bool per owned Gauss point: the last tangent is not strongly elliptic."""
@@ -350,20 +486,47 @@ class Simulation:
             q = int(np.abs(P).max(axis=(1, 2)).argmax())
             states = mat.committed_states
             rep = hill_mandel_check(mat.point_model, F, states, points=[q], components=True)
+            r0 = rep["reports"][0]
+            # relative to max(|P|, 1e-3 |A|): meaningful at zero load too
             out = {"point": self.problem.describe_point(q),
                    "power_mismatch": float(rep["max_power_mismatch"]),
-                   "stress_mismatch": float(rep["max_stress_mismatch"])}
+                   "stress_mismatch": float(rep["max_stress_mismatch"]),
+                   "P_max_GPa": float(np.abs(r0["P"]).max() * EV_PER_A3_IN_GPA),
+                   "stress_floor_GPa": float(r0["stress_scale"] * EV_PER_A3_IN_GPA)}
         return self.mesh_comm.bcast(out, root=best[1])
 
     def _checkpoint(self, report):
+        """Write this rank's checkpoint; collective over the mesh ranks. Each rank writes a
+        temporary file, the ranks meet at a barrier, then each renames its file over the old
+        one, with Ctrl-C held back throughout: an interrupt or a failed write on any rank
+        before the barrier leaves every rank's previous checkpoint in place."""
+        from coupling.interrupts import deferred_interrupts
+
         pb = self.problem
         path = self.outdir / f"checkpoint_rank{self.mesh_comm.rank}.npz"
         tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, u=pb.u.x.array, x_dofs=pb.V.tabulate_dof_coordinates(),
-                 load_factor=report.load_factor, step=report.step,
-                 point_ids=pb.layout.original_point_ids(),
-                 **self.material.committed_state())
-        os.replace(tmp, path)
+        with deferred_interrupts():
+            np.savez(tmp, u=pb.u.x.array, x_dofs=pb.V.tabulate_dof_coordinates(),
+                     load_factor=report.load_factor, step=report.step,
+                     point_ids=pb.layout.original_point_ids(),
+                     **self.material.committed_state())
+            self.mesh_comm.barrier()
+            os.replace(tmp, path)
+            self._converged += 1
+            self._progress = (f"last converged step: load factor {report.load_factor:.6g} "
+                              f"(increment {self._converged}), its checkpoint is "
+                              f"{os.fspath(self.outdir / 'checkpoint_rank*.npz')}")
+
+    def progress_note(self) -> str:
+        """One line on the last converged step and its checkpoint (a prepared string, safe to
+        read from a signal watchdog thread)."""
+        return self._progress
+
+    def _cleanup(self) -> None:
+        """Close the VTX writers (collective over the mesh ranks) and stop the workers."""
+        if self.config.output.vtx and hasattr(self, "writer"):
+            self.writer.close()
+        self._close()
 
     # -- run ----------------------------------------------------------------------------------
     def run(self, *, callback=None) -> dict:
@@ -387,6 +550,8 @@ class Simulation:
         logf = open(log_path, "w") if self.mesh_comm.rank == 0 else None  # noqa: SIM115
         t_start = time.perf_counter()
         n_loss = []
+        self._converged = 0
+        scale = self._scale_separation()
 
         def on_step(report):
             t = dict(report.timings)
@@ -398,19 +563,26 @@ class Simulation:
                 self._write_fields(report.load_factor)
             if cfg.output.checkpoint:
                 self._checkpoint(report)
+            else:
+                self._converged += 1
+                self._progress = (f"last converged step: load factor {report.load_factor:.6g} "
+                                  f"(increment {self._converged}); no checkpoint (checkpoints "
+                                  "are off: [output] checkpoint = false)")
             if logf is not None:
                 logf.write(json.dumps({
                     "step": report.step, "load_factor": report.load_factor,
                     "increment": report.increment, "newton_iterations": report.iterations,
                     "residual_norms": report.residual_norms, "cutbacks": report.cutbacks,
                     "failures": report.failures, "timings": t, "wall_time": report.wall_time,
-                    "ellipticity_loss_points": loss, "hill_mandel": hm}) + "\n")
+                    "ellipticity_loss_points": loss, "hill_mandel": hm,
+                    "scale_separation": scale}) + "\n")
                 logf.flush()
             if loss:
                 self._say(f"  {loss} Gauss points lost strong ellipticity")
             if hm:
                 self._say(f"  Hill-Mandel at the most stressed Gauss point: stress power "
                           f"mismatch {hm['power_mismatch']:.1e}, |P - dW/dF| / |P| "
+                          f"(|P| at least {hm['stress_floor_GPa']:.2g} GPa) "
                           f"{hm['stress_mismatch']:.1e}")
             if callback is not None:
                 callback(report)
@@ -418,13 +590,18 @@ class Simulation:
         try:
             reports = pb.solve(cfg.loading.load_factors(),
                                min_increment=cfg.solver.min_increment, callback=on_step)
-        finally:
+        except BaseException as exc:
             if logf is not None:
                 logf.close()
-            if cfg.output.vtx and hasattr(self, "writer"):
-                self.writer.close()
-                self.points_writer.close()
-            self._close()
+            if is_interrupt(exc):
+                # no collective clean-up: the other ranks may be anywhere; the caller ends
+                # every rank (coupling.interrupts)
+                raise
+            self._cleanup()
+            raise
+        if logf is not None:
+            logf.close()
+        self._cleanup()
         wall = time.perf_counter() - t_start
         phases: dict[str, float] = {}
         for r in reports:
@@ -449,6 +626,7 @@ class Simulation:
             "ellipticity_loss_points": n_loss[-1] if n_loss else 0,
             "wall_time_s": wall,
             "seconds_by_phase": phases,
+            "scale_separation": scale,
             "output": os.fspath(self.outdir),
         }
 
@@ -459,13 +637,22 @@ def _mpi():
     return fe2qc.mpi.mpi()
 
 
-def run_problem(config: Config, comm, *, log=print) -> dict:
-    """Build the problem of ``config`` on ``comm``, run it, and return a summary dict."""
-    sim = Simulation(config, comm, log=log)
+def done_line(summary: dict) -> str:
+    """The last progress line of a run."""
+    return (f"fe2qc run: done in {summary['wall_time_s']:.1f} s, {summary['increments']} "
+            f"increments, Newton iterations {summary['newton_iterations']}; output in "
+            f"{summary['output']}")
+
+
+def run_problem(config: Config, comm, *, log=print, overwrite: bool | None = None) -> dict:
+    """Build the problem of ``config`` on ``comm``, run it, and return a summary dict.
+
+    ``overwrite``: replace a previous run's files in the output folder (default ``[output]
+    overwrite``; a non-empty folder is refused otherwise, see :func:`prepare_output_dir`).
+    """
+    sim = Simulation(config, comm, log=log, overwrite=overwrite)
     summary = sim.run()
     if sim.log is not None and not sim.is_worker:
-        sim.log(f"fe2qc run: done in {summary['wall_time_s']:.1f} s, "
-                f"{summary['increments']} increments, Newton iterations "
-                f"{summary['newton_iterations']}; output in {summary['output']}")
+        sim.log(done_line(summary))
     return summary
 

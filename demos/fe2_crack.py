@@ -24,8 +24,11 @@
 # `ellipticity_loss`.
 #
 # Run: `mpirun -n 2 python demos/fe2_crack.py` (or serially; `--quick` for a coarse mesh and
-# one load step, `--outdir DIR`). The problem itself is `demos/fe2_crack.toml`, which
-# `fe2qc run demos/fe2_crack.toml` runs without the post-processing.
+# one load step, `--outdir DIR`). The problem itself is `demos/fe2_crack.toml` (`--quick`:
+# `demos/fe2_crack_quick.toml`), which `fe2qc run demos/fe2_crack.toml` runs without the
+# post-processing. Every output (VTX, steps.jsonl, checkpoints, near_tip_stress.png,
+# summary.json) goes to one folder, by default `results/fe2_crack` (`--quick`:
+# `results/fe2_crack_quick`) under the working directory.
 
 # %%
 from __future__ import annotations
@@ -52,35 +55,55 @@ from coupling.driver import (  # noqa: E402
     acoustic_min_eigenvalue,
     cauchy_stress,
 )
+from coupling.interrupts import InterruptGuard, is_interrupt  # noqa: E402
+from fe2qc.errors import InputError  # noqa: E402
 from fe2qc.units import EV_PER_A3_IN_GPA  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
 # %% [markdown]
 # ## Problem set-up
-# The TOML file holds the full problem; `--quick` coarsens the mesh (P1, 8 Å at the tip) and
-# applies a single load step, so the demo runs in seconds (it is what the tests run).
+# The TOML file holds the full problem; `--quick` runs `demos/fe2_crack_quick.toml` instead,
+# the same problem on a coarse mesh (P1, 8 Å at the tip) with a single load step, so the demo
+# runs in seconds (it is what the tests run).
 
 # %%
 parser = argparse.ArgumentParser(description=__doc__)
-parser.add_argument("--quick", action="store_true", help="coarse mesh, one load step")
-parser.add_argument("--outdir", default=None, help="output directory")
-parser.add_argument("--problem", default=str(HERE / "fe2_crack.toml"), help="TOML problem file")
+parser.add_argument("--quick", action="store_true",
+                    help="coarse mesh, one load step (runs demos/fe2_crack_quick.toml)")
+parser.add_argument("--outdir", default=None,
+                    help="output folder, relative to the working directory (default "
+                         "results/fe2_crack, with --quick results/fe2_crack_quick)")
+parser.add_argument("--problem", default=None,
+                    help="TOML problem file (default demos/fe2_crack.toml)")
+parser.add_argument("--overwrite", action="store_true",
+                    help="replace the files of an earlier run in the output folder (without "
+                         "it a non-empty folder is refused)")
 args = parser.parse_args()
+if args.quick and args.problem:
+    parser.error("give --quick (demos/fe2_crack_quick.toml) or --problem FILE, not both")
+problem = Path(args.problem or HERE / ("fe2_crack_quick.toml" if args.quick
+                                       else "fe2_crack.toml"))
 
 comm = MPI.COMM_WORLD
-with open(args.problem, "rb") as fh:
+with open(problem, "rb") as fh:
     data = tomllib.load(fh)
-if args.quick:
-    data["mesh"].update(tip_size=8.0, far_size=800.0, grading=0.5)
-    data["solver"]["degree"] = 1
-    data["loading"]["steps"] = [0.4]
+# one folder for everything the demo writes, relative to the working directory (the TOML's
+# own [output] directory is what `fe2qc run` uses)
 outdir = Path(args.outdir or ("results/fe2_crack_quick" if args.quick else "results/fe2_crack"))
-data["output"]["directory"] = str(outdir)
-cfg = parse_config(data, base_dir=Path(args.problem).parent, source=Path(args.problem))
+data.setdefault("output", {})["directory"] = str(outdir)
+cfg = parse_config(data, base_dir=problem.parent, source=problem)
 
 t0 = time.perf_counter()
-sim = Simulation(cfg, comm)
+# Ctrl-C: one message, every rank ends (comm.Abort), exit 130 (see coupling/interrupts.py)
+guard = InterruptGuard(comm, prog="fe2_crack.py").install()
+try:
+    sim = Simulation(cfg, comm, overwrite=args.overwrite,
+                     extra_outputs=("near_tip_stress.png", "summary.json"))
+except InputError as exc:  # raised on every rank alike (e.g. a non-empty output folder)
+    if comm.rank == 0:
+        print(f"fe2_crack.py: error: {exc}", file=sys.stderr, flush=True)
+    sys.exit(2)
 
 # %% [markdown]
 # ## Near-tip stress after each converged step
@@ -106,7 +129,13 @@ def near_tip(report):
         snapshots.append((report.load_factor, X, s_yy, lost))
 
 
-summary = sim.run(callback=near_tip) if not sim.is_worker else sim.run()
+guard.describe = sim.progress_note
+try:
+    summary = sim.run(callback=near_tip) if not sim.is_worker else sim.run()
+except (KeyboardInterrupt, SystemError) as exc:
+    if not is_interrupt(exc):
+        raise
+    sys.exit(guard.finish())
 
 # %% [markdown]
 # ## K from the near-tip field
@@ -135,6 +164,7 @@ if comm.rank == 0 and snapshots:
     K1 = cfg.loading.value * MPA_SQRT_M_IN_EV_A3_SQRT_A  # K_I at load factor 1, eV/Å³ √Å
     fig, ax = plt.subplots(figsize=(6, 4.5))
     results = []
+    lost_wedge = lost_all = 0
     for lam, X, s_yy, lost in snapshots:
         K_app = lam * K1
         K_fit, n_fit, r, theta = fit_K(X, s_yy, K_app)
@@ -154,18 +184,28 @@ if comm.rank == 0 and snapshots:
         g = (1 + rr / a) / np.sqrt(1 + rr / (2 * a))
         ax.loglog(rr, K_app * g / np.sqrt(2 * np.pi * rr) * EV_PER_A3_IN_GPA, "--",
                   color=line.get_color(), lw=1)
-        if lost.any():
-            m = lost & (r < 2 * a)
+        # only the wedge's points are plotted (like the circles); the legend counts the rest
+        m = lost & wedge
+        lost_wedge, lost_all = int(m.sum()), int(lost.sum())
+        if m.any():
             ax.loglog(np.maximum(r[m], 0.5), np.abs(s_yy[m]) * EV_PER_A3_IN_GPA, "x", color="k",
                       ms=7)
-    ax.plot([], [], "x", color="k", label="lost strong ellipticity")
+    ax.plot([], [], "x", color="k", label=f"lost strong ellipticity ({lost_wedge} in the wedge, "
+            f"{lost_all} in all, last step)")
     ax.plot([], [], "-", color="gray", label=r"$K_I/\sqrt{2\pi r}$ (singular term)")
     ax.plot([], [], "--", color="gray", label=r"$K_I\,g(r)/\sqrt{2\pi r}$ (centre crack, "
             r"$g = (1+r/a)/\sqrt{1+r/2a}$)")
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    ax.axvspan(5 * h_tip, a, color="0.9", zorder=-1)
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    ax.axvspan(5 * h_tip, a, color="0.9", zorder=-1,
+               label=rf"K fit window: $5\,h_{{tip}}$ < r < a ({5 * h_tip:g}-{a:g} Å)")
+    sep = summary.get("scale_separation") or {}
+    if sep.get("rve_edge_A"):
+        ax.axvline(sep["rve_edge_A"], color="0.4", ls=":", lw=1,
+                   label=f"r = RVE edge ({sep['rve_edge_A']:.1f} Å)")
     ax.set_xlabel("distance from the tip r (Å)")
-    ax.set_ylabel(r"$\sigma_{yy}$ (GPa), polar angle < 12°")
+    ax.set_ylabel(r"$\sigma_{yy}$ (GPa) at Gauss points with polar angle < 12°")
     ax.set_title("Cu, Cu_u3 EAM RVEs (32 atoms) at every Gauss point")
     ax.legend(fontsize=8)
     fig.tight_layout()

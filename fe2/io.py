@@ -2,13 +2,15 @@
 
 Two ADIOS2 (VTX, ``.bp``) files, since VTX wants one element per file:
 
-* ``<stem>_displacement.bp``: u in its own Lagrange space;
-* ``<stem>_fields.bp``: DG0 cell averages (quadrature-weighted, over the Gauss
-  points of each cell) of the first Piola-Kirchhoff stress ``P``, the von Mises
-  stress of the Cauchy stress ``von_mises``, and ``det_F``.
+* ``<stem>_displacement.bp``, per node: ``displacement`` (Å) in its own Lagrange space;
+* ``<stem>_cells.bp``, per cell (DG0): cell averages (quadrature-weighted, over the Gauss
+  points of each cell) of the first Piola-Kirchhoff stress ``P_GPa`` (GPa), the von Mises
+  stress of the Cauchy stress ``von_mises_GPa`` (GPa) and ``det_F``, plus any extra per-cell
+  scalars the caller names (``cell_fields``, set with :meth:`ResultWriter.set_cell_field`).
 
-In 2D (plane strain) the von Mises stress uses the in-plane Cauchy stress with
-sigma_33 = 0, since a 2D material point does not return the out-of-plane stress.
+Stresses are converted from eV/Å³ (inside the code) to GPa here, at the user boundary, and the
+field names say so. In 2D (plane strain) the von Mises stress uses the in-plane Cauchy stress
+with sigma_33 = 0, since a 2D material point does not return the out-of-plane stress.
 The fields come from the last material evaluation (after ``solve`` that is the
 converged state), so no extra material call is made.
 """
@@ -26,6 +28,8 @@ from dolfinx import fem  # noqa: E402
 from dolfinx.io import VTXWriter  # noqa: E402
 from mpi4py import MPI  # noqa: E402
 
+from fe2qc.units import EV_PER_A3_IN_GPA  # noqa: E402
+
 __all__ = ["ResultWriter", "von_mises_cauchy"]
 
 
@@ -41,24 +45,37 @@ def von_mises_cauchy(F_qij: np.ndarray, P_qij: np.ndarray) -> np.ndarray:
 
 
 class ResultWriter:
-    """Write a problem's state at chosen times; use as a context manager or call :meth:`close`."""
+    """Write a problem's state at chosen times; use as a context manager or call :meth:`close`.
 
-    def __init__(self, problem, stem: str | Path):
+    Attributes ``P``, ``von_mises`` (both in GPa) and ``det_F`` are the DG0 functions written to
+    ``<stem>_cells.bp``; ``cell_fields[name]`` the extra per-cell scalars.
+    """
+
+    def __init__(self, problem, stem: str | Path, cell_fields=()):
         self.problem = problem
         mesh = problem.mesh
         d = problem.dim
         stem = str(stem)
         T0 = fem.functionspace(mesh, ("DG", 0, (d, d)))
         S0 = fem.functionspace(mesh, ("DG", 0))
-        self.P = fem.Function(T0, name="P")
-        self.von_mises = fem.Function(S0, name="von_mises")
+        self.P = fem.Function(T0, name="P_GPa")
+        self.von_mises = fem.Function(S0, name="von_mises_GPa")
         self.det_F = fem.Function(S0, name="det_F")
+        self.cell_fields = {name: fem.Function(S0, name=name) for name in cell_fields}
         n = problem.layout.num_owned_cells
         self._cell_dofs = np.asarray(S0.dofmap.list[:n, 0])
-        self._u_writer = VTXWriter(mesh.comm, f"{stem}_displacement.bp", [problem.u], "BP4")
+        self.displacement_path = f"{stem}_displacement.bp"
+        self.cells_path = f"{stem}_cells.bp"
+        self._u_writer = VTXWriter(mesh.comm, self.displacement_path, [problem.u], "BP4")
         self._f_writer = VTXWriter(
-            mesh.comm, f"{stem}_fields.bp", [self.P, self.von_mises, self.det_F], "BP4"
-        )
+            mesh.comm, self.cells_path,
+            [self.P, self.von_mises, self.det_F, *self.cell_fields.values()], "BP4")
+
+    def set_cell_field(self, name: str, values) -> None:
+        """Set the extra per-cell scalar ``name`` from one value per owned cell."""
+        f = self.cell_fields[name]
+        f.x.array[self._cell_dofs] = np.asarray(values, dtype=float)
+        f.x.scatter_forward()
 
     def _update(self) -> None:
         pb = self.problem
@@ -72,14 +89,18 @@ class ResultWriter:
         d = pb.dim
         layout = pb.layout
         dofs = self._cell_dofs
-        self.P.x.array.reshape(-1, d * d)[dofs] = layout.cell_average(P_qij).reshape(-1, d * d)
-        self.von_mises.x.array[dofs] = layout.cell_average(von_mises_cauchy(F_qij, P_qij))
+        gpa = EV_PER_A3_IN_GPA  # eV/Å³ inside, GPa in the file
+        self.P.x.array.reshape(-1, d * d)[dofs] = (
+            gpa * layout.cell_average(P_qij).reshape(-1, d * d))
+        self.von_mises.x.array[dofs] = gpa * layout.cell_average(von_mises_cauchy(F_qij, P_qij))
         self.det_F.x.array[dofs] = layout.cell_average(np.linalg.det(F_qij))
         for f in (self.P, self.von_mises, self.det_F):
             f.x.scatter_forward()
 
     def write(self, t: float) -> None:
-        """Write u and the cell fields at time/load factor ``t`` (collective)."""
+        """Write u and the cell fields at time/load factor ``t`` (collective).
+
+        Set the extra ``cell_fields`` first (:meth:`set_cell_field`)."""
         self._update()
         self._u_writer.write(float(t))
         self._f_writer.write(float(t))

@@ -15,7 +15,9 @@ iterations, the linear solver fails, or the material raises
 :class:`~fe2qc.errors.InputError` / :class:`~fe2qc.errors.CalculationFailed`
 (e.g. det F <= 0). The material is committed only after a step converged and
 reverted after a failed attempt. Failures on one rank are all-reduced so every
-rank takes the same branch.
+rank takes the same branch. An interrupt (KeyboardInterrupt or SystemExit, also when numba
+wraps it in a ``SystemError``) is never a material failure: it propagates at once, without a
+cut-back, and the caller ends every rank (``coupling.interrupts``).
 
 Example::
 
@@ -45,7 +47,7 @@ from mpi4py import MPI  # noqa: E402
 from petsc4py import PETSc  # noqa: E402
 
 from fe2.quadrature import QuadratureLayout  # noqa: E402
-from fe2qc.errors import CalculationFailed, InputError  # noqa: E402
+from fe2qc.errors import CalculationFailed, InputError, is_interrupt  # noqa: E402
 
 __all__ = ["Dirichlet", "Traction", "StepReport", "Problem"]
 
@@ -401,6 +403,10 @@ class Problem:
                     f"material returned NaN/inf stress or tangent at {self.describe_point(q)}"
                 )
         except Exception as exc:  # noqa: BLE001 - reduced below so no rank is left hanging
+            if is_interrupt(exc):
+                # Ctrl-C (also as numba's SystemError around it) is not a material failure:
+                # no cut-back; the caller ends the run on every rank (comm.Abort)
+                raise KeyboardInterrupt from None
             err = exc
             message = f"rank {self.comm.rank}: {type(exc).__name__}: {exc}"
             q = getattr(exc, "point_index", None)

@@ -6,7 +6,7 @@ starts (:class:`InputError`) while a calculation that ran but did not succeed
 :class:`CalculationFailed`. Neither is ever returned as if it were a result.
 """
 
-__all__ = ["InputError", "CalculationFailed"]
+__all__ = ["InputError", "CalculationFailed", "is_interrupt"]
 
 
 class InputError(ValueError):
@@ -15,3 +15,23 @@ class InputError(ValueError):
 
 class CalculationFailed(RuntimeError):
     """A calculation ran but did not reach its tolerance."""
+
+
+def is_interrupt(exc: BaseException | None) -> bool:
+    """True when ``exc`` is, or was caused by, a KeyboardInterrupt or SystemExit.
+
+    A SIGINT that lands while a numba function runs surfaces as ``SystemError:
+    CPUDispatcher(...) returned a result with an exception set`` whose ``__context__`` (or
+    ``__cause__``) is the KeyboardInterrupt; such an error is an interrupt, never a material
+    failure, and must not be wrapped or cut back.
+    """
+    todo, seen = [exc], set()
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        if isinstance(e, KeyboardInterrupt | SystemExit):
+            return True
+        seen.add(id(e))
+        todo += [e.__cause__, e.__context__]
+    return False

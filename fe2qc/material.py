@@ -48,8 +48,9 @@ def check_deformation_gradients(F_qij: np.ndarray, dim: int | None = None) -> np
     """Validate a batch of deformation gradients and return it as a float array.
 
     Raises:
-        fe2qc.errors.InputError: wrong shape, NaN/inf entries, or det F <= 0
-            (the message names the first offending point).
+        fe2qc.errors.InputError: wrong shape, NaN/inf entries or entries beyond
+            ``fe2qc.checks.MAX_F_ENTRY`` (the message names the first offending entry,
+            ``F_qij[q, i, j]``), or det F <= 0 (naming the point).
     """
     from fe2qc.errors import InputError
 
@@ -59,10 +60,12 @@ def check_deformation_gradients(F_qij: np.ndarray, dim: int | None = None) -> np
     if F.ndim != 3 or F.shape[1] != F.shape[2] or (dim is not None and F.shape[1] != dim):
         want = f"(nq, {dim}, {dim})" if dim else "(nq, d, d)"
         raise InputError(f"deformation gradients must have shape {want}, got {F.shape}")
-    bad = ~np.isfinite(F).all(axis=(1, 2))
-    if bad.any():
-        q = int(np.flatnonzero(bad)[0])
-        raise InputError(f"deformation gradient at point {q} contains NaN or inf: {F[q].tolist()}")
+    from fe2qc.checks import MAX_F_ENTRY, require_finite
+
+    if np.ndim(F_qij) == 2:  # one F: name its entries F[i, J]
+        require_finite("F", F[0], bound=MAX_F_ENTRY)
+    require_finite("F_qij", F, bound=MAX_F_ENTRY,
+                   hint="(deformation gradients: the first index is the point)")
     J = np.linalg.det(F)
     if (J <= 0).any():
         q = int(np.flatnonzero(J <= 0)[0])

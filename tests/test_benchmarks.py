@@ -30,3 +30,27 @@ def test_bench_forces_quick_json():
     assert case["energy_rel_diff"] < 1e-10
     for k in keys - {"cases", "atoms"}:
         assert data[k] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.dolfinx
+@pytest.mark.timeout(1800)
+def test_bench_fe2_quick_json_values():
+    """Iteration counts are scalars and hold what the README says (3 / 3 / 7 on the 112-point
+    mesh); timings are only checked for consistency, never against a bound."""
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_fe2.py"),
+                          "--quick", "--json"], capture_output=True, text=True, timeout=1700,
+                         cwd=ROOT)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    assert data["gauss_points"] == {"1": 112, "2": 112} and data["fd_gauss_points"] == 112
+    for key, expected in (("newton_iterations_consistent", 3), ("newton_iterations_fd", 3),
+                          ("initial_stiffness_iterations", 7)):
+        assert type(data[key]) is int, (key, data[key])
+        assert data[key] == expected, (key, data[key])
+    ratio = data["fd_tangent_time_ratio"]
+    assert isinstance(ratio, float) and ratio > 0
+    assert ratio == pytest.approx(data["wall_s_fd"] / data["wall_s_consistent"], rel=1e-12)
+    assert 0 <= data["dispatch_share"] < 1 and data["parallel_efficiency_2"] > 0
+    model = data["cost_model_seconds_per_iteration_1e5_points"]
+    assert [model[k] > model[n] for k, n in (("1", "2"), ("2", "16"), ("16", "128"))] == [True] * 3

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from coupling.config import load_config, parse_config
@@ -14,12 +16,26 @@ def _write(tmp_path, text: str):
     return p
 
 
-def test_defaults_and_relative_paths_resolve_against_the_toml_file(tmp_path):
-    cfg = load_config(_write(tmp_path, '[material]\ntype = "neo-hookean"\nmu = 40.0\n'
-                                       '[output]\ndirectory = "out"\n'))
+def test_defaults_and_the_relative_path_rule(tmp_path):
+    """Input files named in the TOML are found next to it; the output folder is relative to
+    the working directory (issue 9, item 1: the demo's outputs split between two folders)."""
+    (tmp_path / "plate.msh").write_text("")
+    cfg = load_config(_write(tmp_path, '[mesh]\nfile = "plate.msh"\n[loading]\n'
+                                       'mode = "traction"\n[material]\ntype = "neo-hookean"\n'
+                                       'mu = 40.0\n[output]\ndirectory = "out/a"\n'))
     assert cfg.material.type == "neo-hookean" and cfg.material.mu == 40.0
-    assert cfg.output.directory == tmp_path / "out"
+    assert cfg.mesh.file == tmp_path / "plate.msh"
+    assert cfg.output.directory == Path("out/a") and not cfg.output.directory.is_absolute()
     assert cfg.loading.load_factors() == [0.25, 0.5, 0.75, 1.0]
+    # no [output] directory: results/<TOML name> under the working directory
+    cfg = load_config(_write(tmp_path, '[material]\ntype = "neo-hookean"\nmu = 40.0\n'))
+    assert cfg.output.directory == Path("results/problem")
+    assert parse_config({"material": {"type": "neo-hookean", "mu": 40.0}},
+                        base_dir=tmp_path).output.directory == Path("results")
+    # absolute output folders stay as given
+    cfg = parse_config({"material": {"type": "neo-hookean", "mu": 40.0},
+                        "output": {"directory": str(tmp_path / "abs")}}, base_dir="/nonexistent")
+    assert cfg.output.directory == tmp_path / "abs"
 
 
 def test_unknown_key_names_the_key_section_and_allowed_keys(tmp_path):

@@ -1,17 +1,20 @@
 """The FE² crack demo runs serially and on two ranks and recovers the applied K_I.
 
-Tolerance of the K check: 5 %. In the quick run (P1 triangles, 8 Å at the tip, Gauss points
+Tolerance of the K check: 0.4 %, just above the measured 0.29 % (ratio 1.0029, serial and on
+2 ranks). In the quick run (P1 triangles, 8 Å at the tip, Gauss points
 at 5 h_tip < r < a within 12 deg of the crack line) the error budget is the constant-stress
 discretisation (relative stress error ~ h(r)/r, about 1-3 % in the window, and the median
 over the window averages it out), the anisotropic angular factor of sigma_yy off the crack line
 (< 1 % at 12 deg), Feddersen's finite-width factor (0.3 %) and the nonlinearity of Cu at the
-strains in the window (< 1.5 %, ~1 %). The measured ratio is 1.003 (serial and 2 ranks).
-Whether the RVE, the solver or the boundary conditions were wrong, the ratio would be off by
-far more (a wrong traction scale or a missing symmetry condition changes K by >= 40 %).
+strains in the window (< 1.5 %, ~1 %); these partly cancel, and the mesh is fixed, so the
+measured ratio is reproducible to round-off. Whether the RVE, the solver or the boundary
+conditions were wrong, the ratio would be off by far more (a wrong traction scale or a missing
+symmetry condition changes K by >= 40 %).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -43,9 +46,18 @@ def test_crack_demo_recovers_applied_stress_intensity(tmp_path, ranks):
     out = _run(cmd, tmp_path)
     m = re.search(r"K ratio \(fit/applied, first load step\): ([0-9.]+)", out)
     assert m, out
-    assert abs(float(m.group(1)) - 1.0) < 0.05, out
+    assert abs(float(m.group(1)) - 1.0) < 0.004, out  # measured 1.0029
     assert re.search(r"ellipticity loss points \(last step\): \d+", out)
     assert (tmp_path / "near_tip_stress.png").stat().st_size > 10_000
-    assert (tmp_path / "fields_points.bp").is_dir()
+    assert sorted(p.name for p in tmp_path.glob("*.bp")) == ["fe2_cells.bp",
+                                                             "fe2_displacement.bp"]
     assert (tmp_path / "steps.jsonl").read_text().count("\n") == 1
+    step = json.loads((tmp_path / "steps.jsonl").read_text())
+    assert step["hill_mandel"]["power_mismatch"] < 1e-8  # measured 4e-10
+    assert step["hill_mandel"]["stress_mismatch"] < 1e-7  # measured 7e-9
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    sep = summary["run"]["scale_separation"]  # 8 Å elements at the tip, 7.23 Å RVEs
+    assert sep["rve_edge_A"] == pytest.approx(7.23, abs=1e-3)
+    assert sep["points_in_elements_below_rve_edge"] == 0
+    assert summary["steps"][0]["K_ratio"] == pytest.approx(float(m.group(1)), abs=1e-4)
     assert list(tmp_path.glob("checkpoint_rank*.npz"))

@@ -208,6 +208,25 @@ def test_rve_history_travels_with_the_point_to_the_worker(vacancy_rve):
         local.commit()
         for a, b in zip(mat.committed_states, local.committed_states, strict=True):
             assert np.array_equal(a, b)
+        # With one worker, "history travels with the point" and "the worker caches the states by
+        # point index" give the same results so far. Change the committed states on the macro
+        # side only (swap points 0 and 2, reset point 1 to the unrelaxed vacancy): the worker's
+        # result must follow what it is sent.
+        mat.evaluate(F2)
+        hot_work = mat.last_work.copy()  # from states already relaxed at F2
+        mat.revert()
+        for m in (mat, local):
+            st = m.committed_states
+            st[0], st[2] = st[2].copy(), st[0].copy()
+            st[1] = np.zeros_like(st[1])
+        sent = [s.copy() for s in mat.committed_states]
+        P, A = mat.evaluate(F2)
+        P0, A0_ = local.evaluate(F2)
+        assert np.array_equal(P, P0) and np.array_equal(A, A0_)
+        assert np.array_equal(mat.last_work, local.last_work)
+        assert (mat.last_work > hot_work).all()  # the changed states needed more relaxation
+        ref = [vacancy_rve.evaluate_one(F2[q], sent[q].reshape(-1, 3)).P for q in range(3)]
+        assert np.array_equal(P, np.array(ref))
 
 
 @pytest.mark.mpi

@@ -137,8 +137,11 @@ def _max_rel_diff(u, u_ref):
     return diff / scale
 
 
-def _check_quadratic(norms, C=10.0, floor=1e-10):
-    """r_{k+1} <= C r_k^2 for every iteration after the first (which carries the BC jump)."""
+def _check_quadratic(norms, C=3.0, floor=1e-10):
+    """r_{k+1} <= C r_k^2 for every iteration after the first (which carries the BC jump).
+
+    Measured r_{k+1}/r_k^2 over the cases below: 0.47-2.81 (the largest in 3D P2); residuals under
+    ``floor`` are round-off and not checked."""
     for r_k, r_next in zip(norms[1:-1], norms[2:], strict=True):
         assert r_next <= max(C * r_k**2, floor), f"not quadratic: {norms}"
 
@@ -166,7 +169,7 @@ def test_newton_converges_quadratically_with_consistent_tangent():
     norms = report.residual_norms
     # the last reductions are by orders of magnitude and follow r_{k+1} ~ r_k^2
     assert norms[-2] / norms[-1] > 1e3
-    _check_quadratic(norms, C=10.0)
+    _check_quadratic(norms, C=1.0)  # measured 0.47, 0.60, 0.79
 
 
 class _ScaledTangent(NeoHookean):
@@ -288,7 +291,7 @@ def test_results_are_written_for_paraview(tmp_path):
     import os
 
     assert os.path.isdir(f"{path}/plate_displacement.bp")
-    assert os.path.isdir(f"{path}/plate_fields.bp")
+    assert os.path.isdir(f"{path}/plate_cells.bp")
 
 
 # -- parallel ---------------------------------------------------------------------------------

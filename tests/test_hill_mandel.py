@@ -70,3 +70,22 @@ def test_batched_check_reports_the_worst_point():
         hill_mandel_check(nh, F, points=[7])
     with pytest.raises(InputError, match="h must be"):
         hill_mandel_report(nh, F[0], h=0.0)
+
+
+def test_zero_load_mismatches_are_measured_against_a_stress_floor_not_against_zero():
+    """A perfect lattice at its lattice constant (F = I, the FE² demo at zero load) has P ~ 1e-16
+    eV/Å³; the finite-difference round-off of ~1e-10 eV/Å³ divided by that gave 'mismatches' of
+    1.5e6. Relative to max(|P|, 1e-3 |A|) they are 3.6e-8 (power) and 1.0e-7 (stress)."""
+    rve = AtomisticRVE.from_lattice(load_potential("Cu_u3.eam"), "fcc", A0, size=(2, 2, 2),
+                                    multiple_images=True)
+    point = RVEPoint(rve, dim=2)
+    rep = hill_mandel_report(point, np.eye(2), None)
+    assert np.abs(rep["P"]).max() < 1e-14
+    A = point.evaluate_point(np.eye(2), point.initial_state()).A
+    assert rep["stress_scale"] == pytest.approx(1e-3 * np.linalg.norm(A), rel=1e-12)
+    assert rep["power_mismatch"] < 1e-7
+    assert rep["stress_mismatch"] < 2e-7
+    raw = hill_mandel_report(point, np.eye(2), None, floor_strain=0.0)  # the old measure
+    assert raw["power_mismatch"] > 1e3 and raw["stress_mismatch"] > 1e3
+    with pytest.raises(InputError, match="floor_strain"):
+        hill_mandel_report(point, np.eye(2), floor_strain=float("nan"))

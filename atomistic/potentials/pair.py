@@ -26,6 +26,7 @@ import numba
 import numpy as np
 
 from atomistic.potentials.base import SecondOrder
+from fe2qc.checks import require_finite, require_positive
 from fe2qc.errors import InputError
 
 __all__ = ["PairPotential", "LennardJones", "LennardJonesSmooth", "Morse"]
@@ -99,10 +100,13 @@ def _second_order(kind, prm, r_p):
 
 
 def _positive(name: str, value: float) -> float:
-    value = float(value)
-    if not (np.isfinite(value) and value > 0):
-        raise InputError(f"{name} must be a positive finite number, got {value!r}")
-    return value
+    return require_positive(name, value)
+
+
+def _distances(r_p) -> np.ndarray:
+    """Pair distances for a kernel: NaN/inf would silently drop the pair there."""
+    return np.ascontiguousarray(require_finite(
+        "r_p", r_p, hint="(pair distances; check the positions and cell of the configuration)"))
 
 
 def _g(x: float) -> str:
@@ -131,10 +135,11 @@ class PairPotential:
         types_n = np.asarray(types_n)
         self._check_types(types_n)
         n = len(types_n)
-        w_n = np.ones(n) if weights_n is None else np.ascontiguousarray(weights_n, float)
+        w_n = np.ones(n) if weights_n is None else np.ascontiguousarray(
+            require_finite("weights_n", weights_n))
         if w_n.shape != (n,):
             raise InputError(f"weights must have one entry per atom ({n}), got {w_n.shape}")
-        return _first_order(self._kind, self._params, np.ascontiguousarray(r_p, float),
+        return _first_order(self._kind, self._params, _distances(r_p),
                             np.ascontiguousarray(i_p, np.int64),
                             np.ascontiguousarray(j_p, np.int64), w_n, n)
 
@@ -146,11 +151,11 @@ class PairPotential:
         """
         types_n = np.asarray(types_n)
         self._check_types(types_n)
-        r_p = np.ascontiguousarray(r_p, float)
+        r_p = _distances(r_p)
         dedr_p, d2edr2_p = _second_order(self._kind, self._params, r_p)
         npair = len(r_p)
         if weights_n is not None:
-            w_n = np.asarray(weights_n, float)
+            w_n = require_finite("weights_n", weights_n)
             if w_n.shape != (len(types_n),):
                 raise InputError(f"weights must have one entry per atom ({len(types_n)}), got "
                                  f"{w_n.shape}")
@@ -164,7 +169,7 @@ class PairPotential:
     def pair_function(self, r) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Return ``(phi, phi', phi'')`` at the distances ``r`` (zero beyond the cutoff)."""
         r = np.atleast_1d(np.asarray(r, float)).ravel()
-        out = _radial_array(self._kind, self._params, np.ascontiguousarray(r))
+        out = _radial_array(self._kind, self._params, _distances(r))
         return out[0], out[1], out[2]
 
     def lammps_commands(self) -> list[str]:  # pragma: no cover - overridden

@@ -6,6 +6,9 @@ The crack lies on y = 0 along -x, its tip at the origin, midway between atomic r
 the x = [100], y = [010], z = [001] frame) is imposed on the clamped outer layer and used as
 the initial guess everywhere. Griffith's ``K_G = sqrt(2 γ E')`` uses the surface energy and
 the plane-strain modulus computed from the same potential (``atomistic.fracture``).
+
+Units (one convention for both lattices, ``atomistic.fracture``): the triangular lattice is a
+layer 1 Å thick, so γ is in eV/Å², E' in eV/Å³ and K in eV/Å^{5/2}, as for the Cu slab.
 """
 
 from __future__ import annotations

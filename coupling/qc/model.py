@@ -41,9 +41,23 @@ from scipy.spatial import cKDTree
 from atomistic.calculator import Calculator
 from atomistic.cb_batch import BatchCauchyBorn
 from atomistic.structure import Configuration
+from fe2qc.checks import MAX_COORDINATE, MAX_F_ENTRY, require_finite
 from fe2qc.errors import InputError
 
-__all__ = ["SCHEMES", "QCSystem", "QCModel", "p1_geometry"]
+__all__ = ["SCHEMES", "QCSystem", "QCModel", "p1_geometry", "element_min_stretch",
+           "MIN_STRETCH"]
+
+
+def _finite(name: str, value, bound: float) -> np.ndarray:
+    """``value`` as floats, refused (InputError naming the entry) if not finite or beyond
+    ``bound``: NaN or inf must never reach the numba kernels."""
+    return require_finite(name, value, bound=bound)
+
+
+def _as_U(system, U) -> np.ndarray:
+    """Nodal displacements ``(m, c)``, checked finite (Å)."""
+    U = _finite("U (nodal displacements)", U, MAX_COORDINATE)
+    return U.reshape(system.n_nodes, system.ncomp)
 
 SCHEMES = ("qce", "gfc", "qcf", "bqce", "bgfc")
 _DESCRIPTIONS = {
@@ -172,37 +186,100 @@ class QCSystem:
 
     def homogeneous(self, F: np.ndarray) -> np.ndarray:
         """Nodal displacements ``(F - I) X`` of a homogeneous deformation, shape (m, c)."""
-        F = np.asarray(F, float)
+        F = _finite("F", F, MAX_F_ENTRY)
         X = self.node_positions()
         return (X @ (F - np.eye(3)).T)[:, :self.ncomp]
 
-    def neighbours_within(self, mask_s: np.ndarray, radius: float) -> np.ndarray:
-        """Present sites within ``radius`` (in the mesh plane) of any site in ``mask_s``."""
+    def neighbours_within(self, mask_s: np.ndarray, radius: float, *,
+                          present_s: np.ndarray | None = None) -> np.ndarray:
+        """Present sites within ``radius`` (in the mesh plane, reference positions) of any
+        site in ``mask_s``; ``present_s`` overrides which sites hold an atom."""
         pts = self.reference.positions_nc[np.flatnonzero(mask_s), :self.mesh_dim]
         out = np.zeros(len(self.reference), bool)
         if len(pts):
             for lst in self.tree.query_ball_point(pts, radius):
                 out[lst] = True
-        return out & self.present_s
+        return out & (self.present_s if present_s is None else present_s)
+
+
+#: smallest stretch (singular value of the P1 deformation gradient) the padding accepts; the
+#: Cauchy-Born kernel refuses the same limit (:mod:`atomistic.cb_batch`): a crystal compressed
+#: 4x along some direction has overlapping atoms.
+MIN_STRETCH = 0.25
+#: headroom of a rebuilt padding: it is sized for 0.95 times the stretch that triggered the
+#: rebuild, so that Newton's small fluctuations do not rebuild it at every iteration.
+_PAD_HEADROOM = 0.95
+
+
+def element_min_stretch(system: QCSystem, cells_k: np.ndarray, U: np.ndarray):
+    """Smallest singular value of the P1 deformation gradient over ``cells_k`` (capped at 1).
+
+    Returns ``(sigma, cell)``: the value and the element where it is attained (-1 if none).
+    ``F`` is the full 3x3 gradient (identity columns for the directions the mesh does not
+    span), so ``sigma <= 1`` always.
+    """
+    cells_k = np.asarray(cells_k, np.int64)
+    if len(cells_k) == 0:
+        return 1.0, -1
+    c, d = system.ncomp, system.mesh_dim
+    Ue = np.asarray(U, float).reshape(system.n_nodes, c)[system.cells_kv[cells_k]]
+    F = np.broadcast_to(np.eye(3), (len(cells_k), 3, 3)).copy()
+    F[:, :c, :d] += np.matmul(Ue.transpose(0, 2, 1), system.grad_kvd[cells_k])
+    if not np.isfinite(F).all():
+        k = int(cells_k[np.flatnonzero(~np.isfinite(F).all(axis=(1, 2)))[0]])
+        raise InputError(f"the displacements of mesh cell {k} (nodes "
+                         f"{system.cells_kv[k].tolist()}) are not finite numbers")
+    s = np.linalg.svd(F, compute_uv=False)[:, -1]
+    j = int(np.argmin(s))
+    return float(min(1.0, s[j])), int(cells_k[j])
 
 
 class _Cluster:
-    """The atoms whose (weighted) site energies a scheme needs, and their padding."""
+    """The atoms whose (weighted) site energies a scheme needs, and their padding.
 
-    def __init__(self, system: QCSystem, weights_s: np.ndarray, *, present_s=None,
-                 padding: float | None = None):
-        pot = system.potential
-        present = system.present_s if present_s is None else np.asarray(present_s, bool)
+    The padding is every present site within ``cutoff / sigma`` (in the reference) of an
+    atom with non-zero weight, where ``sigma <= 1`` bounds from below the stretch (smallest
+    singular value of the P1 deformation gradient) of every element near the cluster. An
+    atom farther than that in the reference stays beyond the cutoff in the deformed state
+    (pull the deformed segment of length <= cutoff back through the map: its reference
+    length is at most cutoff / sigma). The bound is re-checked at every evaluation
+    (:meth:`positions`), and the cluster is rebuilt for a smaller ``sigma`` as soon as the
+    current displacements compress some element near it beyond what the padding covers;
+    under tension (sigma = 1) the padding is the cutoff, as in the reference lattice.
+
+    With ``halo_of`` (a site mask, the force-based scheme) the weights are 1 on those sites
+    and on every site that can come within the cutoff of them (the same radius), so that
+    their forces are exact.
+    """
+
+    def __init__(self, system: QCSystem, weights_s: np.ndarray | None, *, present_s=None,
+                 halo_of: np.ndarray | None = None):
         self.system = system
+        self.present = system.present_s if present_s is None else np.asarray(present_s, bool)
+        self.weights_s = None if weights_s is None else np.asarray(weights_s, float)
+        self.halo_of = None if halo_of is None else np.asarray(halo_of, bool)
+        self.rebuilds = 0
+        self._build(1.0)
+
+    def _radius(self, sigma: float) -> float:
+        return self.system.potential.cutoff / sigma + 1e-6
+
+    def _build(self, sigma: float) -> None:
+        system = self.system
+        pot = system.potential
+        present = self.present
+        pad = self._radius(sigma)
+        if self.halo_of is not None:
+            base = self.halo_of & present
+            halo = system.neighbours_within(base, pad, present_s=present)
+            weights_s = (base | halo).astype(float)
+        else:
+            weights_s = self.weights_s
         w = np.where(present, weights_s, 0.0)
         active = w != 0.0
-        pad = pot.cutoff + 1e-6 if padding is None else padding
-        near = np.zeros(len(w), bool)
-        if active.any():
-            pts = system.reference.positions_nc[np.flatnonzero(active), :system.mesh_dim]
-            for lst in system.tree.query_ball_point(pts, pad):
-                near[lst] = True
+        near = system.neighbours_within(active, pad, present_s=present)
         idx = np.flatnonzero((near | active) & present)
+        self.sigma = float(sigma)
         self.idx = idx
         self.w = w[idx]
         ref = system.reference
@@ -212,10 +289,35 @@ class _Cluster:
 
         self.calc = Calculator(pot, skin=0.5, multiple_images=any(ref.pbc),
                                exclude=bond_exclusion(system, self.X))
-        self.Pd = self._interpolation(system, idx)
+        self.Pd, used_nodes = self._interpolation(system, idx)
+        # the elements the bound must hold on: every element with a node the cluster uses
+        touch = np.zeros(system.n_nodes, bool)
+        touch[used_nodes] = True
+        self.cells_near = np.flatnonzero(touch[system.cells_kv].any(axis=1))
+
+    def ensure(self, U: np.ndarray) -> None:
+        """Rebuild the padding if the displacements ``U`` compress an element near the
+        cluster beyond what it covers; refuse stretches below :data:`MIN_STRETCH`."""
+        for _ in range(20):
+            sigma, cell = element_min_stretch(self.system, self.cells_near, U)
+            if sigma >= self.sigma:
+                return
+            if sigma <= MIN_STRETCH:
+                from fe2qc.errors import CalculationFailed
+
+                nodes = self.system.cells_kv[cell].tolist()
+                raise CalculationFailed(
+                    f"mesh cell {cell} (nodes {nodes}) is compressed to a stretch of "
+                    f"{sigma:.3g} (smallest singular value of its deformation gradient; the "
+                    f"limit is {MIN_STRETCH}): atoms would overlap; the step was too large or "
+                    "the mesh has slivers")
+            self._build(max(MIN_STRETCH, _PAD_HEADROOM * sigma))
+            self.rebuilds += 1
+        raise RuntimeError("the QC padding did not settle after 20 rebuilds")  # pragma: no cover
 
     @staticmethod
-    def _interpolation(system: QCSystem, idx: np.ndarray) -> sp.csr_matrix:
+    def _interpolation(system: QCSystem, idx: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
+        """``(P over dofs (3 per atom, c per node), the nodes P uses)``."""
         c = system.ncomp
         nodes = system.node_of_site[idx]
         is_node = nodes >= 0
@@ -234,9 +336,11 @@ class _Cluster:
         P = sp.csr_matrix((v, (r, cl)), shape=(len(idx), system.n_nodes))
         # expand to dofs: atom component i (of 3) <- node component i (i < c)
         E = sp.csr_matrix((np.ones(c), (np.arange(c), np.arange(c))), shape=(3, c))
-        return sp.kron(P, E, format="csr")
+        return sp.kron(P, E, format="csr"), np.unique(cl)
 
     def positions(self, U: np.ndarray) -> np.ndarray:
+        """Deformed positions of the cluster's atoms (the padding is checked first)."""
+        self.ensure(U)
         return self.X + (self.Pd @ U.ravel()).reshape(-1, 3)
 
     def energy_gradient(self, U: np.ndarray):
@@ -313,7 +417,10 @@ class QCModel:
     def __init__(self, system: QCSystem, scheme: str, *, F_ref: np.ndarray | None = None):
         self.system = s = system
         self.scheme = check_scheme(scheme)
-        self.F_ref = np.eye(3) if F_ref is None else np.asarray(F_ref, float)
+        self.F_ref = np.eye(3) if F_ref is None else _finite("F_ref", F_ref, MAX_F_ENTRY)
+        if self.F_ref.shape != (3, 3) or not np.linalg.det(self.F_ref) > 0:
+            raise InputError(f"F_ref must be a 3x3 deformation gradient with det F > 0, got "
+                             f"{self.F_ref.tolist()}")
         beta_nodes = s.beta_s[s.node_site_m]
         frac = beta_nodes[s.cells_kv].mean(axis=1)
         self.energy_based = self.scheme in ("qce", "bqce", "bgfc", "gfc")
@@ -321,9 +428,8 @@ class QCModel:
             self.atoms = _Cluster(s, 1.0 - s.beta_s)
             self.cont = _Continuum(s, s.volumes_k / s.omega * frac)
         if self.scheme in ("qcf", "gfc"):
-            A = s.atomistic_s & s.present_s
-            halo = s.neighbours_within(A, s.potential.cutoff + 1e-6)
-            self.qcf_atoms = _Cluster(s, (A | halo).astype(float))
+            # weights 1 on the atoms and on every site that can reach them (the halo)
+            self.qcf_atoms = _Cluster(s, None, halo_of=s.atomistic_s & s.present_s)
             self.qcf_cont = _Continuum(s, s.volumes_k / s.omega)
             node_is_atom = s.atomistic_s[s.node_site_m]
             self.atom_dof = np.repeat(node_is_atom, s.ncomp)
@@ -340,32 +446,35 @@ class QCModel:
         """The scheme's energy (eV) including any dead load; None for ``qcf``."""
         if not self.energy_based:
             return None
-        U = np.asarray(U, float).reshape(self.system.n_nodes, self.system.ncomp)
+        U = _as_U(self.system, U)
         Ea, _ = self.atoms.energy_gradient(U)
         Ec, _, _ = self.cont.energy_gradient(U)
         return Ea + Ec - float(self.dead_load @ U.ravel())
 
     def energy_residual(self, U: np.ndarray):
         """``(E, grad E)`` of the energy-based part (qce/bqce/bgfc/gfc inner problem)."""
+        U = _as_U(self.system, U)
         Ea, ga = self.atoms.energy_gradient(U)
         Ec, gc, _ = self.cont.energy_gradient(U)
         return Ea + Ec - float(self.dead_load @ U.ravel()), ga + gc - self.dead_load
 
     def qcf_residual(self, U: np.ndarray) -> np.ndarray:
+        """Minus the force-based scheme's forces, flat over dofs (eV/Å)."""
+        U = _as_U(self.system, U)
         _, ga = self.qcf_atoms.energy_gradient(U)
         _, gc, _ = self.qcf_cont.energy_gradient(U)
         return np.where(self.atom_dof, ga, gc)
 
     def residual(self, U: np.ndarray) -> np.ndarray:
         """Minus the nodal forces of the scheme, flat over dofs (eV/Å)."""
-        U = np.asarray(U, float).reshape(self.system.n_nodes, self.system.ncomp)
+        U = _as_U(self.system, U)
         if self.scheme == "qcf":
             return self.qcf_residual(U)
         return self.energy_residual(U)[1]
 
     def jacobian(self, U: np.ndarray) -> sp.csr_matrix:
         """d residual / dU (symmetric for the energy-based schemes)."""
-        U = np.asarray(U, float).reshape(self.system.n_nodes, self.system.ncomp)
+        U = _as_U(self.system, U)
         if self.scheme == "qcf":
             Ha = self.qcf_atoms.hessian(U)
             _, _, Kc = self.qcf_cont.energy_gradient(U, order=2)
@@ -378,13 +487,13 @@ class QCModel:
 
     def ghost_force(self, U: np.ndarray) -> np.ndarray:
         """``grad E_qce(U) - R_qcf(U)`` (gfc's dead load), flat over dofs."""
-        U = np.asarray(U, float).reshape(self.system.n_nodes, self.system.ncomp)
+        U = _as_U(self.system, U)
         return self.energy_residual(U)[1] + self.dead_load - self.qcf_residual(U)
 
     def node_forces(self, U: np.ndarray) -> np.ndarray:
         """Forces (m, c) on the free nodes (zero on fixed nodes); for gfc the qcf forces."""
         s = self.system
-        U = np.asarray(U, float).reshape(s.n_nodes, s.ncomp)
+        U = _as_U(s, U)
         r = self.qcf_residual(U) if self.scheme == "gfc" else self.residual(U)
         f = -r.reshape(s.n_nodes, s.ncomp)
         f[s.fixed_m] = 0.0

@@ -14,8 +14,15 @@ load it heals only at ``K_- <= K_G`` (Thomson, Hsieh and Rana 1971). Thermodynam
   branch where the material has lost its cohesive strength. For a nearest-neighbour pair
   potential this is exactly the inflection point of φ; it applies unchanged to EAM.
 * :func:`crack_tip_position`: the largest x-midpoint of a broken crack-plane bond.
-* :func:`trapping_scan`: K raised step by step until the tip advances by one lattice period
-  (``K_+``), then, from the last un-advanced state, lowered until it heals by one (``K_-``).
+* :func:`trapping_scan`: K raised step by step, from one step below ``K_G``, until the tip
+  advances by one lattice period (``K_+``), then, from the last un-advanced state, lowered
+  until it heals by one (``K_-``). Starting below ``K_G`` makes ``K_+ > K_G`` a result of the
+  scan, not of where it starts.
+
+With the K-field held fixed on the outer boundary and centred at the origin (not on the tip),
+the tip's equilibrium position also drifts with K in a finite domain (a staircase of bond
+jumps, about one period per few per cent of K_G at 35 a0); the brackets then contain that
+drift as well as the lattice trapping proper.
 """
 
 from __future__ import annotations
@@ -197,14 +204,15 @@ def _fin(x):
     return None if x is None or not np.isfinite(x) else float(x)
 
 
-def trapping_scan(system, field, scheme: str = "bgfc", *, K_start: float = 1.0,
+def trapping_scan(system, field, scheme: str = "bgfc", *, K_start: float | None = None,
                   K_step: float = 0.02, K_max: float = 1.6, K_min: float = 0.5,
                   min_step: float | None = None, tol: float = 1e-8, max_iter: int = 60,
                   bond_cut: float | None = None, advance: float | None = None,
                   log=None, callback=None) -> dict:
     """Raise K until the tip advances, then lower it until the tip heals.
 
-    All K values are in units of Griffith's ``K_G`` (``field.K_G``). The fixed nodes always
+    All K values are in units of Griffith's ``K_G`` (``field.K_G``); ``K_start`` defaults to
+    ``1 - K_step``, one step below Griffith. The fixed nodes always
     carry the K-field of the current K; the free nodes start from the previous relaxed state
     plus the K-field increment. A failed relaxation halves the K step (down to ``min_step``,
     default ``K_step / 16``) and retries from the last converged state.
@@ -221,6 +229,18 @@ def trapping_scan(system, field, scheme: str = "bgfc", *, K_start: float = 1.0,
         ``bond_cut`` details, ``tip0``.
     """
     say = log if log is not None else (lambda s: None)
+    K_start = 1.0 - K_step if K_start is None else K_start
+    for name, v in (("K_start", K_start), ("K_step", K_step), ("K_max", K_max),
+                    ("K_min", K_min)):
+        try:
+            ok = bool(np.isfinite(float(v)) and float(v) > 0)
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise InputError(f"{name} must be a positive finite number (units of K_G), got {v!r}")
+    if not K_min < K_start < K_max:
+        raise InputError(f"need K_min < K_start < K_max (units of K_G), got {K_min}, {K_start}, "
+                         f"{K_max}")
     K_G = field.K_G
     model = QCModel(system, scheme, F_ref=np.eye(3))
     fixed = system.fixed_m
@@ -316,5 +336,9 @@ def trapping_scan(system, field, scheme: str = "bgfc", *, K_start: float = 1.0,
         "K_plus": K_plus, "K_plus_bracket": br_up, "status_up": words["up"][st_up],
         "K_minus": K_minus, "K_minus_bracket": br_dn, "status_down": words["down"][st_dn],
         "unloaded_from": K_last,
+        # Griffith strictly inside the trapping range, at the resolution of the brackets: the
+        # tip had not advanced at the last K >= K_G before K_+, nor healed at the last K <= K_G
+        "griffith_bracketed": bool(br_up is not None and br_dn is not None
+                                   and br_dn[1] <= 1.0 + 1e-12 and br_up[0] >= 1.0 - 1e-12),
         "history": history,
     }
