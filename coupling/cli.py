@@ -84,6 +84,7 @@ def _cmd_run(args: argparse.Namespace, guard=None) -> int:
         cfg.output.overwrite = True
     import fe2qc.mpi
     from coupling.driver import Simulation, done_line
+    from fe2qc.errors import is_interrupt
 
     comm = fe2qc.mpi.mpi().COMM_WORLD
     if guard is not None:
@@ -96,7 +97,13 @@ def _cmd_run(args: argparse.Namespace, guard=None) -> int:
     sim = Simulation(cfg, comm, log=log)  # refuses a non-empty output folder (collectively)
     if guard is not None:
         guard.describe = sim.progress_note
-    summary = sim.run()
+    try:
+        summary = sim.run()
+    except BaseException as exc:
+        if not is_interrupt(exc):  # an error every mesh rank raised alike
+            sim.destroy()  # collective (MUMPS): here, not whenever the GC runs on each rank
+        raise
+    sim.destroy()
     if not sim.is_worker and comm.rank == 0:
         log(done_line(summary))
         if args.json:
@@ -151,6 +158,11 @@ def _agree(comm, rc: int, error: tuple[str, str] | None, *, timeout: float = 60.
                        f"within {timeout:g} s, aborting them]"), file=sys.stderr, flush=True)
             abort_all(comm, rc or 1)
         time.sleep(0.01)
+    # objects with collective destructors (PETSc, DOLFINx) left in reference cycles: free them
+    # here, at the same point on every rank, not whenever each rank's collector runs
+    import gc
+
+    gc.collect()
     outcomes = comm.gather(error, root=0)
     if comm.rank == 0:
         by_message: dict[tuple[str, str], list[int]] = {}

@@ -522,6 +522,13 @@ class Simulation:
         read from a signal watchdog thread)."""
         return self._progress
 
+    def destroy(self) -> None:
+        """Free the macro solver's PETSc objects now (MUMPS: collective over the mesh ranks;
+        nothing on worker ranks). Call on every rank at the same point once the run is over,
+        rather than leaving it to the garbage collector, whose timing differs between ranks."""
+        if self.problem is not None:
+            self.problem.destroy()
+
     def _cleanup(self) -> None:
         """Close the VTX writers (collective over the mesh ranks) and stop the workers."""
         if self.config.output.vtx and hasattr(self, "writer"):
@@ -651,7 +658,13 @@ def run_problem(config: Config, comm, *, log=print, overwrite: bool | None = Non
     overwrite``; a non-empty folder is refused otherwise, see :func:`prepare_output_dir`).
     """
     sim = Simulation(config, comm, log=log, overwrite=overwrite)
-    summary = sim.run()
+    try:
+        summary = sim.run()
+    except BaseException as exc:
+        if not is_interrupt(exc):
+            sim.destroy()
+        raise
+    sim.destroy()
     if sim.log is not None and not sim.is_worker:
         sim.log(done_line(summary))
     return summary

@@ -132,10 +132,11 @@ def near_tip(report):
 guard.describe = sim.progress_note
 try:
     summary = sim.run(callback=near_tip) if not sim.is_worker else sim.run()
-except (KeyboardInterrupt, SystemError) as exc:
-    if not is_interrupt(exc):
-        raise
-    sys.exit(guard.finish())
+except BaseException as exc:
+    if is_interrupt(exc) and not isinstance(exc, SystemExit):
+        sys.exit(guard.finish())
+    sim.destroy()  # collective (MUMPS) clean-up on every rank now, not at each rank's GC
+    raise
 
 # %% [markdown]
 # ## K from the near-tip field

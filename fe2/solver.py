@@ -587,8 +587,17 @@ class Problem:
         local = fem.assemble_scalar(fem.form(ufl.inner(self.u, self.u) * ufl.dx))
         return float(np.sqrt(self.comm.allreduce(local, op=MPI.SUM)))
 
-    def __del__(self):
+    def destroy(self) -> None:
+        """Free the PETSc solver objects now. Collective over the mesh communicator (MUMPS'
+        clean-up is a collective call): call it on every rank at the same point. Left to the
+        garbage collector, it runs whenever a rank happens to collect the Problem, and ranks
+        that do so at different times (or after another rank's MPI_Finalize) wait for each
+        other forever."""
         for name in ("_ksp", "_Amat", "_b", "_du"):
             obj = getattr(self, name, None)
             if obj is not None:
                 obj.destroy()
+                setattr(self, name, None)
+
+    def __del__(self):
+        self.destroy()

@@ -192,6 +192,30 @@ def test_solver_does_not_cut_back_on_an_interrupt():
     assert Interrupted.calls == 3 and Interrupted.reverts == 0  # no cut-back, no retry
 
 
+def test_checkpoint_block_holds_sigint_back_until_it_ends():
+    from coupling.interrupts import EXIT_INTERRUPTED, InterruptGuard, deferred_interrupts
+
+    done = []
+    with pytest.raises(KeyboardInterrupt), deferred_interrupts():  # no guard: library use
+        signal.raise_signal(signal.SIGINT)
+        done.append("rest of the block")
+    assert done == ["rest of the block"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    guard = InterruptGuard(None, prog="test", describe=lambda: "last step 3").install()
+    try:
+        done.clear()
+        with pytest.raises(KeyboardInterrupt), deferred_interrupts():
+            signal.raise_signal(signal.SIGINT)
+            done.append("rest of the block")
+        assert done == ["rest of the block"]
+        signal.raise_signal(signal.SIGINT)  # a second Ctrl-C while the first is handled
+        assert guard.message() == "test: interrupted (SIGINT); last step 3"
+        assert guard.finish() == EXIT_INTERRUPTED  # one rank: returns the status
+    finally:
+        guard.uninstall()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 # -- interrupts and dead ranks: end to end ------------------------------------------------------
 class _Run:
     """`fe2qc run --json` in its own session; stderr is read line by line."""
