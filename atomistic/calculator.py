@@ -31,6 +31,7 @@ from atomistic.potentials.base import Potential, SecondOrder
 from atomistic.structure import Configuration
 from fe2qc.checks import require_finite, require_nonnegative
 from fe2qc.errors import InputError
+from fe2qc.tensors import minor_sym
 from fe2qc.units import MVV2E
 
 __all__ = ["Calculator", "Result", "PairList"]
@@ -454,6 +455,4 @@ class Calculator:
         res = self.compute(config)
         S = -res.virial_cc  # = sum_p f_p ⊗ d_p = V sigma (= V S at the current state)
         EFF = EFF - np.einsum("ik,jl->ijkl", np.eye(3), S)
-        C = 0.5 * (EFF + EFF.transpose(1, 0, 2, 3))
-        C = 0.5 * (C + C.transpose(0, 1, 3, 2))
-        return C / config.volume
+        return minor_sym(EFF) / config.volume

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.optimize
 
+from atomistic.cauchy_born import CauchyBorn
 from atomistic.potentials.base import Potential
-from atomistic.rve import CauchyBorn
 from fe2qc.checks import require_positive
 from fe2qc.errors import CalculationFailed, InputError
-from fe2qc.units import EV_PER_A3_IN_GPA, to_voigt_stiffness
+from fe2qc.tensors import minor_sym, to_voigt_stiffness
+from fe2qc.units import EV_PER_A3_IN_GPA
 
 __all__ = ["ElasticResult", "equilibrium_lattice_constant", "elastic_constants"]
 
@@ -205,6 +206,5 @@ def elastic_constants(potential: Potential, lattice: str, a_guess: float | None 
     cb = _cb(potential, lattice, a0, type_index)
     _, A, W = cb.evaluate_one(np.eye(3))
     ecoh = -W * cb.V0  # one atom per primitive cell
-    C = 0.5 * (A + A.transpose(1, 0, 2, 3))
-    C = 0.5 * (C + C.transpose(0, 1, 3, 2))
+    C = minor_sym(A)
     return ElasticResult(lattice, a0, float(ecoh), to_voigt_stiffness(C) * EV_PER_A3_IN_GPA)

@@ -8,20 +8,15 @@ Everything is computed with our own engine (no typed-in material numbers):
   lattice included.
 * :func:`elastic_tensor` - the full C_ijkl (eV/Å³) at F = I from Cauchy-Born, optionally rotated
   into a crack frame.
-* :func:`griffith` - γ, C and, where E' is known, K_G = sqrt(2 γ E').
+* :func:`griffith` - γ, C, the plane-strain modulus E' and K_G = sqrt(2 γ E').
+* :func:`traction_separation` - the cohesive law of rigid cleavage: traction σ(δ) across a
+  plane of the perfect crystal against the opening δ, its peak σ_max at δ*.
+* :func:`bonds_across_plane`, :func:`crack_tip_x` - the nearest-neighbour bonds that cross a
+  crack plane, and the crack tip as the largest x-midpoint of a broken one.
 
-**Dependency rule.** ``atomistic`` may not import ``fe2``. The plane-strain modulus E' of an
-anisotropic (cubic) crack needs the Stroh roots, which live in :mod:`fe2.kfield`; so for cubic
-lattices :func:`griffith` returns γ and the crack-frame stiffness, and the caller (e.g.
-``coupling``, a script or a test) does::
-
-    from fe2.kfield import AnisotropicCrack, griffith_K
-    g = griffith(pot, "fcc", a0)
-    E_prime = AnisotropicCrack(g["C_ijkl"]).plane_strain_modulus
-    K_G = griffith_K(g["gamma"], E_prime)          # eV/Å^{5/2}
-
-or passes ``E_prime=`` to :func:`griffith`. For the 2D ``triangular`` lattice (isotropic) E'
-is computed here with the isotropic formula ``E' = 4μ(λ + μ)/(λ + 2μ)``.
+The linear-elastic fracture mechanics (E', K-fields, crack frames) is :mod:`fe2qc.lefm`: E' is
+``AnisotropicCrack(C).plane_strain_modulus`` (Stroh roots) for the cubic lattices and the
+isotropic ``E' = 4μ(λ + μ)/(λ + 2μ)`` for the 2D ``triangular`` lattice.
 
 **The triangular lattice** is a 2D layer in the xy plane. Its energies are per unit thickness
 of 1 Å: γ is energy per surface length (eV/Å) divided by 1 Å, i.e. eV/Å², and C_ijkl is
@@ -32,7 +27,7 @@ only a formal conversion. This is fe2qc's one convention for the 2D lattice (the
 for both lattices; the numbers equal the pure-2D ones in eV/Å, eV/Å² and eV/Å^{3/2}.
 
 Units: 1 eV/Å^{5/2} = 1.602176634e-19 J / (1e-10 m)^{5/2} = 1.602176634e6 Pa·m^{1/2}
-(:data:`EV_PER_A52_IN_MPA_SQRT_M` = 1.602176634).
+(:data:`fe2qc.units.EV_PER_A52_IN_MPA_SQRT_M` = 1.602176634).
 """
 
 from __future__ import annotations
@@ -41,19 +36,22 @@ import numpy as np
 import scipy.optimize
 
 from atomistic.calculator import Calculator
+from atomistic.cauchy_born import CauchyBorn
 from atomistic.lattice import crystal, get_lattice
 from atomistic.potentials.base import Potential
 from atomistic.relax import relax as relax_positions
-from atomistic.rve import CauchyBorn
 from fe2qc.errors import CalculationFailed, InputError
+from fe2qc.lefm import (
+    AnisotropicCrack,
+    crack_frame_rotation,
+    griffith_K,
+    isotropic_plane_strain_modulus,
+)
+from fe2qc.tensors import minor_sym, rotate4
+from fe2qc.units import EV_PER_A52_IN_MPA_SQRT_M
 
-__all__ = ["EV_PER_A52_IN_MPA_SQRT_M", "crack_cut", "surface_energy", "slab", "lattice_constant",
-           "elastic_tensor", "crack_frame_rotation", "griffith"]
-
-#: elementary charge (J per eV), exact (SI 2019)
-_EV_IN_J = 1.602176634e-19
-#: 1 eV/Å^{5/2} in MPa·m^{1/2}: 1 eV / (1 Å)^{5/2} = 1.602176634e-19 J / 1e-25 m^{5/2}
-EV_PER_A52_IN_MPA_SQRT_M = _EV_IN_J / (1e-10) ** 2.5 / 1e6
+__all__ = ["crack_cut", "surface_energy", "slab", "lattice_constant", "elastic_tensor",
+           "griffith", "traction_separation", "bonds_across_plane", "crack_tip_x"]
 
 
 def _check_normal(lattice: str, normal_axis: int) -> int:
@@ -231,20 +229,6 @@ def lattice_constant(potential: Potential, lattice: str, a_guess: float | None =
     return float(scipy.optimize.brentq(pressure, lo, hi, xtol=1e-14, rtol=1e-15, maxiter=200))
 
 
-def crack_frame_rotation(orientation) -> np.ndarray:
-    """Rotation R (rows: unit x, y, z of the crack frame in the cube frame) from Miller rows."""
-    O = np.asarray(orientation, dtype=float)
-    if O.shape != (3, 3) or np.any(np.linalg.norm(O, axis=1) == 0):
-        raise InputError(f"orientation must be three non-zero Miller directions as rows, got "
-                         f"{orientation!r}")
-    R = O / np.linalg.norm(O, axis=1)[:, None]
-    if np.abs(R @ R.T - np.eye(3)).max() > 1e-10:
-        raise InputError(f"orientation rows must be mutually orthogonal, got {O.tolist()}")
-    if np.linalg.det(R) < 0:
-        raise InputError(f"orientation {O.tolist()} is left-handed: flip the sign of one row")
-    return R
-
-
 def elastic_tensor(potential: Potential, lattice: str, a0: float, *,
                    orientation=None) -> np.ndarray:
     """Full stiffness C_ijkl (eV/Å³) at F = I from Cauchy-Born, optionally in a crack frame.
@@ -256,17 +240,17 @@ def elastic_tensor(potential: Potential, lattice: str, a0: float, *,
 
     Args:
         orientation: Miller directions of the crack frame's x, y, z as rows (cubic lattices);
-            C is returned in that frame, ``C'_abcd = R_ai R_bj R_ck R_dl C_ijkl``.
+            C is returned in that frame, ``C'_abcd = R_ai R_bj R_ck R_dl C_ijkl``
+            (:func:`fe2qc.lefm.crack_frame_rotation`).
     """
     lat = get_lattice(lattice)
     _, _, A = _cb_state(potential, lat.name, a0)
-    C = 0.5 * (A + A.transpose(1, 0, 2, 3))
-    C = 0.5 * (C + C.transpose(0, 1, 3, 2))
+    C = minor_sym(A)
     if orientation is not None:
         if lat.dimension == 2:
             raise InputError("orientation is supported for the cubic lattices only")
         R = crack_frame_rotation(orientation)
-        C = np.einsum("ai,bj,ck,dl,ijkl->abcd", R, R, R, R, C)
+        C = rotate4(C, R)
     return C
 
 
@@ -281,38 +265,147 @@ def griffith(potential: Potential, lattice: str, a0: float | None = None, *, ori
         a0: lattice parameter (Å); default :func:`lattice_constant`.
         orientation: crack frame as Miller rows x (propagation), y (normal), z (front).
         layers, inplane, relax: see :func:`surface_energy`.
-        E_prime: plane-strain modulus (eV/Å³) with G = K²/E'. Needed for cubic lattices
-            (``fe2.kfield.AnisotropicCrack(result["C_ijkl"]).plane_strain_modulus``, see the
-            module docstring); computed here for ``triangular`` (isotropic).
+        E_prime: plane-strain modulus (eV/Å³) with G = K²/E', to use instead of the one
+            computed from C: :class:`fe2qc.lefm.AnisotropicCrack` for the cubic lattices
+            (whose crack frame must then be a mirror plane of the crystal, e.g. a <100> or
+            <110> front), the isotropic formula for ``triangular``.
 
     Returns:
         dict with ``a0`` (Å), ``gamma`` (eV/Å²), ``gamma_unrelaxed``, ``C_ijkl`` (eV/Å³,
         crack frame), ``E_prime`` (eV/Å³), ``K_G`` = sqrt(2 γ E') (eV/Å^{5/2}) and
-        ``K_G_MPa_sqrt_m``; the last three are None for a cubic lattice without ``E_prime``.
-        For triangular also ``lam`` and ``mu`` (2D Lamé constants per 1 Å, eV/Å³).
+        ``K_G_MPa_sqrt_m``. For triangular also ``lam`` and ``mu`` (2D Lamé constants per
+        1 Å, eV/Å³).
     """
     lat = get_lattice(lattice)
     if a0 is None:
         a0 = lattice_constant(potential, lat.name)
+    # the elastic side first (Cauchy-Born, cheap): a frame without E' is refused before the slab
+    C = elastic_tensor(potential, lat.name, a0, orientation=orientation)
+    lam_mu = {}
+    if lat.dimension == 2:
+        lam_mu = {"lam": float(C[0, 0, 1, 1]), "mu": float(C[0, 1, 0, 1])}
+    if E_prime is None:
+        if lat.dimension == 2:
+            E_prime = isotropic_plane_strain_modulus(lam_mu["lam"], lam_mu["mu"])
+        else:
+            E_prime = AnisotropicCrack(C).plane_strain_modulus
+    E_prime = float(E_prime)
+    if not (np.isfinite(E_prime) and E_prime > 0):
+        raise InputError(f"E_prime must be a positive modulus (eV/Å³), got {E_prime}")
     gamma, det = surface_energy(potential, lat.name, a0, orientation=orientation, normal_axis=1,
                                 layers=layers, inplane=inplane, relax=relax,
                                 return_details=True)
     gamma_u = (det["energy_unrelaxed"] - det["n_atoms"] * det["energy_bulk_per_atom"]) / (
         2 * det["area"])
-    C = elastic_tensor(potential, lat.name, a0, orientation=orientation)
-    out = {"lattice": lat.name, "a0": float(a0), "gamma": float(gamma),
-           "gamma_unrelaxed": float(gamma_u), "C_ijkl": C}
-    if lat.dimension == 2:
-        lam, mu = float(C[0, 0, 1, 1]), float(C[0, 1, 0, 1])
-        out.update(lam=lam, mu=mu)
-        if E_prime is None:  # isotropic plane strain (= fe2.kfield.isotropic_plane_strain_modulus)
-            E_prime = 4 * mu * (lam + mu) / (lam + 2 * mu)
-    if E_prime is None:
-        out.update(E_prime=None, K_G=None, K_G_MPa_sqrt_m=None)
-        return out
-    E_prime = float(E_prime)
-    if not (np.isfinite(E_prime) and E_prime > 0):
-        raise InputError(f"E_prime must be a positive modulus (eV/Å³), got {E_prime}")
-    K = float(np.sqrt(2 * gamma * E_prime))
-    out.update(E_prime=E_prime, K_G=K, K_G_MPa_sqrt_m=K * EV_PER_A52_IN_MPA_SQRT_M)
-    return out
+    K = griffith_K(gamma, E_prime)
+    return {"lattice": lat.name, "a0": float(a0), "gamma": float(gamma),
+            "gamma_unrelaxed": float(gamma_u), "C_ijkl": C, **lam_mu, "E_prime": E_prime,
+            "K_G": K, "K_G_MPa_sqrt_m": K * EV_PER_A52_IN_MPA_SQRT_M}
+
+
+def traction_separation(potential: Potential, lattice: str, a0: float, *, layers: int = 6,
+                        n_open: int = 241, max_open: float | None = None) -> dict:
+    """The traction-separation curve of rigid cleavage on the plane normal to y.
+
+    The periodic bulk cell of :func:`slab` (``layers`` oriented unit cells along y) is split
+    between its middle planes and the upper half is moved rigidly by ``δ`` along y (the cell
+    grows by ``δ``), for ``n_open`` openings from 0 to ``max_open`` (Å, default the
+    potential's cutoff). The cohesive traction is ``σ(δ) = dE/dδ / A`` (A the area of one
+    plane; finite differences on the grid); its peak ``σ_max`` is at ``δ*``, refined by a
+    parabola through the three grid points around the largest value. Past ``δ*`` the plane
+    is on the softening branch: it has lost its cohesive strength. For a nearest-neighbour
+    pair potential ``δ*`` is the inflection point of φ; EAM works unchanged.
+
+    Returns:
+        dict with ``delta`` (Å, the grid), ``energy`` (eV, of the cell), ``sigma`` (eV/Å³),
+        ``area`` (Å²), ``delta_star`` (Å), ``sigma_max`` (eV/Å³, the largest grid value) and
+        ``gamma_rigid`` (eV/Å², ``(E(max_open) - E(0)) / 2A``: the unrelaxed surface energy
+        when ``max_open`` reaches past the cutoff).
+    """
+    _, bulk, area = slab(lattice, a0, normal_axis=1, layers=layers)
+    calc = Calculator(potential, multiple_images=True)
+    y = bulk.positions_nc[:, 1]
+    ys = np.unique(np.round(y, 6))
+    cut = 0.5 * (ys[len(ys) // 2 - 1] + ys[len(ys) // 2])
+    top = y > cut
+    max_open = potential.cutoff if max_open is None else max_open
+    deltas = np.linspace(0.0, max_open, n_open)
+    E = np.empty(n_open)
+    for k, dlt in enumerate(deltas):
+        pos = bulk.positions_nc.copy()
+        pos[top, 1] += dlt
+        cell = bulk.cell_cc.copy()
+        cell[1, 1] += dlt
+        c = type(bulk)(pos, cell, bulk.pbc, bulk.types_n)
+        E[k] = calc.energy(c)
+    sigma = np.gradient(E, deltas) / area
+    k = int(np.argmax(sigma))
+    # parabola through the peak for a sub-grid δ*
+    if 0 < k < n_open - 1:
+        s0, s1, s2 = sigma[k - 1: k + 2]
+        den = s0 - 2 * s1 + s2
+        off = 0.5 * (s0 - s2) / den if den != 0 else 0.0
+        d_star = float(deltas[k] + off * (deltas[1] - deltas[0]))
+    else:
+        d_star = float(deltas[k])
+    return {"delta": deltas, "energy": E, "sigma": sigma, "area": area, "delta_star": d_star,
+            "sigma_max": float(sigma[k]), "gamma_rigid": float((E[-1] - E[0]) / (2 * area))}
+
+
+def bonds_across_plane(X_nc: np.ndarray, y_plane: float = 0.0, *,
+                       z_period: float | None = None):
+    """Nearest-neighbour bonds between the two atomic rows next to the plane ``y = y_plane``.
+
+    Args:
+        X_nc: reference positions (n, 2) or (n, 3) (Å); the rows are found among them.
+        y_plane: the crack plane (Å), between two rows.
+        z_period: cell length along z when the atoms are periodic along the front (bonds
+            then use the minimum image), else None.
+
+    Returns:
+        ``(i_b, j_b, shift_bc, d_nn)``: for each bond the atom below (``i_b``) and above
+        (``j_b``), indices into ``X_nc``; the image shift (b, c) to add to ``X_nc[j_b]``; and
+        the nearest-neighbour distance across the plane (Å).
+
+    Raises:
+        InputError: no atoms on one side of the plane.
+    """
+    X = np.asarray(X_nc, dtype=float)
+    y = X[:, 1] - y_plane
+    if not ((y < 0).any() and (y > 0).any()):
+        raise InputError(f"no atoms on both sides of the crack plane y = {y_plane} Å")
+    yb, ya = y[y < 0].max(), y[y > 0].min()
+    below = np.flatnonzero(np.abs(y - yb) < 1e-6)
+    above = np.flatnonzero(np.abs(y - ya) < 1e-6)
+    d = X[above][None, :, :] - X[below][:, None, :]
+    shift = np.zeros_like(d)
+    if z_period is not None:
+        shift[..., 2] = -z_period * np.rint(d[..., 2] / z_period)
+    r = np.linalg.norm(d + shift, axis=2)
+    d_nn = float(r.min())
+    bi, bj = np.nonzero(r < d_nn * (1 + 1e-6))
+    return below[bi], above[bj], shift[bi, bj], d_nn
+
+
+def crack_tip_x(X_ref_nc: np.ndarray, x_nc: np.ndarray, i_b: np.ndarray, j_b: np.ndarray,
+                bond_cut: float, shift_bc: np.ndarray | None = None) -> float:
+    """x of the crack tip: the largest reference x-midpoint of a broken bond.
+
+    A bond (i, j) is broken when its current length ``|x_j + shift - x_i|`` exceeds
+    ``bond_cut`` (Å), e.g. the bond length at the traction peak of
+    :func:`traction_separation`.
+
+    Args:
+        X_ref_nc: reference positions (n, c) (Å).
+        x_nc: current positions (n, c) (Å).
+        i_b, j_b: the bonds' atoms, e.g. from :func:`bonds_across_plane`.
+        bond_cut: length (Å) beyond which a bond counts as broken.
+        shift_bc: periodic image shifts added to ``x_nc[j_b]`` (None: no shifts).
+
+    Returns:
+        The tip's x (Å), ``-inf`` when no bond is broken.
+    """
+    d = x_nc[j_b] - x_nc[i_b] if shift_bc is None else x_nc[j_b] + shift_bc - x_nc[i_b]
+    broken = np.linalg.norm(d, axis=1) > bond_cut
+    mid_x = 0.5 * (X_ref_nc[i_b, 0] + X_ref_nc[j_b, 0])
+    return float(mid_x[broken].max()) if broken.any() else float("-inf")

@@ -16,8 +16,8 @@ from math import gcd
 
 import numpy as np
 
-from atomistic.structure import Configuration
-from fe2qc.checks import require_finite, require_nonnegative, require_positive
+from atomistic.structure import Configuration, check_repetitions
+from fe2qc.checks import require_nonnegative, require_positive
 from fe2qc.errors import InputError
 
 __all__ = ["Lattice", "LATTICES", "get_lattice", "crystal", "primitive_cell", "cluster"]
@@ -91,18 +91,6 @@ def _check_a0(a0: float) -> float:
     return require_positive("lattice parameter a0", a0, unit="Å")
 
 
-def _check_size(size) -> tuple[int, int, int]:
-    """Three repetition counts, integers >= 1 (an int is used along all three)."""
-    try:
-        s = np.broadcast_to(np.asarray(size, dtype=float), 3)
-    except (TypeError, ValueError):
-        raise InputError(f"size must be three integers >= 1, got {size!r}") from None
-    require_finite("size", s)
-    if not (np.all(s == np.round(s)) and np.all(s >= 1)):
-        raise InputError(f"size must be three integers >= 1, got {size!r}")
-    return tuple(int(v) for v in s)
-
-
 def _types(types, sub_n: np.ndarray, nbasis: int, n: int) -> np.ndarray:
     """Types per atom from None, an int, one type per basis atom, or one per atom."""
     if types is None:
@@ -165,7 +153,7 @@ def crystal(lattice: str | Lattice, a0: float, *, size=(1, 1, 1), orientation=No
     """
     lat = get_lattice(lattice, height=height)
     a0 = _check_a0(a0)
-    size = _check_size(size)
+    size = check_repetitions(size)
     if orientation is None:
         R = np.eye(3)
         cell = lat.conventional_cc.copy()

@@ -9,7 +9,7 @@ import numpy as np
 from fe2qc.checks import MAX_COORDINATE, MAX_F_ENTRY, require_finite
 from fe2qc.errors import InputError
 
-__all__ = ["Configuration", "perpendicular_widths", "check_coordinates"]
+__all__ = ["Configuration", "perpendicular_widths", "check_coordinates", "check_repetitions"]
 
 
 def check_coordinates(positions_nc: np.ndarray, cell_cc: np.ndarray) -> None:
@@ -23,6 +23,22 @@ def check_coordinates(positions_nc: np.ndarray, cell_cc: np.ndarray) -> None:
     hint = "(positions and cell vectors are in Å)"
     require_finite("positions_nc", positions_nc, bound=MAX_COORDINATE, unit=" Å", hint=hint)
     require_finite("cell_cc", cell_cc, bound=MAX_COORDINATE, unit=" Å", hint=hint)
+
+
+def check_repetitions(size) -> tuple[int, int, int]:
+    """Three repetition counts, integers >= 1 (an int is used along all three).
+
+    Raises:
+        InputError: naming ``size`` when the counts are not integers >= 1.
+    """
+    try:
+        s = np.broadcast_to(np.asarray(size, dtype=float), 3)
+    except (TypeError, ValueError):
+        raise InputError(f"size must be three integers >= 1, got {size!r}") from None
+    require_finite("size", s)
+    if not (np.all(s == np.round(s)) and np.all(s >= 1)):
+        raise InputError(f"size must be three integers >= 1, got {size!r}")
+    return tuple(int(v) for v in s)
 
 
 def perpendicular_widths(cell_cc: np.ndarray) -> np.ndarray:
@@ -122,9 +138,7 @@ class Configuration:
 
     def repeat(self, reps: tuple[int, int, int]) -> Configuration:
         """A supercell repeated ``reps`` times along the cell vectors."""
-        from atomistic.lattice import _check_size
-
-        reps = _check_size(reps)
+        reps = check_repetitions(reps)
         axes = [np.arange(r) for r in reps]
         grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
         shifts = grid @ self.cell_cc
@@ -139,17 +153,3 @@ class Configuration:
             None if self.velocities_nc is None else np.tile(self.velocities_nc, (rep, 1)),
             dict(self.info),
         )
-
-    def check_overlaps(self, min_distance: float = 0.5, nlist=None) -> None:
-        """Raise :class:`InputError` if two atoms are closer than ``min_distance`` Å."""
-        from atomistic.neighbors import NeighborList
-
-        nl = nlist or NeighborList(self, cutoff=min_distance, skin=0.0, multiple_images=True)
-        r_p = nl.distances(self.positions_nc, self.cell_cc)[1]
-        close = np.flatnonzero(r_p < min_distance)
-        if len(close):
-            p = close[np.argmin(r_p[close])]
-            raise InputError(
-                f"atoms {nl.i_p[p]} and {nl.j_p[p]} overlap (distance {r_p[p]:.4g} Å < "
-                f"{min_distance} Å): remove duplicate atoms or fix the positions"
-            )

@@ -41,9 +41,10 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from atomistic.calculator import Calculator  # noqa: E402
+from atomistic.lammps import lammps_potential_path  # noqa: E402
 from atomistic.lattice import crystal  # noqa: E402
 from atomistic.neighbors import NeighborList  # noqa: E402
-from atomistic.potentials.eam import EAM, lammps_potential_path  # noqa: E402
+from atomistic.potentials.eam import EAM  # noqa: E402
 
 A0 = 3.615
 SKIN = 1.0

@@ -4,7 +4,7 @@ The crack of :func:`coupling.qc.crack.crack_system` (triangular lattice, crack o
 -x, tip at the origin) is loaded by the K-field at ``K = k_ratio * K_G`` (default 0.9 K_G).
 Defaults, chosen so that the near-tip state is unique and the same in both models:
 
-* the nearest-neighbour ``lj/smooth`` of :func:`coupling.qc.patch.short_range_setup`
+* the nearest-neighbour ``lj/smooth`` of :func:`coupling.qc.setups.short_range_setup`
   (``--potential lj3`` for the three-shell one of the crack demo);
 * a pre-cut crack (``Crack(cut=True)``: bonds across the faces behind the tip are removed, in
   QC and in the reference alike), so the faces cannot re-bond. Without the cut (``--healing``)
@@ -100,36 +100,26 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # kB on Linux
 
 
-def _crack_plane_bonds(X: np.ndarray, a0: float, half_width: float = 20.0) -> np.ndarray:
-    """Pairs (b, 2) of atoms (indices into X) bonded across y = 0, |x| < half_width a0."""
-    h = 0.5 * math.sqrt(3.0) / 2.0 * a0
-    up = np.flatnonzero((np.abs(X[:, 1] - h) < 0.1 * a0) & (np.abs(X[:, 0]) < half_width * a0))
-    dn = np.flatnonzero((np.abs(X[:, 1] + h) < 0.1 * a0) & (np.abs(X[:, 0]) < half_width * a0))
-    pairs = []
-    for i in up:
-        dx = np.abs(X[dn, 0] - X[i, 0])
-        for j in dn[dx < 0.6 * a0]:
-            pairs.append((i, j))
-    return np.array(pairs, np.int64).reshape(-1, 2)
+def tip_position(X: np.ndarray, U: np.ndarray, bonds, a0: float) -> float:
+    """x (units of a0) of the rightmost broken crack-plane bond (nan if none).
 
+    ``bonds`` are :func:`atomistic.fracture.bonds_across_plane` of ``X``; a bond is broken
+    above ``BROKEN * a0`` (:func:`atomistic.fracture.crack_tip_x`).
+    """
+    from atomistic.fracture import crack_tip_x
 
-def tip_position(X: np.ndarray, U: np.ndarray, pairs: np.ndarray, a0: float) -> float:
-    """x (units of a0) of the rightmost broken crack-plane bond (nan if none)."""
-    x = X + U
-    length = np.linalg.norm(x[pairs[:, 0]] - x[pairs[:, 1]], axis=1)
-    broken = length > BROKEN * a0
-    if not broken.any():
-        return float("nan")
-    xm = 0.5 * (X[pairs[:, 0], 0] + X[pairs[:, 1], 0])
-    return float(xm[broken].max() / a0)
+    i_b, j_b = bonds[:2]
+    tip = crack_tip_x(X, X + U, i_b, j_b, BROKEN * a0)
+    return float(tip / a0) if np.isfinite(tip) else float("nan")
 
 
 def run_one(spec: dict) -> dict:
     """Child process: one QC or one atomistic solve; near-tip displacements to an npz."""
+    from atomistic.fracture import bonds_across_plane
     from coupling.qc.crack import crack_system, k_field
     from coupling.qc.model import QCModel
-    from coupling.qc.patch import default_setup, short_range_setup
     from coupling.qc.reference import AtomisticModel, site_displacements
+    from coupling.qc.setups import default_setup, short_range_setup
     from coupling.qc.solver import newton, relax
 
     setup = short_range_setup() if spec["potential"] == "nn" else default_setup(2)
@@ -147,7 +137,7 @@ def run_one(spec: dict) -> dict:
     r = np.linalg.norm(X_all[present], axis=1)
     near_sites = present[r <= 10.0 * a0 + 1e-9]
     Xn = X_all[near_sites]
-    pairs = _crack_plane_bonds(Xn, a0)
+    pairs = bonds_across_plane(Xn)  # the crack plane y = 0, within 10 a0 of the tip
     out = {"sites": int(system.info["sites"]), "K_G": field.K_G, "K": K, "a0": a0}
     if spec["kind"] == "qc":
         model = QCModel(system, spec["scheme"], F_ref=np.eye(3))

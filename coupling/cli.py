@@ -226,8 +226,8 @@ def _main_run(args: argparse.Namespace) -> int:
 
 def _cmd_qc_patch(args: argparse.Namespace) -> int:
     """Exit 0: PASS (gfc/qcf/bgfc) or the expected ghost forces (qce/bqce); 1: FAIL."""
-    from coupling.qc.model import check_scheme
     from coupling.qc.patch import patch_test
+    from coupling.qc.system import check_scheme
     from fe2qc.checks import require_nonnegative
 
     # every option is checked before any work

@@ -83,6 +83,7 @@ __all__ = [
     "DispatchedMaterial",
     "PointEvaluationError",
     "run_worker",
+    "evaluate_points",
 ]
 
 _TAG_WORK, _TAG_RESULT, _TAG_STOP = 7301, 7302, 7303
@@ -219,8 +220,13 @@ class _Block:
                       self.work[start:stop], self.seconds[start:stop], self.states[start:stop])
 
 
-def _evaluate_points(model, F_qij, states, tangent: bool, first_index: int, dim: int):
+def evaluate_points(model, F_qij, states, tangent: bool, first_index: int, dim: int):
     """Evaluate consecutive points; stop at the first failure.
+
+    What a worker (or a macro rank without workers) does with one chunk of points. A failed
+    calculation becomes an error record naming the point (``first_index`` + its place in
+    the chunk) so that every macro rank can cut back; an interrupt (Ctrl-C, also the
+    ``SystemError`` numba wraps it in) is raised as ``KeyboardInterrupt`` instead.
 
     Returns ``(block of the points done, error record or None, compute seconds)``.
     """
@@ -270,8 +276,8 @@ def run_worker(layout: Layout, point_model) -> dict:
             return stats
         start, tangent, F_qij, states = msg
         try:
-            block, err, seconds = _evaluate_points(point_model, F_qij, states, tangent, start,
-                                                   point_model.dim)
+            block, err, seconds = evaluate_points(point_model, F_qij, states, tangent, start,
+                                                  point_model.dim)
         except Exception as exc:  # noqa: BLE001 - a bug outside the point loop: still reply
             if is_interrupt(exc):
                 raise KeyboardInterrupt from None
@@ -406,8 +412,8 @@ class DispatchedMaterial:
         block = _Block.empty(0, self.dim)
         seconds = 0.0
         if err is None:
-            block, err, seconds = _evaluate_points(self.point_model, F, states, tangent, 0,
-                                                   self.dim)
+            block, err, seconds = evaluate_points(self.point_model, F, states, tangent, 0,
+                                                  self.dim)
         if err is not None:
             err["rank"] = comm.rank
             err["local"] = err["index"]

@@ -50,48 +50,16 @@ import numpy as np
 
 from coupling.config import Config, resolve_potential
 from fe2qc.errors import InputError, is_interrupt
-from fe2qc.units import EV_PER_A3_IN_GPA
+from fe2qc.tensors import acoustic_min_eigenvalue
+from fe2qc.units import EV_PER_A3_IN_GPA, MPA_SQRT_M_IN_EV_A3_SQRT_A
 
 __all__ = ["Simulation", "run_problem", "make_material", "make_point_model",
-           "prepare_output_dir", "previous_run_files",
-           "acoustic_min_eigenvalue", "MPA_SQRT_M_IN_EV_A3_SQRT_A", "cauchy_stress",
-           "CELL_FIELDS", "scale_separation"]
+           "prepare_output_dir", "previous_run_files", "CELL_FIELDS", "scale_separation"]
 
 #: VTX file stem in the output folder: ``fe2_displacement.bp`` and ``fe2_cells.bp``
 VTX_STEM = "fe2"
 #: per-cell scalars written beside P_GPa, von_mises_GPa and det_F in ``fe2_cells.bp``
 CELL_FIELDS = ("rve_relaxation_iterations", "rve_seconds", "ellipticity_loss")
-
-#: 1 MPa √m in eV/Å³ √Å (1e6 Pa · 1e5 √Å = 100 GPa √Å)
-MPA_SQRT_M_IN_EV_A3_SQRT_A = 100.0 / EV_PER_A3_IN_GPA
-
-
-def acoustic_min_eigenvalue(A_qijkl: np.ndarray, n_angles: int = 180) -> np.ndarray:
-    """min over directions N and over eigenvalues of the acoustic tensor Q_ik = A_iJkL N_J N_L.
-
-    Strong ellipticity holds at a point iff this is positive. In 2D N = (cos t, sin t) is scanned
-    over ``n_angles`` angles in [0, pi); in 3D over a Fibonacci sphere of ``4 n_angles`` points.
-    """
-    A = np.asarray(A_qijkl)
-    d = A.shape[-1]
-    if d == 2:
-        t = np.linspace(0.0, np.pi, n_angles, endpoint=False)
-        N_nd = np.stack([np.cos(t), np.sin(t)], axis=1)
-    else:
-        m = 4 * n_angles
-        k = np.arange(m) + 0.5
-        phi = np.arccos(1 - 2 * k / m)
-        th = np.pi * (1 + 5**0.5) * k
-        N_nd = np.stack([np.cos(th) * np.sin(phi), np.sin(th) * np.sin(phi), np.cos(phi)], 1)
-    Q_qnik = np.einsum("qijkl,nj,nl->qnik", A, N_nd, N_nd)
-    Q_qnik = 0.5 * (Q_qnik + np.swapaxes(Q_qnik, -1, -2))
-    return np.linalg.eigvalsh(Q_qnik)[..., 0].min(axis=1)
-
-
-def cauchy_stress(F_qij: np.ndarray, P_qij: np.ndarray) -> np.ndarray:
-    """sigma = P F^T / det F at each point."""
-    return np.einsum("qik,qjk->qij", P_qij, F_qij) / np.linalg.det(F_qij)[:, None, None]
-
 
 def scale_separation(cell_size_q: np.ndarray, rve_edge: float) -> np.ndarray:
     """Bool per Gauss point: its macro element (largest vertex distance, Å) is smaller than the
@@ -115,8 +83,9 @@ def make_batched_material(cfg: Config, dim: int):
         from fe2.materials import NeoHookean
 
         return NeoHookean(m.mu / EV_PER_A3_IN_GPA, m.lmbda / EV_PER_A3_IN_GPA, dim)
+    from atomistic.cauchy_born import CauchyBorn
     from atomistic.potentials import load_potential
-    from atomistic.rve import AtomisticRVE, CauchyBorn
+    from atomistic.rve import AtomisticRVE
 
     pot = load_potential(resolve_potential(m.potential, cfg.source))
     a0 = _a0(cfg, pot)

@@ -24,6 +24,7 @@ import numpy as np
 
 from fe2qc.errors import InputError
 from fe2qc.material import check_deformation_gradients
+from fe2qc.tensors import embed_F
 
 __all__ = ["PointResult", "PointModel", "RVEPoint", "CauchyBornPoint", "AnalyticPoint"]
 
@@ -68,14 +69,6 @@ def _check_F(F_dd: np.ndarray, dim: int) -> np.ndarray:
     return check_deformation_gradients(F, dim)[0]
 
 
-def _embed(F_dd: np.ndarray) -> np.ndarray:
-    if F_dd.shape == (3, 3):
-        return F_dd
-    F = np.eye(3)
-    F[:2, :2] = F_dd
-    return F
-
-
 class RVEPoint:
     """An :class:`atomistic.rve.AtomisticRVE` as a :class:`PointModel`.
 
@@ -97,7 +90,7 @@ class RVEPoint:
 
     def evaluate_point(self, F_dd: np.ndarray, state: np.ndarray, *,
                        tangent: bool = True) -> PointResult:
-        F = _embed(_check_F(F_dd, self.dim))
+        F = embed_F(_check_F(F_dd, self.dim))
         state = np.asarray(state, dtype=float)
         u0 = None
         if state.size:
@@ -115,7 +108,7 @@ class RVEPoint:
 
 
 class CauchyBornPoint:
-    """An :class:`atomistic.rve.CauchyBorn` lattice as a stateless :class:`PointModel`."""
+    """An :class:`atomistic.cauchy_born.CauchyBorn` lattice as a stateless :class:`PointModel`."""
 
     def __init__(self, cb, dim: int | None = None) -> None:
         dim = cb.dim if dim is None else int(dim)
@@ -129,7 +122,7 @@ class CauchyBornPoint:
 
     def evaluate_point(self, F_dd: np.ndarray, state: np.ndarray, *,
                        tangent: bool = True) -> PointResult:
-        F = _embed(_check_F(F_dd, self.dim))
+        F = embed_F(_check_F(F_dd, self.dim))
         P, A, W = self.cb.evaluate_one(F, tangent=tangent)
         d = self.dim
         A = np.zeros((d,) * 4) if A is None else np.array(A[:d, :d, :d, :d])

@@ -49,9 +49,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from coupling.qc.crack import crack_system  # noqa: E402
-from coupling.qc.mesh import QCMesh  # noqa: E402
-from coupling.qc.model import SCHEMES  # noqa: E402
 from coupling.qc.reference import site_displacements  # noqa: E402
+from coupling.qc.system import SCHEMES  # noqa: E402
 from coupling.qc.trapping import trapping_scan  # noqa: E402
 
 # %% [markdown]
@@ -141,9 +140,8 @@ class FrameWriter:
         self.xyz = outdir / f"{lattice}_atoms.extxyz"
         if self.xyz.exists():
             self.xyz.unlink()
-        mesh = QCMesh(system.points_md, system.node_site_m, system.cells_kv,
-                      len(system.reference))
-        self.vtx = QCVTXWriter(outdir / f"{lattice}_continuum.bp", mesh, ncomp=system.ncomp)
+        self.vtx = QCVTXWriter(outdir / f"{lattice}_continuum.bp", system.mesh,
+                               ncomp=system.ncomp)
         self.frames = 0
 
     def __call__(self, rec: dict, U: np.ndarray) -> None:

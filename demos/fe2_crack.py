@@ -49,15 +49,11 @@ MPI = fe2qc.mpi.mpi()
 import numpy as np  # noqa: E402
 
 from coupling.config import parse_config  # noqa: E402
-from coupling.driver import (  # noqa: E402
-    MPA_SQRT_M_IN_EV_A3_SQRT_A,
-    Simulation,
-    acoustic_min_eigenvalue,
-    cauchy_stress,
-)
+from coupling.driver import Simulation  # noqa: E402
 from coupling.interrupts import InterruptGuard, is_interrupt  # noqa: E402
 from fe2qc.errors import InputError  # noqa: E402
-from fe2qc.units import EV_PER_A3_IN_GPA  # noqa: E402
+from fe2qc.tensors import acoustic_min_eigenvalue, cauchy_stress  # noqa: E402
+from fe2qc.units import EV_PER_A3_IN_GPA, MPA_SQRT_M_IN_EV_A3_SQRT_A  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 

@@ -28,6 +28,7 @@ from dolfinx import fem  # noqa: E402
 from dolfinx.io import VTXWriter  # noqa: E402
 from mpi4py import MPI  # noqa: E402
 
+from fe2qc.tensors import cauchy_stress  # noqa: E402
 from fe2qc.units import EV_PER_A3_IN_GPA  # noqa: E402
 
 __all__ = ["ResultWriter", "von_mises_cauchy"]
@@ -35,8 +36,7 @@ __all__ = ["ResultWriter", "von_mises_cauchy"]
 
 def von_mises_cauchy(F_qij: np.ndarray, P_qij: np.ndarray) -> np.ndarray:
     """Von Mises stress of sigma = P F^T / det F at each point (in-plane sigma in 2D)."""
-    J_q = np.linalg.det(F_qij)
-    sigma = np.einsum("qik,qjk->qij", P_qij, F_qij) / J_q[:, None, None]
+    sigma = cauchy_stress(F_qij, P_qij)
     d = sigma.shape[-1]
     s3 = np.zeros((len(sigma), 3, 3))
     s3[:, :d, :d] = sigma

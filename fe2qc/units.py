@@ -1,53 +1,36 @@
-"""Units (LAMMPS ``metal``) and the Voigt convention used at the user boundary.
+"""Unit constants, all of them: LAMMPS ``metal`` units (Å, eV, ps, amu) inside the code.
 
-Inside the code stresses are in eV/Å³ and tensors are full 3×3 (or 3×3×3×3)
-arrays. At the user boundary (CLI, JSON, README tables) stresses and moduli are
-reported in GPa, and 6×6 matrices use Voigt order ``xx yy zz yz xz xy``
-(indices 0..5), without factors of 2 for stiffness: ``C_IJ = C_ijkl`` with
-``I <-> (i, j)`` by that table.
+Inside the code stresses and moduli are in eV/Å³; at the user boundary (CLI, JSON, README
+tables, VTX files) they are reported in GPa, stress intensity factors in MPa·m^{1/2}. Tensor
+conventions (Voigt order, symmetrisation) are in :mod:`fe2qc.tensors`.
+
+Two values of the elementary charge are in use, each where it was chosen to match an outside
+reference: :data:`EV_PER_A3_IN_GPA` (and :data:`MPA_SQRT_M_IN_EV_A3_SQRT_A`, derived from it)
+is LAMMPS's ``metal`` conversion, 1.6021765e-19 J/eV with CODATA 2014 digits; :data:`EV_IN_J`
+(and :data:`EV_PER_A52_IN_MPA_SQRT_M`) is the exact SI 2019 value. They differ by 6e-9
+relative; both are kept as they are so that every reported number stays the same.
 """
-
-import numpy as np
 
 __all__ = [
     "EV_PER_A3_IN_GPA",
+    "EV_IN_J",
+    "EV_PER_A52_IN_MPA_SQRT_M",
+    "MPA_SQRT_M_IN_EV_A3_SQRT_A",
     "MVV2E",
-    "VOIGT_PAIRS",
-    "to_voigt_stiffness",
-    "from_voigt_stiffness",
-    "to_voigt_stress",
+    "HARTREE_BOHR_IN_EV_A",
 ]
 
-#: 1 eV/Å³ in GPa (CODATA 2018 elementary charge; the value LAMMPS uses).
+#: 1 eV/Å³ in GPa (1.6021766208e-19 J / 1e-30 m³, CODATA 2014; the value LAMMPS uses).
 EV_PER_A3_IN_GPA = 160.21766208
+#: elementary charge (J per eV), exact (SI 2019)
+EV_IN_J = 1.602176634e-19
+#: 1 eV/Å^{5/2} in MPa·m^{1/2}: 1 eV / (1 Å)^{5/2} = 1.602176634e-19 J / 1e-25 m^{5/2}
+EV_PER_A52_IN_MPA_SQRT_M = EV_IN_J / (1e-10) ** 2.5 / 1e6
+#: 1 MPa √m in eV/Å³ √Å (1e6 Pa · 1e5 √Å = 100 GPa √Å), with :data:`EV_PER_A3_IN_GPA`
+MPA_SQRT_M_IN_EV_A3_SQRT_A = 100.0 / EV_PER_A3_IN_GPA
 #: amu·Å²/ps² in eV (LAMMPS ``metal`` ``mvv2e``).
 MVV2E = 1.0364269e-4
-#: Voigt index -> Cartesian pair, order xx yy zz yz xz xy.
-VOIGT_PAIRS = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
-
-
-def to_voigt_stiffness(C_ijkl: np.ndarray) -> np.ndarray:
-    """Return the 6×6 Voigt matrix of a 3×3×3×3 stiffness tensor."""
-    C = np.asarray(C_ijkl)
-    out = np.empty((6, 6))
-    for I, (i, j) in enumerate(VOIGT_PAIRS):
-        for J, (k, l) in enumerate(VOIGT_PAIRS):
-            out[I, J] = C[i, j, k, l]
-    return out
-
-
-def from_voigt_stiffness(C_IJ: np.ndarray) -> np.ndarray:
-    """Return the 3×3×3×3 tensor with minor and major symmetries from a 6×6 Voigt matrix."""
-    C = np.empty((3, 3, 3, 3))
-    for I, (i, j) in enumerate(VOIGT_PAIRS):
-        for J, (k, l) in enumerate(VOIGT_PAIRS):
-            for a, b in ((i, j), (j, i)):
-                for c, d in ((k, l), (l, k)):
-                    C[a, b, c, d] = C_IJ[I, J]
-    return C
-
-
-def to_voigt_stress(s_ij: np.ndarray) -> np.ndarray:
-    """Return the Voigt 6-vector (xx yy zz yz xz xy) of a symmetric 3×3 tensor."""
-    s = np.asarray(s_ij)
-    return np.array([s[i, j] for i, j in VOIGT_PAIRS])
+#: Hartree·Bohr in eV·Å as LAMMPS's ``pair_style eam`` writes it for the funcfl effective
+#: charges (``z2r = 27.2*0.529 * Z_i Z_j``): these rounded literals, not CODATA
+#: (27.211386 eV, 0.529177 Å), so that our pair term equals LAMMPS's to round-off.
+HARTREE_BOHR_IN_EV_A = 27.2 * 0.529

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("lammps")
+pytestmark = pytest.mark.lammps  # bench_forces compares with LAMMPS; both read Cu_u3.eam
 
 ROOT = Path(__file__).resolve().parents[1]
 

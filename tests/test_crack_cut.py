@@ -54,8 +54,8 @@ def test_cutting_every_bond_across_a_plane_gives_two_independent_halves(spec):
     assert np.abs(res.forces_nc - f).max() < 1e-10
 
 
-def test_hessian_with_a_partial_cut_matches_finite_differences():
-    pot = load_potential("Cu_u3.eam")
+def test_hessian_with_a_partial_cut_matches_finite_differences(cu_u3):
+    pot = cu_u3
     conf = cluster("fcc", 3.615, 6.5)
     X = conf.positions_nc.copy()
     calc = Calculator(pot, exclude=crack_cut(X, conf.cell_cc, 0.2, 0.3))
@@ -86,7 +86,7 @@ def test_exclude_must_return_one_flag_per_pair():
 
 def _crack(cut: bool, R: float = 30.0, Ra: float = 10.0):
     from coupling.qc.crack import crack_system
-    from coupling.qc.patch import short_range_setup
+    from coupling.qc.setups import short_range_setup
 
     setup = short_range_setup()
     return crack_system(2, "bgfc", radius=R, atomistic_radius=Ra, growth=0.1,

@@ -8,9 +8,9 @@ The tests marked ``mpi`` need exactly 2 ranks (``mpirun -n 2 python -m pytest -m
 import numpy as np
 import pytest
 
+from atomistic.cauchy_born import CauchyBorn
 from atomistic.lattice import crystal
-from atomistic.potentials import load_potential
-from atomistic.rve import AtomisticRVE, CauchyBorn
+from atomistic.rve import AtomisticRVE
 from coupling.dispatch import (
     DispatchedMaterial,
     PointEvaluationError,
@@ -21,6 +21,7 @@ from coupling.points import AnalyticPoint, CauchyBornPoint, PointModel, RVEPoint
 from fe2.materials import NeoHookean
 from fe2qc.errors import CalculationFailed, InputError
 from fe2qc.mpi import mpi
+from fe2qc.tensors import embed_F
 
 MPI = mpi()
 A0 = 3.6149999757646176  # Cu_u3 zero-pressure lattice constant
@@ -32,8 +33,8 @@ def _random_F(n, dim, seed, amplitude=0.08):
 
 
 @pytest.fixture(scope="module")
-def cu():
-    return load_potential("Cu_u3.eam")
+def cu(cu_u3):
+    return cu_u3
 
 
 @pytest.fixture(scope="module")
@@ -94,8 +95,7 @@ def test_split_world_refuses_worker_counts_that_leave_no_macro_rank():
 def test_plane_strain_rve_point_is_the_in_plane_part_of_the_3d_response(cu):
     rve = AtomisticRVE(cu, crystal("fcc", A0, size=(2, 2, 2)), multiple_images=True)
     F2 = np.array([[1.01, 0.004], [-0.002, 0.995]])
-    F3 = np.eye(3)
-    F3[:2, :2] = F2
+    F3 = embed_F(F2)
     r2 = RVEPoint(rve, dim=2).evaluate_point(F2, np.zeros(0))
     r3 = RVEPoint(rve, dim=3).evaluate_point(F3, np.zeros(0))
     assert np.allclose(r2.P, r3.P[:2, :2], rtol=0, atol=1e-14)

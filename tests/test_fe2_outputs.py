@@ -1,5 +1,5 @@
-"""FE² outputs and checks at the user boundary: the VTX stress fields are in GPa (and say so),
-the acoustic-tensor scan of the tangent, and the scale-separation warning."""
+"""FE² outputs and checks at the user boundary: the VTX stress fields are in GPa (and say so)
+and the scale-separation warning (the acoustic-tensor scan is in ``test_tensors.py``)."""
 
 import numpy as np
 import pytest
@@ -11,12 +11,11 @@ fe2qc.mpi.dolfinx()
 
 from dolfinx import mesh  # noqa: E402
 
-from coupling.driver import acoustic_min_eigenvalue, scale_separation  # noqa: E402
+from coupling.driver import scale_separation  # noqa: E402
 from fe2.io import ResultWriter, von_mises_cauchy  # noqa: E402
 from fe2.materials import NeoHookean  # noqa: E402
 from fe2.solver import Dirichlet, Problem  # noqa: E402
-
-GPA = 160.21766208  # 1 eV/Å³ in GPa (CODATA: 1.602176634e-19 J / 1e-30 m³ = 160.2176634 GPa)
+from fe2qc.units import EV_PER_A3_IN_GPA as GPA  # noqa: E402
 
 
 # -- VTX output in GPa ----------------------------------------------------------------------
@@ -62,44 +61,6 @@ def test_vtx_stresses_are_written_in_gpa_under_names_that_say_so(tmp_path):
         assert np.float64(written[1]).astype("<f8").tobytes() in data
         # and not the eV/Å³ numbers
         assert P_ev[0].astype("<f8").tobytes() not in data
-
-
-# -- acoustic tensor ---------------------------------------------------------------------------
-def _isotropic(lmbda, mu, d):
-    I = np.eye(d)
-    return (lmbda * np.einsum("ij,kl->ijkl", I, I)
-            + mu * (np.einsum("ik,jl->ijkl", I, I) + np.einsum("il,jk->ijkl", I, I)))
-
-
-@pytest.mark.parametrize("d", [2, 3])
-def test_acoustic_min_eigenvalue_of_an_isotropic_tangent_is_mu(d):
-    """Q(N) = (lambda + mu) N x N + mu I for every unit N: eigenvalues mu (twice in 3D) and
-    lambda + 2 mu, so the minimum over N is mu when lambda + 2 mu > mu, and it is negative
-    (the material lost strong ellipticity) when mu < 0."""
-    cases = [(1.5, 1.0), (0.0, 0.3), (-0.2, 0.5), (2.0, -0.1), (0.5, -1e-3)]
-    A = np.array([_isotropic(lm, mu, d) for lm, mu in cases])
-    got = acoustic_min_eigenvalue(A)
-    assert np.allclose(got, [mu for _, mu in cases], rtol=0, atol=1e-13)
-    assert (got[3:] < 0).all() and (got[:3] > 0).all()
-    # lambda + 2 mu < mu (lambda < -mu): the longitudinal wave is the soft one
-    soft = acoustic_min_eigenvalue(np.array([_isotropic(-1.5, 1.0, d), _isotropic(-3.0, 1.0, d)]))
-    assert np.allclose(soft, [0.5, -1.0], rtol=0, atol=1e-13)
-
-
-def test_acoustic_min_eigenvalue_finds_the_soft_direction_of_an_anisotropic_tangent():
-    """Cubic 2D tangent rotated by 30 deg: Q is invariant under rotating A and N together, so
-    the minimum must not change (the scan covers every direction)."""
-    c11, c12, c44 = 1.0, 0.6, 0.1  # eV/Å³; soft shear
-    A = np.zeros((2, 2, 2, 2))
-    A[0, 0, 0, 0] = A[1, 1, 1, 1] = c11
-    A[0, 0, 1, 1] = A[1, 1, 0, 0] = c12
-    A[0, 1, 0, 1] = A[1, 0, 1, 0] = A[0, 1, 1, 0] = A[1, 0, 0, 1] = c44
-    t = np.radians(30.0)
-    R = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
-    Ar = np.einsum("ai,bj,ck,dl,ijkl->abcd", R, R, R, R, A)
-    lam = acoustic_min_eigenvalue(np.array([A, Ar]), n_angles=3600)
-    assert lam[0] == pytest.approx(c44, rel=1e-12)  # along a cube axis: Q = diag(c11, c44)
-    assert lam[1] == pytest.approx(c44, rel=1e-5)
 
 
 # -- scale separation --------------------------------------------------------------------------

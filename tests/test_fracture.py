@@ -6,7 +6,6 @@ import pytest
 
 from atomistic.calculator import Calculator
 from atomistic.fracture import (
-    EV_PER_A52_IN_MPA_SQRT_M,
     elastic_tensor,
     griffith,
     lattice_constant,
@@ -16,30 +15,19 @@ from atomistic.fracture import (
 from atomistic.lattice import crystal
 from atomistic.potentials import load_potential
 from fe2qc.errors import InputError
+from fe2qc.units import EV_PER_A52_IN_MPA_SQRT_M
 
 CU111 = [[1, -1, 0], [1, 1, 1], [-1, -1, 2]]
 
 
-def _lammps_ok() -> bool:
-    try:
-        from fe2qc.mpi import lammps
-
-        lammps()
-        return True
-    except ImportError:
-        return False
-
-
 @pytest.fixture(scope="module")
-def cu():
-    pot = load_potential("Cu_u3.eam")
-    return pot, lattice_constant(pot, "fcc")
+def cu(cu_u3):
+    return cu_u3, lattice_constant(cu_u3, "fcc")
 
 
 @pytest.mark.lammps
-@pytest.mark.skipif(not _lammps_ok(), reason="lammps cannot be imported")
 def test_cu100_surface_energy_matches_lammps_unrelaxed_and_minimized(cu):
-    from atomistic.lammps_ref import run_lammps
+    from atomistic.lammps import run_lammps
 
     pot, a0 = cu
     s, b, area = slab("fcc", a0, layers=4, inplane=(2, 2))
@@ -72,14 +60,15 @@ def test_cu_surface_energy_converges_with_thickness_and_111_is_lowest(cu):
 
 
 def test_cu_griffith_with_anisotropic_E_prime(cu):
-    from fe2.kfield import AnisotropicCrack, griffith_K
+    from fe2qc.lefm import AnisotropicCrack, griffith_K
 
     pot, a0 = cu
     out = griffith(pot, "fcc", a0, layers=4)
-    assert out["K_G"] is None and out["E_prime"] is None
     C = out["C_ijkl"]
     assert C[0, 0, 1, 1] == pytest.approx(C[1, 1, 2, 2], rel=1e-12)  # cubic, cube frame
     Ep = AnisotropicCrack(C).plane_strain_modulus
+    # griffith computes the anisotropic E' itself (once), as a caller passing it would
+    assert out["E_prime"] == Ep and out["K_G"] == griffith_K(out["gamma"], Ep)
     full = griffith(pot, "fcc", a0, layers=4, E_prime=Ep)
     assert full["K_G"] == pytest.approx(griffith_K(out["gamma"], Ep), rel=1e-14)
     assert full["K_G_MPa_sqrt_m"] == pytest.approx(full["K_G"] * 1.602176634, rel=1e-12)
@@ -141,3 +130,13 @@ def test_bad_inputs():
         elastic_tensor(pot, "fcc", 3.0, orientation=[[1, 1, 0], [1, 0, 0], [0, 0, 1]])
     with pytest.raises(InputError, match="E_prime"):
         griffith(pot, "triangular", 2.5, layers=2, E_prime=-1.0)
+
+
+def test_griffith_refuses_a_crack_frame_without_plane_strain_modulus_before_the_slab(cu):
+    """A (111) crack with a <112> front is no mirror plane of fcc: in-plane strains couple to
+    anti-plane shear and E' of the Stroh formalism does not exist; with E_prime given it runs."""
+    pot, a0 = cu
+    with pytest.raises(InputError, match="mirror plane"):
+        griffith(pot, "fcc", a0, orientation=CU111, layers=2)
+    out = griffith(pot, "fcc", a0, orientation=CU111, layers=2, E_prime=1.0, relax=False)
+    assert out["E_prime"] == 1.0 and out["K_G"] == pytest.approx(np.sqrt(2 * out["gamma"]))

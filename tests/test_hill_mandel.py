@@ -4,7 +4,6 @@ the homogenised stress is the gradient of the RVE energy density (finite differe
 import numpy as np
 import pytest
 
-from atomistic.potentials import load_potential
 from atomistic.rve import AtomisticRVE
 from coupling.hill_mandel import hill_mandel_check, hill_mandel_report
 from coupling.points import AnalyticPoint, RVEPoint
@@ -17,8 +16,8 @@ F_TEST = np.eye(3) + np.array([[0.012, 0.004, -0.002], [0.003, -0.006, 0.001],
 
 
 @pytest.fixture(scope="module")
-def vacancy_point():
-    rve = AtomisticRVE.from_lattice(load_potential("Cu_u3.eam"), "fcc", A0, size=(3, 3, 3),
+def vacancy_point(cu_u3):
+    rve = AtomisticRVE.from_lattice(cu_u3, "fcc", A0, size=(3, 3, 3),
                                     vacancy=True, fmax=1e-11)
     return RVEPoint(rve)
 
@@ -72,11 +71,11 @@ def test_batched_check_reports_the_worst_point():
         hill_mandel_report(nh, F[0], h=0.0)
 
 
-def test_zero_load_mismatches_are_measured_against_a_stress_floor_not_against_zero():
+def test_zero_load_mismatches_are_measured_against_a_stress_floor_not_against_zero(cu_u3):
     """A perfect lattice at its lattice constant (F = I, the FE² demo at zero load) has P ~ 1e-16
     eV/Å³; the finite-difference round-off of ~1e-10 eV/Å³ divided by that gave 'mismatches' of
     1.5e6. Relative to max(|P|, 1e-3 |A|) they are 3.6e-8 (power) and 1.0e-7 (stress)."""
-    rve = AtomisticRVE.from_lattice(load_potential("Cu_u3.eam"), "fcc", A0, size=(2, 2, 2),
+    rve = AtomisticRVE.from_lattice(cu_u3, "fcc", A0, size=(2, 2, 2),
                                     multiple_images=True)
     point = RVEPoint(rve, dim=2)
     rep = hill_mandel_report(point, np.eye(2), None)

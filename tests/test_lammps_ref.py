@@ -7,20 +7,9 @@ import pytest
 
 from atomistic.neighbors import NeighborList
 from atomistic.structure import Configuration
+from fe2qc.tensors import rotate4
 
-
-def _lammps_ok() -> bool:
-    try:
-        from fe2qc.mpi import lammps
-
-        lammps()
-        return True
-    except ImportError:
-        return False
-
-
-pytestmark = [pytest.mark.lammps,
-              pytest.mark.skipif(not _lammps_ok(), reason="lammps cannot be imported")]
+pytestmark = pytest.mark.lammps
 
 LJ = ["pair_style lj/cut 2.5", "pair_coeff * * 1.0 1.0"]  # eps = 1 eV, sigma = 1 Å
 
@@ -38,7 +27,7 @@ def random_rotation(seed):
 def test_lj_dimer_energy_force_virial_and_born_are_analytic():
     """The Born term is (phi'' - phi'/r) d d d d / r^2 (``numdiff``; see run_lammps on
     ``analytic``)."""
-    from atomistic.lammps_ref import run_lammps
+    from atomistic.lammps import run_lammps
 
     r = 1.13
     u = np.array([1.0, 2.0, -0.5]) / np.linalg.norm([1.0, 2.0, -0.5])
@@ -66,7 +55,7 @@ def lj_crystal(seed, pbc=(True, True, True)):
 
 @pytest.mark.parametrize("left_handed", [False, True])
 def test_rotating_a_triclinic_cell_rotates_forces_virial_and_born(left_handed):
-    from atomistic.lammps_ref import run_lammps
+    from atomistic.lammps import run_lammps
 
     c, rng = lj_crystal(1)
     c.positions_nc += 0.03 * rng.standard_normal(c.positions_nc.shape)
@@ -83,14 +72,15 @@ def test_rotating_a_triclinic_cell_rotates_forces_virial_and_born(left_handed):
     w_scale = np.abs(ref["virial_cc"]).max()
     np.testing.assert_allclose(out["virial_cc"], R @ ref["virial_cc"] @ R.T,
                                atol=1e-10 * w_scale)
-    born_rot = np.einsum("ia,jb,kc,ld,abcd->ijkl", R, R, R, R, ref["born_ijkl"])
+    born_rot = rotate4(ref["born_ijkl"], R)
     np.testing.assert_allclose(out["born_ijkl"], born_rot,
                                atol=1e-10 * np.abs(born_rot).max())
     assert out["volume"] == pytest.approx(c.volume, rel=1e-12)
 
 
 def test_born_numdiff_of_a_stressed_triclinic_crystal_is_the_pair_born_term_per_volume():
-    from atomistic.lammps_ref import run_lammps, tensor_to_voigt
+    from atomistic.lammps import run_lammps
+    from fe2qc.tensors import to_voigt_stiffness
 
     c, _ = lj_crystal(3)
     out = run_lammps(c, LJ, born="numdiff", born_delta=1e-6)
@@ -100,14 +90,14 @@ def test_born_numdiff_of_a_stressed_triclinic_crystal_is_the_pair_born_term_per_
     _, dphi, d2phi = lj(r)
     C = np.einsum("p,pa,pb,pc,pd->abcd", (d2phi - dphi / r) / r**2, d, d, d, d) / c.volume
     np.testing.assert_allclose(out["born_ijkl"], C, atol=1e-6 * np.abs(C).max())
-    np.testing.assert_allclose(out["born_vv"], tensor_to_voigt(C), atol=1e-6 * np.abs(C).max())
+    np.testing.assert_allclose(out["born_vv"], to_voigt_stiffness(C), atol=1e-6 * np.abs(C).max())
     np.testing.assert_allclose(out["born_vv"] * out["volume"], out["born_energy_vv"],
                                rtol=1e-14)
     assert np.abs(out["virial_cc"]).max() / c.volume > 0.5  # really stressed
 
 
 def test_slab_with_open_direction_equals_periodic_cell_with_vacuum():
-    from atomistic.lammps_ref import run_lammps
+    from atomistic.lammps import run_lammps
 
     c, rng = lj_crystal(4, pbc=(True, True, False))
     c.positions_nc += 0.03 * rng.standard_normal(c.positions_nc.shape)
@@ -123,7 +113,7 @@ def test_slab_with_open_direction_equals_periodic_cell_with_vacuum():
 
 
 def test_strongly_tilted_cell_gives_the_same_result_as_its_reduced_cell():
-    from atomistic.lammps_ref import run_lammps
+    from atomistic.lammps import run_lammps
 
     c, rng = lj_crystal(5)
     c.positions_nc += 0.03 * rng.standard_normal(c.positions_nc.shape)

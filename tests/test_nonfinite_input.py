@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 
 from atomistic.calculator import Calculator
+from atomistic.cauchy_born import CauchyBorn
 from atomistic.elastic import elastic_constants, equilibrium_lattice_constant
 from atomistic.lattice import cluster, crystal, primitive_cell
 from atomistic.neighbors import NeighborList
 from atomistic.potentials import load_potential
 from atomistic.potentials.pair import LennardJones, LennardJonesSmooth, Morse
 from atomistic.relax import relax
-from atomistic.rve import AtomisticRVE, CauchyBorn
+from atomistic.rve import AtomisticRVE
 from atomistic.structure import Configuration
 from fe2qc.checks import MAX_COORDINATE, require_finite
 from fe2qc.errors import InputError
@@ -32,8 +33,8 @@ def _name(x: float) -> str:
 
 
 @pytest.fixture(scope="module")
-def cu():
-    return load_potential("Cu_u3.eam")
+def cu(cu_u3):
+    return cu_u3
 
 
 @pytest.fixture(scope="module")

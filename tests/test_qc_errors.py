@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from coupling.qc.patch import default_setup
-from coupling.qc.system import Crack, Disc, build_system
+from coupling.qc.geometry import Crack, Disc
+from coupling.qc.setups import default_setup
+from coupling.qc.system import build_system
 from fe2qc.errors import InputError
 
 POT, LAT, A0 = default_setup(2)

@@ -5,17 +5,11 @@ import numpy as np
 import pytest
 from scipy.spatial import ConvexHull, cKDTree
 
-from coupling.qc.mesh import (
-    Box,
-    Crack,
-    Disc,
-    QCMesh,
-    build_mesh,
-    build_mesh_1d,
-    check_conforming,
-    check_nodes_on_sites,
-    interpolation_matrix,
-)
+from coupling.qc.geometry import Box, Crack, Disc
+from coupling.qc.locate import interpolation_matrix
+from coupling.qc.mesh import QCMesh
+from coupling.qc.mesh_build import build_mesh, build_mesh_1d
+from coupling.qc.mesh_check import check_conforming, check_nodes_on_sites, user_mesh
 from fe2qc.errors import InputError
 
 A = 2.5  # nearest-neighbour distance (Å)
@@ -52,7 +46,7 @@ def disc():
     R = 80 * A
     X = triangular_sites(A, R)
     ref = np.hypot(*X.T) < 10 * A
-    return X, ref, build_mesh(X, refine_mask_s=ref, domain=("disc", 0.0, 0.0, R), spacing=A)
+    return X, ref, build_mesh(X, refine_mask_s=ref, domain=Disc(0.0, 0.0, R), spacing=A)
 
 
 def test_disc_mesh_nodes_are_sites_and_cover_hull(disc):
@@ -142,7 +136,7 @@ def test_crack_slit_one_row_wide(lattice):
         assert set(face.tolist()) <= bnodes
         # consecutive face nodes are joined by a boundary edge: the slit is one row wide
         xs = np.sort(P[face, 0])
-        assert xs[0] < dom.cx - 0.9 * dom.R if isinstance(dom, Disc) else xs[0] == dom.xmin
+        assert xs[0] < dom.cx - 0.9 * dom.radius if isinstance(dom, Disc) else xs[0] == dom.xmin
     bf = mesh.boundary_facets
     ym = P[bf, 1]
     on_slit = (P[bf, 0].max(1) < tip) & (np.abs(ym - y_plane).max(1) < dy)
@@ -180,7 +174,7 @@ def test_check_nodes_on_sites_rejects_off_site_node(disc):
                        rf"{mesh.node_site_m[i]} .*Fix: move the node onto site"):
         check_nodes_on_sites(bad, X, ref)
     with pytest.raises(InputError, match=f"node {i}"):
-        QCMesh.from_arrays(P, mesh.cells_k3, X, required_mask_s=ref)
+        user_mesh(P, mesh.cells_k3, X, required_mask_s=ref)
     # a required site that is not a node
     req = ref.copy()
     req[np.flatnonzero(mesh.node_of_site < 0)[0]] = True
@@ -188,11 +182,11 @@ def test_check_nodes_on_sites_rejects_off_site_node(disc):
         check_nodes_on_sites(mesh, X, req)
 
 
-def test_from_arrays_matches_sites_and_orients():
+def test_user_mesh_matches_sites_and_orients():
     X = square_sites(A, 3)
     pts = X[[0, 6, 48, 42]] + 1e-9
     cells = np.array([[0, 2, 1], [0, 3, 2]])  # clockwise
-    m = QCMesh.from_arrays(pts, cells, X)
+    m = user_mesh(pts, cells, X)
     np.testing.assert_array_equal(m.node_site_m, [0, 6, 48, 42])
     assert np.all(m.signed_areas_k > 0)
     assert abs(m.areas_k.sum() - (6 * A) ** 2) < 1e-9
@@ -207,7 +201,7 @@ def test_gmsh_finalised_after_error(monkeypatch):
 
     monkeypatch.setattr(gmsh.model.mesh, "generate", boom)
     with pytest.raises(RuntimeError, match="boom"):
-        build_mesh(X, refine_mask_s=ref, domain=("disc", 0, 0, 10 * A), spacing=A)
+        build_mesh(X, refine_mask_s=ref, domain=Disc(0, 0, 10 * A), spacing=A)
     assert not gmsh.isInitialized()
 
 

@@ -19,15 +19,16 @@ import pytest
 
 from coupling.cli import main
 from coupling.qc import patch as qcpatch
+from coupling.qc.geometry import Disc
 from coupling.qc.model import QCModel
 from coupling.qc.patch import (
     PATCH_TOLERANCE,
     bgfc_off_reference,
-    default_setup,
     lattice_stability,
     patch_test,
 )
-from coupling.qc.system import Disc, build_system
+from coupling.qc.setups import default_setup
+from coupling.qc.system import build_system
 from fe2qc.errors import InputError
 
 
@@ -192,7 +193,7 @@ def test_stability_limits(dim, F, stable):
     (_F(1, 0.12, 0, 1), True), (_F(1, 0.13, 0, 1), False),
 ])
 def test_stability_limits_of_the_nearest_neighbour_lattice(F, stable):
-    from coupling.qc.patch import short_range_setup
+    from coupling.qc.setups import short_range_setup
 
     st = lattice_stability(2, F, setup=short_range_setup())
     assert st["stable"] is stable, st

@@ -15,9 +15,11 @@ import sys
 import numpy as np
 import pytest
 
-from coupling.qc.model import SCHEMES, QCModel
-from coupling.qc.patch import chain_ghost_forces, default_setup, patch_test
-from coupling.qc.system import Disc, build_system
+from coupling.qc.geometry import Disc
+from coupling.qc.model import QCModel
+from coupling.qc.patch import chain_ghost_forces, patch_test
+from coupling.qc.setups import default_setup
+from coupling.qc.system import SCHEMES, build_system
 
 
 @pytest.mark.parametrize("scheme", ["gfc", "qcf", "bgfc"])

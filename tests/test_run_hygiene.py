@@ -149,15 +149,15 @@ class _Model:
 
 
 def test_dispatch_raises_interrupts_instead_of_failure_records():
-    from coupling.dispatch import _evaluate_points
+    from coupling.dispatch import evaluate_points
 
     F = np.broadcast_to(np.eye(2), (3, 2, 2)).copy()
     states = [np.zeros(1)] * 3
     for exc in (_numba_style_interrupt(), KeyboardInterrupt()):
         with pytest.raises(KeyboardInterrupt):
-            _evaluate_points(_Model(exc), F, states, True, 0, 2)
+            evaluate_points(_Model(exc), F, states, True, 0, 2)
     # a failed calculation is still a record (the solver cuts back), naming the point
-    block, err, _ = _evaluate_points(_Model(CalculationFailed("no")), F, states, True, 10, 2)
+    block, err, _ = evaluate_points(_Model(CalculationFailed("no")), F, states, True, 10, 2)
     assert len(block.W) == 1 and err["kind"] == "CalculationFailed" and err["index"] == 11
 
 

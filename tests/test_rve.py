@@ -4,12 +4,13 @@ import numpy as np
 import pytest
 
 from atomistic.calculator import Calculator
+from atomistic.cauchy_born import CauchyBorn
 from atomistic.lattice import crystal
-from atomistic.potentials import load_potential
 from atomistic.relax import relax
-from atomistic.rve import AtomisticRVE, CauchyBorn
+from atomistic.rve import AtomisticRVE
 from fe2qc.errors import CalculationFailed, InputError
 from fe2qc.material import MaterialPoint
+from fe2qc.tensors import embed_F
 
 A0 = 3.6149999757646176  # Cu_u3 zero-pressure lattice constant (see test_elastic)
 F_TEST = np.eye(3) + np.array([[0.012, 0.004, -0.002], [0.003, -0.006, 0.001],
@@ -17,8 +18,8 @@ F_TEST = np.eye(3) + np.array([[0.012, 0.004, -0.002], [0.003, -0.006, 0.001],
 
 
 @pytest.fixture(scope="module")
-def cu():
-    return load_potential("Cu_u3.eam")
+def cu(cu_u3):
+    return cu_u3
 
 
 @pytest.fixture(scope="module")
@@ -97,8 +98,7 @@ def test_plane_strain_rve_is_the_in_plane_block_of_3d(vacancy_rve, cu):
     rve2 = AtomisticRVE(cu, vacancy_rve.reference, dim=2, fmax=1e-11)
     rve2.e_ref = vacancy_rve.e_ref
     P2, A2 = rve2.evaluate(F2[None])
-    F3 = np.eye(3)
-    F3[:2, :2] = F2
+    F3 = embed_F(F2)
     s = vacancy_rve.evaluate_one(F3)
     assert np.allclose(P2[0], s.P[:2, :2], atol=1e-12)
     assert np.allclose(A2[0], s.A[:2, :2, :2, :2], atol=1e-9 * np.abs(s.A).max())

@@ -1,4 +1,5 @@
-"""The potential protocol: two kernels over a half pair list."""
+"""The potential protocol: two kernels over a half pair list, a fused energy-and-forces
+evaluation from positions, and the LAMMPS commands of the same interaction."""
 
 from __future__ import annotations
 
@@ -7,7 +8,19 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Potential", "SecondOrder"]
+from fe2qc.checks import require_finite
+
+__all__ = ["Potential", "SecondOrder", "checked_distances"]
+
+
+def checked_distances(r_p) -> np.ndarray:
+    """Pair distances for a kernel, contiguous; NaN/inf would silently drop the pair there.
+
+    Raises:
+        InputError: naming the first non-finite distance.
+    """
+    return np.ascontiguousarray(require_finite(
+        "r_p", r_p, hint="(pair distances; check the positions and cell of the configuration)"))
 
 
 @dataclass
@@ -63,4 +76,21 @@ class Potential(Protocol):
                      types_n: np.ndarray, weights_n: np.ndarray | None = None) -> SecondOrder:
         """Return the second-order data of ``sum_a w_a E_a`` (see :class:`SecondOrder`); all
         weights one (None) gives the total energy."""
+        ...
+
+    def energy_forces(self, x_nc: np.ndarray, cell_cc: np.ndarray, i_p: np.ndarray,
+                      j_p: np.ndarray, s_pc: np.ndarray, types_n: np.ndarray
+                      ) -> tuple[float, np.ndarray, np.ndarray]:
+        """Return ``(energy, forces_nc, virial_cc)`` from positions in one fused pass.
+
+        Pair vectors are ``d = x[j] - x[i] + s @ cell`` (Å); pairs at ``r >= cutoff`` count
+        for nothing. Energy in eV, forces in eV/Å, and LAMMPS's virial
+        ``W_ab = -sum_p (dE/dr_p) d_a d_b / r_p`` (eV), as :meth:`Calculator.compute
+        <atomistic.calculator.Calculator.compute>` assembles them from :meth:`first_order`.
+        """
+        ...
+
+    def lammps_commands(self) -> list[str]:
+        """LAMMPS ``pair_style``/``pair_coeff`` (and ``pair_modify``) lines of the same
+        interaction, for atom types 1, 2, ... = :attr:`elements` (see :mod:`atomistic.lammps`)."""
         ...

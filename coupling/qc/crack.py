@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from atomistic.fracture import griffith
-from coupling.qc.model import QCSystem
-from coupling.qc.patch import default_setup
-from coupling.qc.system import Crack, Disc, build_system
-from fe2.kfield import AnisotropicCrack, isotropic_K_field
+from coupling.qc.geometry import Crack, Disc
+from coupling.qc.setups import default_setup
+from coupling.qc.system import QCSystem, build_system
+from fe2qc.lefm import AnisotropicCrack, isotropic_K_field
 
 __all__ = ["CrackField", "crack_field", "crack_system", "k_field"]
 
@@ -49,12 +49,10 @@ class CrackField:
 
 def crack_field(potential, lattice: str, a0: float) -> CrackField:
     """Griffith quantities and the K-field of the crack on (010) / the close-packed row."""
+    g = griffith(potential, lattice, a0)
     if lattice == "triangular":
-        return CrackField(lattice, a0, griffith(potential, lattice, a0))
-    g0 = griffith(potential, lattice, a0)
-    aniso = AnisotropicCrack(g0["C_ijkl"])
-    g = griffith(potential, lattice, a0, E_prime=aniso.plane_strain_modulus)
-    return CrackField(lattice, a0, g, aniso)
+        return CrackField(lattice, a0, g)
+    return CrackField(lattice, a0, g, AnisotropicCrack(g["C_ijkl"]))
 
 
 def k_field(field: CrackField, system: QCSystem, K: float, points_md: np.ndarray | None = None
@@ -73,9 +71,9 @@ def crack_system(dim: int, scheme: str, *, radius: float, atomistic_radius: floa
     """``(system, field)`` for the standard crack of ``dim`` 2 (triangular) or 3 (Cu slab).
 
     Radii are in units of the lattice parameter ``a0``. ``setup`` is ``(potential, lattice,
-    a0)``, default :func:`coupling.qc.patch.default_setup`; ``resolve_clamp`` see
+    a0)``, default :func:`coupling.qc.setups.default_setup`; ``resolve_clamp`` see
     :func:`coupling.qc.system.build_system`; ``cut`` makes it a pre-cut crack whose faces
-    cannot re-bond (:class:`coupling.qc.system.Crack`).
+    cannot re-bond (:class:`coupling.qc.geometry.Crack`).
     """
     pot, lattice, a0 = default_setup(dim) if setup is None else setup
     system = build_system(pot, lattice, a0, domain=Disc(0.0, 0.0, radius * a0),

@@ -32,20 +32,16 @@ residual. Degrees of freedom are ordered node-major: ``dof = c * node + componen
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import scipy.sparse as sp
-from scipy.spatial import cKDTree
 
 from atomistic.calculator import Calculator
-from atomistic.cb_batch import BatchCauchyBorn
 from atomistic.structure import Configuration
+from coupling.qc.system import QCSystem, check_scheme
 from fe2qc.checks import MAX_COORDINATE, MAX_F_ENTRY, require_finite
 from fe2qc.errors import InputError
 
-__all__ = ["SCHEMES", "QCSystem", "QCModel", "p1_geometry", "element_min_stretch",
-           "MIN_STRETCH"]
+__all__ = ["QCModel", "element_min_stretch", "MIN_STRETCH"]
 
 
 def _finite(name: str, value, bound: float) -> np.ndarray:
@@ -58,148 +54,6 @@ def _as_U(system, U) -> np.ndarray:
     """Nodal displacements ``(m, c)``, checked finite (Å)."""
     U = _finite("U (nodal displacements)", U, MAX_COORDINATE)
     return U.reshape(system.n_nodes, system.ncomp)
-
-SCHEMES = ("qce", "gfc", "qcf", "bqce", "bgfc")
-_DESCRIPTIONS = {
-    "qce": "energy-based QC (sharp interface; has ghost forces)",
-    "gfc": "QCE with iterated ghost-force correction as a dead load (Shenoy et al. 1999)",
-    "qcf": "force-based QC (atomistic forces on atoms, Cauchy-Born forces on nodes)",
-    "bqce": "blended energy-based QC over a handshake band",
-    "bgfc": "blended QC with the ghost-force correction at the homogeneous state",
-}
-
-
-def check_scheme(scheme: str) -> str:
-    """Return the canonical scheme name or raise InputError listing the choices."""
-    key = str(scheme).strip().lower()
-    if key not in SCHEMES:
-        choices = "; ".join(f"{k}: {v}" for k, v in _DESCRIPTIONS.items())
-        raise InputError(f"unknown QC scheme {scheme!r}; choose one of {', '.join(SCHEMES)} "
-                         f"({choices})")
-    return key
-
-
-def p1_geometry(points_md: np.ndarray, cells_kv: np.ndarray):
-    """Measures (length or area) and shape-function gradients ``(k, d+1, d)`` of P1 simplices."""
-    X = np.asarray(points_md, float)
-    cells = np.asarray(cells_kv, np.int64)
-    d = X.shape[1]
-    if cells.shape[1] != d + 1:
-        raise InputError(f"{d}D mesh cells need {d + 1} nodes, got {cells.shape[1]}")
-    E = X[cells[:, 1:]] - X[cells[:, :1]]  # (k, d, d): rows are edge vectors
-    det = np.linalg.det(E)
-    if np.any(np.abs(det) < 1e-14):
-        bad = int(np.argmin(np.abs(det)))
-        raise InputError(f"mesh cell {bad} (nodes {cells[bad].tolist()}) is degenerate")
-    vol = np.abs(det) / (1.0 if d == 1 else 2.0)
-    inv = np.linalg.inv(E)  # grad of barycentric coordinates 1..d are the columns of E^-1
-    grad = np.empty((len(cells), d + 1, d))
-    grad[:, 1:, :] = inv.transpose(0, 2, 1)
-    grad[:, 0, :] = -grad[:, 1:, :].sum(axis=1)
-    return vol, grad
-
-
-@dataclass
-class QCSystem:
-    """Everything a scheme needs, fixed before the solve.
-
-    Attributes:
-        reference: all lattice sites of the domain (reference positions, cell, pbc, types);
-            for a slab the cell's third vector is the periodic length along the crack front.
-        present_s: sites that hold an atom (vacancies are False).
-        points_md: node reference coordinates in the mesh plane (d = 1 or 2).
-        node_site_m: site index of each node.
-        cells_kv: simplices (k, d+1).
-        ncomp: displacement components per node (1, 2 or 3; 3 on a 2D mesh is the slab).
-        atomistic_s: the atomistic region (every such site is a node).
-        beta_s: blending weight per site (0 atomistic .. 1 continuum).
-        fixed_m: nodes held by Dirichlet conditions.
-        omega: measure per site in the mesh plane (Å^d).
-        cauchy_born: the batched Cauchy-Born kernel of the same potential.
-        potential: the interatomic potential.
-        interpolate: callable ``(Y_qd) -> csr (q, m)`` P1 interpolation for sites that are
-            not nodes (padding atoms in coarse elements); None if every needed site is a node.
-    """
-
-    reference: Configuration
-    present_s: np.ndarray
-    points_md: np.ndarray
-    node_site_m: np.ndarray
-    cells_kv: np.ndarray
-    ncomp: int
-    atomistic_s: np.ndarray
-    beta_s: np.ndarray
-    fixed_m: np.ndarray
-    omega: float
-    cauchy_born: BatchCauchyBorn
-    potential: object
-    interpolate: object = None
-    info: dict = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        ns = len(self.reference)
-        self.present_s = np.asarray(self.present_s, bool)
-        self.atomistic_s = np.asarray(self.atomistic_s, bool)
-        self.beta_s = np.asarray(self.beta_s, float)
-        self.node_site_m = np.asarray(self.node_site_m, np.int64)
-        self.cells_kv = np.asarray(self.cells_kv, np.int64)
-        self.points_md = np.asarray(self.points_md, float)
-        self.fixed_m = np.asarray(self.fixed_m, bool)
-        for name, arr in (("present_s", self.present_s), ("atomistic_s", self.atomistic_s),
-                          ("beta_s", self.beta_s)):
-            if arr.shape != (ns,):
-                raise InputError(f"{name} must have one entry per site ({ns}), got {arr.shape}")
-        m = len(self.points_md)
-        if self.node_site_m.shape != (m,) or self.fixed_m.shape != (m,):
-            raise InputError("node_site_m and fixed_m need one entry per node")
-        self.mesh_dim = self.points_md.shape[1]
-        self.node_of_site = np.full(ns, -1, np.int64)
-        self.node_of_site[self.node_site_m] = np.arange(m)
-        missing = np.flatnonzero(self.atomistic_s & self.present_s & (self.node_of_site < 0))
-        if len(missing):
-            s = int(missing[0])
-            raise InputError(
-                f"{len(missing)} atomistic-region sites are not mesh nodes (e.g. site {s} at "
-                f"{self.reference.positions_nc[s, :self.mesh_dim].round(4).tolist()}); the "
-                "mesh must be fully refined over the atomistic region")
-        if not np.all(self.present_s[self.node_site_m]):
-            raise InputError("a mesh node sits on a vacancy; remove vacancy sites from the mesh")
-        self.volumes_k, self.grad_kvd = p1_geometry(self.points_md, self.cells_kv)
-        self.tree = cKDTree(self.reference.positions_nc[:, :self.mesh_dim],
-                            balanced_tree=False, compact_nodes=False)
-
-    @property
-    def n_nodes(self) -> int:
-        return len(self.points_md)
-
-    @property
-    def n_dofs(self) -> int:
-        return self.n_nodes * self.ncomp
-
-    def free_dofs(self) -> np.ndarray:
-        """Boolean mask over dofs: True where the node is not fixed."""
-        return np.repeat(~self.fixed_m, self.ncomp)
-
-    def node_positions(self) -> np.ndarray:
-        """Reference 3D positions of the nodes."""
-        return self.reference.positions_nc[self.node_site_m]
-
-    def homogeneous(self, F: np.ndarray) -> np.ndarray:
-        """Nodal displacements ``(F - I) X`` of a homogeneous deformation, shape (m, c)."""
-        F = _finite("F", F, MAX_F_ENTRY)
-        X = self.node_positions()
-        return (X @ (F - np.eye(3)).T)[:, :self.ncomp]
-
-    def neighbours_within(self, mask_s: np.ndarray, radius: float, *,
-                          present_s: np.ndarray | None = None) -> np.ndarray:
-        """Present sites within ``radius`` (in the mesh plane, reference positions) of any
-        site in ``mask_s``; ``present_s`` overrides which sites hold an atom."""
-        pts = self.reference.positions_nc[np.flatnonzero(mask_s), :self.mesh_dim]
-        out = np.zeros(len(self.reference), bool)
-        if len(pts):
-            for lst in self.tree.query_ball_point(pts, radius):
-                out[lst] = True
-        return out & (self.present_s if present_s is None else present_s)
 
 
 #: smallest stretch (singular value of the P1 deformation gradient) the padding accepts; the
@@ -285,10 +139,8 @@ class _Cluster:
         ref = system.reference
         self.X = ref.positions_nc[idx]
         self.config = Configuration(self.X.copy(), ref.cell_cc, ref.pbc, ref.types_n[idx])
-        from coupling.qc.system import bond_exclusion
-
         self.calc = Calculator(pot, skin=0.5, multiple_images=any(ref.pbc),
-                               exclude=bond_exclusion(system, self.X))
+                               exclude=system.bond_exclusion(self.X))
         self.Pd, used_nodes = self._interpolation(system, idx)
         # the elements the bound must hold on: every element with a node the cluster uses
         touch = np.zeros(system.n_nodes, bool)
@@ -323,9 +175,6 @@ class _Cluster:
         is_node = nodes >= 0
         rows, cols, vals = [np.flatnonzero(is_node)], [nodes[is_node]], [np.ones(is_node.sum())]
         if not is_node.all():
-            if system.interpolate is None:
-                raise InputError("padding atoms lie outside the fully refined zone but no "
-                                 "interpolation was given; widen the refined zone")
             q = np.flatnonzero(~is_node)
             Pq = system.interpolate(system.reference.positions_nc[idx[q], :system.mesh_dim])
             Pq = sp.coo_matrix(Pq)

@@ -27,52 +27,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from atomistic.potentials.factory import load_potential
-from coupling.qc.model import QCModel, check_scheme
-from coupling.qc.system import Disc, build_system
+from coupling.qc.geometry import Disc
+from coupling.qc.model import QCModel
+from coupling.qc.setups import default_setup
+from coupling.qc.system import build_system, check_scheme
 from fe2qc.errors import InputError
+from fe2qc.tensors import acoustic_directions, acoustic_tensor
 
-__all__ = ["default_setup", "short_range_setup", "patch_test", "lattice_stability",
+__all__ = ["patch_test", "lattice_stability",
            "chain_ghost_forces", "chain_hand_ghost_forces", "bgfc_off_reference",
            "PATCH_TOLERANCE",
            "PASSING_SCHEMES"]
-
-
-def default_setup(dim: int):
-    """The standard test materials: ``(potential, lattice, a0)`` for ``dim`` 1, 2 or 3.
-
-    * 1: a chain with a smoothed Lennard-Jones pair potential reaching second neighbours;
-    * 2: the triangular lattice with the same kind of potential (three neighbour shells);
-    * 3: fcc copper, Cu_u3 EAM (LAMMPS's file), in the periodic slab.
-    """
-    from atomistic.elastic import equilibrium_lattice_constant
-    from atomistic.fracture import lattice_constant
-
-    if dim == 1:
-        pot = load_potential("lj/smooth", epsilon=0.4, sigma=2.2, cutoff=5.5)
-        return pot, "chain", 2.45  # second neighbours at 4.9 Å < cutoff < 3a
-    if dim == 2:
-        pot = load_potential("lj/smooth", epsilon=0.4, sigma=2.2, cutoff=5.5)
-        return pot, "triangular", lattice_constant(pot, "triangular")
-    if dim == 3:
-        pot = load_potential("Cu_u3.eam")
-        return pot, "fcc", equilibrium_lattice_constant(pot, "fcc", 3.615)
-    raise InputError(f"--dim must be 1, 2 or 3, got {dim}")
-
-
-def short_range_setup():
-    """``(potential, "triangular", a0)`` with a nearest-neighbour-only smoothed Lennard-Jones.
-
-    The same ``lj/smooth`` form as :func:`default_setup` (epsilon 0.4 eV, sigma 2.2 Å) cut at
-    3.2 Å, i.e. 1.26 a0: only the six nearest neighbours interact. Short range means a
-    lattice-trapped crack (the tip stays put for K within a few per cent of K_G), which the
-    three-shell potential does not give; the large-domain crack benchmark uses it so that
-    the near-tip field is well defined at every domain radius.
-    """
-    from atomistic.fracture import lattice_constant
-
-    pot = load_potential("lj/smooth", epsilon=0.4, sigma=2.2, cutoff=3.2)
-    return pot, "triangular", lattice_constant(pot, "triangular")
 
 
 #: the schemes that claim the patch test, and its tolerance (eV/Å, largest force on a free
@@ -188,10 +153,8 @@ def lattice_stability(dim: int, F, *, setup=None) -> dict:
     # test's forces is about 1e-13 of it (measured)
     out["force_scale"] = float(np.linalg.norm(P[0]) / a0)
     A = A[0][:c, :d, :c, :d]
-    t = np.linspace(0.0, np.pi, 360, endpoint=False)
-    N = np.stack([np.cos(t), np.sin(t)], 1)[:, :d] if d == 2 else np.ones((1, 1))
-    Q = np.einsum("iJkL,nJ,nL->nik", A, N, N)
-    lam = np.linalg.eigvalsh(0.5 * (Q + np.swapaxes(Q, 1, 2)))[:, 0]
+    N = acoustic_directions(d, 360)
+    lam = np.linalg.eigvalsh(acoustic_tensor(A, N))[:, 0]
     j = int(np.argmin(lam))
     out["acoustic_min"] = float(lam[j])
     out["acoustic_direction"] = N[j].round(6).tolist()

@@ -12,8 +12,7 @@ import scipy.sparse as sp
 
 from atomistic.calculator import Calculator
 from atomistic.structure import Configuration
-from coupling.qc.model import QCSystem
-from coupling.qc.system import bond_exclusion
+from coupling.qc.system import QCSystem
 
 __all__ = ["AtomisticModel", "site_displacements"]
 
@@ -36,7 +35,7 @@ class AtomisticModel:
         self.X = ref.positions_nc[present]
         self.config = Configuration(self.X.copy(), ref.cell_cc, ref.pbc, ref.types_n[present])
         self.calc = Calculator(qc.potential, skin=0.5, multiple_images=any(ref.pbc),
-                               exclude=bond_exclusion(qc, self.X))
+                               exclude=qc.bond_exclusion(self.X))
         if clamped_s is None:
             clamped_s = qc.info["clamped_s"]  # the layer build_system clamps
         self.fixed_m = np.asarray(clamped_s, bool)[present]

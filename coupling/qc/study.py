@@ -1,7 +1,7 @@
 """QC convergence study: coupling error against the fully atomistic reference.
 
 For a defect at the origin of the 2D triangular lattice (``default_setup(2)``) under a
-far-field deformation ``F`` we relax every scheme of :data:`coupling.qc.model.SCHEMES` for a
+far-field deformation ``F`` we relax every scheme of :data:`coupling.qc.system.SCHEMES` for a
 sequence of atomistic radii ``R_a`` and compare with the fully atomistic solution on the
 *same* sites with the *same* clamped outer layer (:class:`coupling.qc.reference.AtomisticModel`).
 Because the reference shares the finite domain and its Dirichlet data ``u = (F - I) X`` on the
@@ -60,11 +60,13 @@ import time
 import numpy as np
 from scipy.spatial import Delaunay
 
-from coupling.qc.model import SCHEMES, QCModel, check_scheme, p1_geometry
-from coupling.qc.patch import default_setup
+from coupling.qc.geometry import Disc
+from coupling.qc.mesh import QCMesh
+from coupling.qc.model import QCModel
 from coupling.qc.reference import AtomisticModel, site_displacements
+from coupling.qc.setups import default_setup
 from coupling.qc.solver import newton, relax
-from coupling.qc.system import Disc, build_system
+from coupling.qc.system import SCHEMES, build_system, check_scheme
 from fe2qc.errors import CalculationFailed, InputError
 
 __all__ = ["DEFECTS", "PUBLISHED", "convergence_study", "defect_sites", "default_F",
@@ -147,7 +149,9 @@ class SiteMesh:
         self.cells = tri[longest <= 1.01 * a0]
         if not len(self.cells):
             raise CalculationFailed("no lattice triangle in the site triangulation")
-        self.area, self.grad = p1_geometry(X_n2, self.cells)
+        mesh = QCMesh(X_n2, np.arange(len(X_n2)), self.cells, len(X_n2))
+        mesh.check_nondegenerate()
+        self.area, self.grad = mesh.areas_k, mesh.grad_shape_k32
 
     def strain_norm(self, u_n2: np.ndarray) -> float:
         """``||∇u||_{L²}`` of the P1 interpolant of site displacements ``u``."""

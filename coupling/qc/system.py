@@ -10,82 +10,62 @@ Three lattices are supported:
   mesh, so out-of-plane displacements are allowed.
 * ``chain``: a 1D chain along x (tests and the ghost-force hand calculation).
 
+:func:`build_system` returns a :class:`QCSystem`: the sites, their KD-tree, the
+:class:`~coupling.qc.mesh.QCMesh` (with its P1 geometry), the regions and the blending
+weights, everything the schemes of :mod:`coupling.qc.model` need. Regions are the shapes of
+:mod:`coupling.qc.geometry`.
+
 All validation happens here, before any expensive work: an unknown scheme, a handshake
 narrower than the cutoff, an atomistic region (with its handshake) that reaches the
 clamped outer layer, a defect outside the atomistic region, a crack tip outside it, and
-(through :func:`coupling.qc.mesh.check_nodes_on_sites`) a mesh node that is not a lattice
-site where one must be.
+(through :func:`coupling.qc.mesh_check.check_nodes_on_sites`) a mesh node that is not a
+lattice site where one must be.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.spatial import cKDTree
 
 from atomistic.cb_batch import BatchCauchyBorn
 from atomistic.lattice import get_lattice
 from atomistic.structure import Configuration
-from coupling.qc.model import QCSystem, check_scheme
+from coupling.qc.geometry import Box, Crack, Disc
+from coupling.qc.locate import interpolation_matrix
+from coupling.qc.mesh import QCMesh, site_tree
+from coupling.qc.mesh_build import build_mesh, build_mesh_1d
+from coupling.qc.mesh_check import check_nodes_on_sites, user_mesh
+from fe2qc.checks import MAX_F_ENTRY, require_finite
 from fe2qc.errors import InputError
 
-__all__ = ["Disc", "Box", "Crack", "QC_LATTICES", "lattice_sites", "build_system",
-           "blending", "bond_exclusion"]
+__all__ = ["SCHEMES", "QC_LATTICES", "QCSystem", "check_scheme", "lattice_sites",
+           "build_system", "blending"]
+
+SCHEMES = ("qce", "gfc", "qcf", "bqce", "bgfc")
+_DESCRIPTIONS = {
+    "qce": "energy-based QC (sharp interface; has ghost forces)",
+    "gfc": "QCE with iterated ghost-force correction as a dead load (Shenoy et al. 1999)",
+    "qcf": "force-based QC (atomistic forces on atoms, Cauchy-Born forces on nodes)",
+    "bqce": "blended energy-based QC over a handshake band",
+    "bgfc": "blended QC with the ghost-force correction at the homogeneous state",
+}
+
+
+def check_scheme(scheme: str) -> str:
+    """Return the canonical scheme name or raise InputError listing the choices."""
+    key = str(scheme).strip().lower()
+    if key not in SCHEMES:
+        choices = "; ".join(f"{k}: {v}" for k, v in _DESCRIPTIONS.items())
+        raise InputError(f"unknown QC scheme {scheme!r}; choose one of {', '.join(SCHEMES)} "
+                         f"({choices})")
+    return key
+
 
 QC_LATTICES = ("triangular", "fcc", "chain")
-
-
-@dataclass(frozen=True)
-class Disc:
-    """A disc (2D) or interval (1D: |x - cx| <= radius)."""
-
-    cx: float
-    cy: float
-    radius: float
-
-    def contains(self, X: np.ndarray) -> np.ndarray:
-        return self.distance_inside(X) >= -1e-9
-
-    def distance_inside(self, X: np.ndarray) -> np.ndarray:
-        """Distance from each point to the boundary, positive inside."""
-        c = np.array([self.cx, self.cy])[: X.shape[1]]
-        return self.radius - np.linalg.norm(X - c, axis=1)
-
-
-@dataclass(frozen=True)
-class Box:
-    """An axis-aligned box [x0, x1] × [y0, y1]."""
-
-    x0: float
-    y0: float
-    x1: float
-    y1: float
-
-    def contains(self, X: np.ndarray) -> np.ndarray:
-        return self.distance_inside(X) >= -1e-9
-
-    def distance_inside(self, X: np.ndarray) -> np.ndarray:
-        lo = np.array([self.x0, self.y0])[: X.shape[1]]
-        hi = np.array([self.x1, self.y1])[: X.shape[1]]
-        return np.minimum(X - lo, hi - X).min(axis=1)
-
-
-@dataclass(frozen=True)
-class Crack:
-    """A straight crack along -x from ``tip_x`` on the plane ``y = y_plane``.
-
-    With ``cut`` the bonds across the plane behind the tip are removed from the atomistic
-    interactions (:func:`atomistic.fracture.crack_cut`): a pre-cut crack whose faces cannot
-    re-bond. Without it the crack exists only through the mesh slit and the displacements
-    (the crack can heal), as in the lattice-trapping demo.
-    """
-
-    tip_x: float = 0.0
-    y_plane: float = 0.0
-    cut: bool = False
-
 
 Region = Disc | Box | Callable
 
@@ -131,7 +111,7 @@ def lattice_sites(lattice: str, a0: float, domain, *, crack: Crack | None = None
         lo = np.array([domain.cx, domain.cy]) - domain.radius
         hi = np.array([domain.cx, domain.cy]) + domain.radius
     elif isinstance(domain, Box):
-        lo, hi = np.array([domain.x0, domain.y0]), np.array([domain.x1, domain.y1])
+        lo, hi = np.array([domain.xmin, domain.ymin]), np.array([domain.xmax, domain.ymax])
     else:
         raise InputError(f"domain must be a Disc or a Box, got {domain!r}")
     if lattice == "triangular":
@@ -172,25 +152,162 @@ def lattice_sites(lattice: str, a0: float, domain, *, crack: Crack | None = None
     return ref, omega, ncomp, 2, prim
 
 
-def bond_exclusion(system, X_ref_n3: np.ndarray):
-    """The ``exclude`` rule of a :class:`Calculator` for atoms at ``X_ref_n3`` of ``system``.
-
-    None unless the system has a pre-cut crack (``Crack(cut=True)``).
-    """
-    crack = system.info.get("crack")
-    if crack is None or not getattr(crack, "cut", False):
-        return None
-    from atomistic.fracture import crack_cut
-
-    return crack_cut(X_ref_n3, system.reference.cell_cc, crack.tip_x, crack.y_plane)
-
-
 def blending(d_s: np.ndarray, width: float) -> np.ndarray:
     """Smooth ramp (C¹ smoothstep) from 0 at distance 0 to 1 at ``width``."""
     if width <= 0:
         return (d_s > 0).astype(float)
     t = np.clip(d_s / width, 0.0, 1.0)
     return t * t * (3.0 - 2.0 * t)
+
+
+@dataclass
+class QCSystem:
+    """Everything a scheme needs, fixed before the solve.
+
+    Attributes:
+        reference: all lattice sites of the domain (reference positions, cell, pbc, types);
+            for a slab the cell's third vector is the periodic length along the crack front.
+        present_s: sites that hold an atom (vacancies are False).
+        mesh: the P1 mesh whose nodes are sites; it holds the element measures and shape
+            gradients (:attr:`volumes_k`, :attr:`grad_kvd` read them).
+        ncomp: displacement components per node (1, 2 or 3; 3 on a 2D mesh is the slab).
+        atomistic_s: the atomistic region (every such site is a node).
+        beta_s: blending weight per site (0 atomistic .. 1 continuum).
+        fixed_m: nodes held by Dirichlet conditions.
+        omega: measure per site in the mesh plane (Å^d).
+        cauchy_born: the batched Cauchy-Born kernel of the same potential.
+        potential: the interatomic potential.
+        tree: KD-tree of the sites in the mesh plane (:func:`coupling.qc.mesh.site_tree`),
+            the one the builder used; built here if not given.
+        info: what :func:`build_system` recorded (lattice, scheme, crack, clamped layer...).
+    """
+
+    reference: Configuration
+    present_s: np.ndarray
+    mesh: QCMesh
+    ncomp: int
+    atomistic_s: np.ndarray
+    beta_s: np.ndarray
+    fixed_m: np.ndarray
+    omega: float
+    cauchy_born: BatchCauchyBorn
+    potential: object
+    tree: cKDTree | None = None
+    info: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        ns = len(self.reference)
+        self.present_s = np.asarray(self.present_s, bool)
+        self.atomistic_s = np.asarray(self.atomistic_s, bool)
+        self.beta_s = np.asarray(self.beta_s, float)
+        self.fixed_m = np.asarray(self.fixed_m, bool)
+        for name, arr in (("present_s", self.present_s), ("atomistic_s", self.atomistic_s),
+                          ("beta_s", self.beta_s)):
+            if arr.shape != (ns,):
+                raise InputError(f"{name} must have one entry per site ({ns}), got {arr.shape}")
+        if self.mesh.n_sites != ns:
+            raise InputError(f"the mesh is built on {self.mesh.n_sites} sites, the system has "
+                             f"{ns}")
+        m = self.mesh.num_nodes
+        if self.fixed_m.shape != (m,):
+            raise InputError(f"fixed_m needs one entry per node ({m}), got {self.fixed_m.shape}")
+        missing = np.flatnonzero(self.atomistic_s & self.present_s & (self.node_of_site < 0))
+        if len(missing):
+            s = int(missing[0])
+            raise InputError(
+                f"{len(missing)} atomistic-region sites are not mesh nodes (e.g. site {s} at "
+                f"{self.reference.positions_nc[s, :self.mesh_dim].round(4).tolist()}); the "
+                "mesh must be fully refined over the atomistic region")
+        if not np.all(self.present_s[self.node_site_m]):
+            raise InputError("a mesh node sits on a vacancy; remove vacancy sites from the mesh")
+        self.mesh.check_nondegenerate()
+        if self.tree is None:
+            self.tree = site_tree(self.reference.positions_nc[:, :self.mesh_dim])
+
+    # ---- the mesh, read from :attr:`mesh` ---------------------------------------------------
+    @property
+    def mesh_dim(self) -> int:
+        return self.mesh.dim
+
+    @property
+    def points_md(self) -> np.ndarray:
+        """(m, d) node reference coordinates in the mesh plane."""
+        return self.mesh.points_m2
+
+    @property
+    def node_site_m(self) -> np.ndarray:
+        """(m,) site index of each node."""
+        return self.mesh.node_site_m
+
+    @property
+    def cells_kv(self) -> np.ndarray:
+        """(k, d+1) simplices."""
+        return self.mesh.cells_k3
+
+    @property
+    def node_of_site(self) -> np.ndarray:
+        """(n_sites,) node index of each site, -1 where the site is not a node."""
+        return self.mesh.node_of_site
+
+    @property
+    def volumes_k(self) -> np.ndarray:
+        """(k,) element measures (length or area, Å^d)."""
+        return self.mesh.areas_k
+
+    @property
+    def grad_kvd(self) -> np.ndarray:
+        """(k, d+1, d) P1 shape-function gradients in reference coordinates (1/Å)."""
+        return self.mesh.grad_shape_k32
+
+    @property
+    def n_nodes(self) -> int:
+        return self.mesh.num_nodes
+
+    @property
+    def n_dofs(self) -> int:
+        return self.n_nodes * self.ncomp
+
+    def free_dofs(self) -> np.ndarray:
+        """Boolean mask over dofs: True where the node is not fixed."""
+        return np.repeat(~self.fixed_m, self.ncomp)
+
+    def node_positions(self) -> np.ndarray:
+        """Reference 3D positions of the nodes."""
+        return self.reference.positions_nc[self.node_site_m]
+
+    def homogeneous(self, F: np.ndarray) -> np.ndarray:
+        """Nodal displacements ``(F - I) X`` of a homogeneous deformation, shape (m, c)."""
+        F = require_finite("F", F, bound=MAX_F_ENTRY)
+        X = self.node_positions()
+        return (X @ (F - np.eye(3)).T)[:, :self.ncomp]
+
+    def interpolate(self, Y_qd: np.ndarray) -> sp.csr_matrix:
+        """P1 interpolation ``(q, m)`` at points ``Y_qd`` of the mesh plane (e.g. sites that
+        are not nodes: padding atoms in coarse elements)."""
+        return interpolation_matrix(self.mesh, Y_qd)
+
+    def neighbours_within(self, mask_s: np.ndarray, radius: float, *,
+                          present_s: np.ndarray | None = None) -> np.ndarray:
+        """Present sites within ``radius`` (in the mesh plane, reference positions) of any
+        site in ``mask_s``; ``present_s`` overrides which sites hold an atom."""
+        pts = self.reference.positions_nc[np.flatnonzero(mask_s), :self.mesh_dim]
+        out = np.zeros(len(self.reference), bool)
+        if len(pts):
+            for lst in self.tree.query_ball_point(pts, radius):
+                out[lst] = True
+        return out & (self.present_s if present_s is None else present_s)
+
+    def bond_exclusion(self, X_ref_n3: np.ndarray):
+        """The ``exclude`` rule of a :class:`Calculator` for atoms at ``X_ref_n3``.
+
+        None unless the system has a pre-cut crack (``Crack(cut=True)``).
+        """
+        crack = self.info.get("crack")
+        if crack is None or not getattr(crack, "cut", False):
+            return None
+        from atomistic.fracture import crack_cut
+
+        return crack_cut(X_ref_n3, self.reference.cell_cc, crack.tip_x, crack.y_plane)
 
 
 def build_system(potential, lattice: str, a0: float, *, domain, atomistic, scheme: str,
@@ -205,14 +322,16 @@ def build_system(potential, lattice: str, a0: float, *, domain, atomistic, schem
         potential: interatomic potential (pair potentials for ``triangular``/``chain``, any
             for ``fcc``).
         lattice, a0: see :func:`lattice_sites`.
-        domain: outer boundary, :class:`Disc` or :class:`Box`.
-        atomistic: the atomistic region, :class:`Disc`, :class:`Box` or a predicate on
+        domain: outer boundary, a :class:`~coupling.qc.geometry.Disc` or
+            :class:`~coupling.qc.geometry.Box`.
+        atomistic: the atomistic region, a ``Disc``, a ``Box`` or a predicate on
             site coordinates ``(n, d) -> bool``.
-        scheme: one of :data:`coupling.qc.model.SCHEMES` (decides sharp or blended).
+        scheme: one of :data:`SCHEMES` (decides sharp or blended).
         handshake: width (Å) of the band around the atomistic region: the fully refined
             padding for the sharp schemes, the blending band for ``bqce``/``bgfc``; at least
             the cutoff (default: the cutoff, or twice it for blended schemes).
-        crack: a crack along -x ending inside the atomistic region.
+        crack: a :class:`~coupling.qc.geometry.Crack` along -x ending inside the atomistic
+            region.
         vacancies: site coordinates ``(k, d)`` (nearest sites are removed; inside the
             atomistic region).
         clamp_width: width (Å) of the outer layer whose atoms are held (default twice the
@@ -254,7 +373,7 @@ def build_system(potential, lattice: str, a0: float, *, domain, atomistic, schem
     if not A.any():
         raise InputError("the atomistic region contains no lattice site; enlarge it")
     present = np.ones(n, bool)
-    tree = cKDTree(X, balanced_tree=False, compact_nodes=False)
+    tree = site_tree(X)  # the one KD-tree of the sites, kept by the system
     vac = np.asarray(vacancies, float).reshape(-1, mdim) if len(vacancies) else np.zeros((0, mdim))
     for v in vac:
         dist, s = tree.query(v)
@@ -286,35 +405,22 @@ def build_system(potential, lattice: str, a0: float, *, domain, atomistic, schem
                              "the continuum cannot describe a crack tip")
     required = (refine | ring) & present if resolve_clamp else refine & present
     cb = BatchCauchyBorn(potential, prim, type_index=type_index)
-    interpolate = None
-    from coupling.qc import mesh as qcmesh
-
     if mdim == 1:
         if mesh is not None:
             raise InputError("user meshes are 2D only")
-        m = qcmesh.build_mesh_1d(X, node_sites=np.flatnonzero(present))
-        points, nodes, cells = m.points_m2, m.node_site_m, m.cells_k3
+        m = build_mesh_1d(X, node_sites=np.flatnonzero(present))
     else:
         if mesh is not None:
-            m = qcmesh.QCMesh.from_arrays(mesh[0], mesh[1], X, required_mask_s=required)
+            m = user_mesh(mesh[0], mesh[1], X, required_mask_s=required, tree=tree)
         else:
-            dom = (("disc", domain.cx, domain.cy, domain.radius) if isinstance(domain, Disc)
-                   else ("box", domain.x0, domain.y0, domain.x1, domain.y1))
-            ck = None if crack is None else qcmesh.Crack(crack.tip_x, crack.y_plane)
-            m = qcmesh.build_mesh(X, refine_mask_s=required, domain=dom,
-                                  spacing=float(np.min(tree.query(X[:1], 2)[0][0][1:])),
-                                  growth=growth, max_size=max_size, crack=ck, present_s=present,
-                                  outer_mask_s=ring if resolve_clamp else None,
-                                  outer_growth=clamp_growth)
-        qcmesh.check_nodes_on_sites(m, X, required)
-        points, nodes, cells = m.points_m2, m.node_site_m, m.cells_k3
-
-        def interpolate(Y, _m=m):
-            return qcmesh.interpolation_matrix(_m, Y)
-
-    fixed = ring[nodes]
-    system = QCSystem(ref, present, points, nodes, cells, ncomp, A, beta, fixed, omega, cb,
-                      potential, interpolate)
+            m = build_mesh(X, refine_mask_s=required, domain=domain,
+                           spacing=float(np.min(tree.query(X[:1], 2)[0][0][1:])),
+                           growth=growth, max_size=max_size, crack=crack, present_s=present,
+                           outer_mask_s=ring if resolve_clamp else None,
+                           outer_growth=clamp_growth)
+        check_nodes_on_sites(m, X, required, tree=tree)
+    fixed = ring[m.node_site_m]
+    system = QCSystem(ref, present, m, ncomp, A, beta, fixed, omega, cb, potential, tree)
     system.info.update(lattice=lattice, a0=a0, scheme=scheme, handshake=handshake,
                        clamp_width=clamp, resolve_clamp=bool(resolve_clamp),
                        sites=int(present.sum()),

@@ -7,13 +7,15 @@ load it heals only at ``K_- <= K_G`` (Thomson, Hsieh and Rana 1971). Thermodynam
 
 * :func:`crack_plane_bonds`: the nearest-neighbour bonds that cross the crack plane between
   atoms of the atomistic region (reference lattice; minimum image along a periodic z).
-* :func:`cohesive_bond_cut`: the default "broken" bond length, from the rigid cleavage of
-  the same crystal (universal binding curve): the cohesive traction across the crack plane,
-  ``σ(δ) = dE/dδ / A``, is largest at the opening ``δ*``; a crack-plane bond longer than its
-  length at ``δ*`` is past the peak of the traction-separation law, i.e. on the softening
-  branch where the material has lost its cohesive strength. For a nearest-neighbour pair
-  potential this is exactly the inflection point of φ; it applies unchanged to EAM.
-* :func:`crack_tip_position`: the largest x-midpoint of a broken crack-plane bond.
+* :func:`cohesive_bond_cut`: the default "broken" bond length, from the traction-separation
+  curve of rigid cleavage of the same crystal (:func:`atomistic.fracture.traction_separation`):
+  the cohesive traction across the crack plane, ``σ(δ) = dE/dδ / A``, is largest at the
+  opening ``δ*``; a crack-plane bond longer than its length at ``δ*`` is past the peak of the
+  traction-separation law, i.e. on the softening branch where the material has lost its
+  cohesive strength. For a nearest-neighbour pair potential this is exactly the inflection
+  point of φ; it applies unchanged to EAM.
+* :func:`crack_tip_position`: the largest x-midpoint of a broken crack-plane bond
+  (:func:`atomistic.fracture.crack_tip_x`).
 * :func:`trapping_scan`: K raised step by step, from one step below ``K_G``, until the tip
   advances by one lattice period (``K_+``), then, from the last un-advanced state, lowered
   until it heals by one (``K_-``). Starting below ``K_G`` makes ``K_+ > K_G`` a result of the
@@ -32,6 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from atomistic.fracture import bonds_across_plane, crack_tip_x, traction_separation
 from coupling.qc.crack import k_field
 from coupling.qc.model import QCModel
 from coupling.qc.reference import site_displacements
@@ -71,83 +74,52 @@ def crack_plane_bonds(system, y_plane: float | None = None) -> CrackBonds:
     if not ((y < 0).any() and (y > 0).any()):
         raise InputError("the atomistic region does not contain atoms on both sides of the "
                          "crack plane; put the crack tip inside it")
-    # the two rows next to the plane
-    yb, ya = y[y < 0].max(), y[y > 0].min()
-    below = A[np.abs(y - yb) < 1e-6]
-    above = A[np.abs(y - ya) < 1e-6]
-    d = X[above][None, :, :] - X[below][:, None, :]
-    Lz = _z_period(system)
-    shift = np.zeros_like(d)
-    if Lz is not None:
-        shift[..., 2] = -Lz * np.rint(d[..., 2] / Lz)
-    r = np.linalg.norm(d + shift, axis=2)
-    d_nn = float(r.min())
-    bi, bj = np.nonzero(r < d_nn * (1 + 1e-6))
+    i_b, j_b, shift, d_nn = bonds_across_plane(X[A], y_plane, z_period=_z_period(system))
+    i_b, j_b = A[i_b], A[j_b]
+    below = A[np.abs(y - y[y < 0].max()) < 1e-6]  # the whole row next to the plane
     xs = np.unique(np.round(X[below, 0], 6))
     period = float(np.diff(xs).min()) if len(xs) > 1 else float("nan")
-    return CrackBonds(below[bi], above[bj], shift[bi, bj], 0.5 * (X[below[bi], 0]
-                      + X[above[bj], 0]), d_nn, period)
+    return CrackBonds(i_b, j_b, shift, 0.5 * (X[i_b, 0] + X[j_b, 0]), d_nn, period)
 
 
 def cohesive_bond_cut(system, bonds: CrackBonds | None = None, *, layers: int = 6,
                       n_open: int = 241, max_open: float | None = None) -> dict:
     """The broken-bond length from rigid cleavage of the perfect crystal (same potential).
 
-    The periodic bulk cell (``layers`` unit cells along y) is split between its middle
-    planes and the upper half is moved rigidly by ``δ`` along y (the cell grows by ``δ``).
-    The cohesive traction ``σ(δ) = dE/dδ / A`` peaks at ``δ*``; the crack-plane nearest
-    bond then has length ``|b + δ* e_y|``, which is returned as ``bond_cut``.
+    The traction-separation curve of :func:`atomistic.fracture.traction_separation` (the
+    bulk cell with ``layers`` unit cells along y, ``n_open`` openings up to ``max_open``)
+    peaks at the opening ``δ*``; the crack-plane nearest bond ``b`` then has length
+    ``|b + δ* e_y|``, which is returned as ``bond_cut`` (Å), with ``delta_star``,
+    ``sigma_max``, ``d_nn`` and ``gamma_rigid``.
     """
-    from atomistic.calculator import Calculator
-    from atomistic.fracture import slab
-
     info = system.info
-    lattice, a0 = info["lattice"], float(info["a0"])
-    pot = system.potential
     bonds = crack_plane_bonds(system) if bonds is None else bonds
-    _, bulk, area = slab(lattice, a0, normal_axis=1, layers=layers)
-    calc = Calculator(pot, multiple_images=True)
-    y = bulk.positions_nc[:, 1]
-    ys = np.unique(np.round(y, 6))
-    cut = 0.5 * (ys[len(ys) // 2 - 1] + ys[len(ys) // 2])
-    top = y > cut
-    max_open = pot.cutoff if max_open is None else max_open
-    deltas = np.linspace(0.0, max_open, n_open)
-    E = np.empty(n_open)
-    for k, dlt in enumerate(deltas):
-        pos = bulk.positions_nc.copy()
-        pos[top, 1] += dlt
-        cell = bulk.cell_cc.copy()
-        cell[1, 1] += dlt
-        c = type(bulk)(pos, cell, bulk.pbc, bulk.types_n)
-        E[k] = calc.energy(c)
-    sigma = np.gradient(E, deltas) / area
-    k = int(np.argmax(sigma))
-    # parabola through the peak for a sub-grid δ*
-    if 0 < k < n_open - 1:
-        s0, s1, s2 = sigma[k - 1: k + 2]
-        den = s0 - 2 * s1 + s2
-        off = 0.5 * (s0 - s2) / den if den != 0 else 0.0
-        d_star = float(deltas[k] + off * (deltas[1] - deltas[0]))
-    else:
-        d_star = float(deltas[k])
+    law = traction_separation(system.potential, info["lattice"], float(info["a0"]),
+                              layers=layers, n_open=n_open, max_open=max_open)
+    d_star = law["delta_star"]
     X = system.reference.positions_nc
     b = X[bonds.j[0]] + bonds.shift_k3[0] - X[bonds.i[0]]
     b_open = b + np.array([0.0, d_star, 0.0])
     return {"bond_cut": float(np.linalg.norm(b_open)), "delta_star": d_star,
-            "sigma_max": float(sigma[k]), "d_nn": bonds.d_nn,
-            "gamma_rigid": float((E[-1] - E[0]) / (2 * area))}
+            "sigma_max": law["sigma_max"], "d_nn": bonds.d_nn,
+            "gamma_rigid": law["gamma_rigid"]}
 
 
-def bond_lengths(system, U, bonds: CrackBonds) -> np.ndarray:
-    """Current lengths of the crack-plane bonds."""
+def _bond_sites(system, U, bonds: CrackBonds):
+    """``(X, x, n)``: reference and current positions of the sites ``bonds.i`` then
+    ``bonds.j`` (bond k joins rows k and n + k)."""
     X = system.reference.positions_nc
     c = system.ncomp
     sites = np.concatenate([bonds.i, bonds.j])
     u = site_displacements(system, U, sites)
     x = X[sites].copy()
     x[:, :c] += u
-    n = len(bonds.i)
+    return X[sites], x, len(bonds.i)
+
+
+def bond_lengths(system, U, bonds: CrackBonds) -> np.ndarray:
+    """Current lengths of the crack-plane bonds."""
+    _, x, n = _bond_sites(system, U, bonds)
     return np.linalg.norm(x[n:] + bonds.shift_k3 - x[:n], axis=1)
 
 
@@ -161,8 +133,8 @@ def crack_tip_position(system, U, *, bond_cut: float | None = None,
     bonds = crack_plane_bonds(system) if bonds is None else bonds
     if bond_cut is None:
         bond_cut = cohesive_bond_cut(system, bonds)["bond_cut"]
-    broken = bond_lengths(system, U, bonds) > bond_cut
-    return float(bonds.mid_x[broken].max()) if broken.any() else float("-inf")
+    X, x, n = _bond_sites(system, U, bonds)
+    return crack_tip_x(X, x, np.arange(n), np.arange(n, 2 * n), bond_cut, bonds.shift_k3)
 
 
 def lattice_bonds(system) -> CrackBonds:

@@ -1,4 +1,8 @@
-"""Mode-I crack-tip (K_I) displacement fields of linear elasticity, isotropic and anisotropic.
+"""Linear-elastic fracture mechanics (LEFM): mode-I crack-tip fields, E' and Griffith's K.
+
+Numpy only, so that both sides can use it: ``atomistic.fracture`` (Griffith quantities from a
+potential), ``coupling.qc.crack`` (the K-field boundary conditions of QC) and any continuum
+solver.
 
 Geometry (both fields): the crack lies along the negative x axis with its tip at ``tip``
 (default the origin), the crack plane is y = 0 and z is the crack front. Plane strain.
@@ -11,6 +15,7 @@ the lower one θ = -π; the fields are continuous everywhere else.
 * :class:`AnisotropicCrack` - the rectilinearly anisotropic field of Sih, Paris & Irwin,
   Int. J. Fract. Mech. 1, 189 (1965) (Lekhnitskii/Stroh formalism), from the full stiffness
   C_ijkl expressed in the crack frame (x propagation, y crack-plane normal, z front).
+* :func:`crack_frame_rotation` - the crack frame's rotation from Miller directions.
 * :func:`griffith_K` - K_G = sqrt(2 γ E') from a surface energy γ and the plane-strain
   modulus E' for which G = K²/E'.
 
@@ -23,19 +28,17 @@ from __future__ import annotations
 import numpy as np
 
 from fe2qc.errors import InputError
+from fe2qc.tensors import VOIGT_PAIRS, rotate4, sym, to_voigt_stiffness
 
 __all__ = [
     "isotropic_K_field",
     "isotropic_plane_strain_modulus",
     "AnisotropicCrack",
     "cubic_stiffness",
-    "rotate_stiffness",
     "cubic_crack_frame_stiffness",
+    "crack_frame_rotation",
     "griffith_K",
 ]
-
-_VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
-
 
 def _polar(X_n2, tip) -> tuple[np.ndarray, np.ndarray]:
     X = np.asarray(X_n2, dtype=float)
@@ -106,10 +109,6 @@ def griffith_K(gamma: float, E_prime: float) -> float:
 
 
 # -- anisotropic stiffness helpers ------------------------------------------------------------
-def _to_voigt(C: np.ndarray) -> np.ndarray:
-    return np.array([[C[i, j, k, l] for (k, l) in _VOIGT] for (i, j) in _VOIGT])
-
-
 def cubic_stiffness(C11: float, C12: float, C44: float) -> np.ndarray:
     """The 3×3×3×3 stiffness of a cubic crystal in its cube frame."""
     C = np.zeros((3, 3, 3, 3))
@@ -124,14 +123,6 @@ def cubic_stiffness(C11: float, C12: float, C44: float) -> np.ndarray:
     return C
 
 
-def rotate_stiffness(C_ijkl: np.ndarray, R: np.ndarray) -> np.ndarray:
-    """``C'_abcd = R_ai R_bj R_ck R_dl C_ijkl``: R's rows are the new axes in the old frame."""
-    R = np.asarray(R, dtype=float)
-    if R.shape != (3, 3) or not np.allclose(R @ R.T, np.eye(3), atol=1e-12):
-        raise InputError("rotation must be a 3x3 orthogonal matrix (rows = new axes)")
-    return np.einsum("ai,bj,ck,dl,ijkl->abcd", R, R, R, R, np.asarray(C_ijkl, dtype=float))
-
-
 def cubic_crack_frame_stiffness(C11: float, C12: float, C44: float, orientation) -> np.ndarray:
     """Cubic stiffness rotated into the crack frame given by Miller directions.
 
@@ -141,17 +132,29 @@ def cubic_crack_frame_stiffness(C11: float, C12: float, C44: float, orientation)
             y (crack-plane normal), z (front), e.g. ``[[1, 0, 0], [0, 1, 0], [0, 0, 1]]`` or
             ``[[1, -1, 0], [1, 1, 0], [0, 0, 1]]``. Right-handed.
     """
+    return rotate4(cubic_stiffness(C11, C12, C44), crack_frame_rotation(orientation))
+
+
+def crack_frame_rotation(orientation) -> np.ndarray:
+    """Rotation R (rows: unit x, y, z of the crack frame in the cube frame) from Miller rows.
+
+    Args:
+        orientation: three mutually orthogonal, right-handed Miller directions as rows:
+            x (propagation), y (crack-plane normal), z (front).
+
+    Raises:
+        InputError: rows that are zero, not mutually orthogonal or left-handed.
+    """
     O = np.asarray(orientation, dtype=float)
     if O.shape != (3, 3) or np.any(np.linalg.norm(O, axis=1) == 0):
-        raise InputError(f"orientation must be three non-zero directions as rows, got "
+        raise InputError(f"orientation must be three non-zero Miller directions as rows, got "
                          f"{orientation!r}")
     R = O / np.linalg.norm(O, axis=1)[:, None]
-    G = R @ R.T
-    if np.abs(G - np.eye(3)).max() > 1e-10:
+    if np.abs(R @ R.T - np.eye(3)).max() > 1e-10:
         raise InputError(f"orientation rows must be mutually orthogonal, got {O.tolist()}")
     if np.linalg.det(R) < 0:
         raise InputError(f"orientation {O.tolist()} is left-handed: flip the sign of one row")
-    return rotate_stiffness(cubic_stiffness(C11, C12, C44), R)
+    return R
 
 
 class AnisotropicCrack:
@@ -185,16 +188,16 @@ class AnisotropicCrack:
         C = np.asarray(C_ijkl, dtype=float)
         if C.shape == (6, 6):
             raise InputError("AnisotropicCrack takes the full 3x3x3x3 stiffness tensor; convert "
-                             "a Voigt matrix with fe2qc.units.from_voigt_stiffness first")
+                             "a Voigt matrix with fe2qc.tensors.from_voigt_stiffness first")
         if C.shape != (3, 3, 3, 3) or not np.isfinite(C).all():
             raise InputError(f"stiffness must be a finite 3x3x3x3 array, got shape {C.shape}")
         scale = np.abs(C).max()
-        sym = max(np.abs(C - C.transpose(1, 0, 2, 3)).max(),
-                  np.abs(C - C.transpose(0, 1, 3, 2)).max(),
-                  np.abs(C - C.transpose(2, 3, 0, 1)).max())
-        if scale == 0 or sym > 1e-8 * scale:
+        asym = max(np.abs(C - C.transpose(1, 0, 2, 3)).max(),
+                   np.abs(C - C.transpose(0, 1, 3, 2)).max(),
+                   np.abs(C - C.transpose(2, 3, 0, 1)).max())
+        if scale == 0 or asym > 1e-8 * scale:
             raise InputError("stiffness must be non-zero with minor and major symmetries")
-        Cv = _to_voigt(C)
+        Cv = to_voigt_stiffness(C)
         # in-plane (xx, yy, zz, xy) vs anti-plane (yz, xz) coupling
         coupling = np.abs(Cv[np.ix_([0, 1, 2, 5], [3, 4])]).max()
         if coupling > 1e-10 * scale:
@@ -203,7 +206,7 @@ class AnisotropicCrack:
                 "couple to anti-plane shear: C_ij,yz or C_ij,xz != 0); choose a crack front "
                 "along a symmetry direction, e.g. <100> or <110> for cubic crystals")
         d = np.sqrt([1.0, 1, 1, 2, 2, 2])  # Mandel weights: eigenvalues of the tensor
-        evals = np.linalg.eigvalsh(d[:, None] * (0.5 * (Cv + Cv.T)) * d[None, :])
+        evals = np.linalg.eigvalsh(d[:, None] * sym(Cv) * d[None, :])
         if evals.min() <= 0:
             raise InputError("stiffness is not positive definite (unstable material)")
         self.C = C
@@ -229,8 +232,8 @@ class AnisotropicCrack:
         """The compliance tensor ``S_ijkl`` (ε_ij = S_ijkl σ_kl) rebuilt from :attr:`s`."""
         S = np.zeros((3, 3, 3, 3))
         f = np.array([1.0, 1, 1, 2, 2, 2])
-        for I, (i, j) in enumerate(_VOIGT):
-            for J, (k, l) in enumerate(_VOIGT):
+        for I, (i, j) in enumerate(VOIGT_PAIRS):
+            for J, (k, l) in enumerate(VOIGT_PAIRS):
                 v = self.s[I, J] / (f[I] * f[J])
                 for a, b_ in {(i, j), (j, i)}:
                     for c, d in {(k, l), (l, k)}:

@@ -1,92 +1,29 @@
-"""LAMMPS as an independent reference: energy, forces, virial, site energies, Born matrix.
+"""Reference runs: LAMMPS evaluates what our kernels compute, for the tests to compare.
 
-One function, :func:`run_lammps`, runs LAMMPS (``units metal``, ``atom_style atomic``) with
-``run 0`` on a :class:`~atomistic.structure.Configuration`, for any pair commands. It is
-used by the tests to check our own kernels; nothing else in fe2qc depends on it.
-
-Frames. LAMMPS wants a *restricted* triclinic box: ``a`` along x, ``b`` in the xy plane,
-``c`` anywhere with ``c_z > 0``. We rotate the configuration into that frame with an
-orthogonal ``Q`` from a QR factorisation (``cell @ Q`` is lower triangular, ``x_L = x Q``),
-run, and rotate back: ``f = f_L Q^T``, ``W = Q W_L Q^T`` and the Born tensor as a full
-fourth-order tensor ``C_ijkl = Q_ia Q_jb Q_kc Q_ld C^L_abcd``. ``Q`` may be a reflection
-(left-handed input cells); that is harmless for the energy. Tilt factors are reduced
-by lattice vectors (same periodic lattice) to stay inside LAMMPS's limits.
-
-Non-periodic directions (``pbc`` False) use LAMMPS boundary ``f`` with the cell vector
-replaced by a vector perpendicular to the periodic ones, long enough to hold all atoms
-plus ``padding``; the periodic vectors come first in LAMMPS's box.
+:func:`run_lammps` runs LAMMPS (``units metal``, ``atom_style atomic``) with ``run 0`` on a
+:class:`~atomistic.structure.Configuration`, for any pair commands, and returns energy, site
+energies, forces, virial, stress and optionally the Born matrix in the input frame (see
+:mod:`atomistic.lammps.frames`). :func:`lammps_cubic_elastic` measures a0, E_coh and the
+cubic elastic constants the way LAMMPS's ``examples/ELASTIC`` does. Nothing in fe2qc's
+numerics depends on them; LAMMPS is loaded only when one of them runs.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from atomistic.lammps.frames import lammps_frame
 from atomistic.structure import Configuration
 from fe2qc.errors import CalculationFailed, InputError
+from fe2qc.tensors import from_voigt_stiffness, rotate4, sym, to_voigt_stiffness
+from fe2qc.units import EV_PER_A3_IN_GPA
 
-__all__ = ["run_lammps", "restricted_frame", "voigt_to_tensor", "tensor_to_voigt"]
+__all__ = ["run_lammps", "lammps_cubic_elastic"]
 
-#: Voigt order used by LAMMPS's compute born/matrix (and by us): xx yy zz yz xz xy
-_VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
 #: the 21 outputs of compute born/matrix: (row, column) of the 6x6 Voigt matrix
 _BORN21 = ((0, 0), (1, 1), (2, 2), (3, 3), (4, 4), (5, 5), (0, 1), (0, 2), (0, 3), (0, 4),
            (0, 5), (1, 2), (1, 3), (1, 4), (1, 5), (2, 3), (2, 4), (2, 5), (3, 4), (3, 5),
            (4, 5))
-
-
-def voigt_to_tensor(C_vv: np.ndarray) -> np.ndarray:
-    """6x6 Voigt matrix (order xx yy zz yz xz xy) -> 3x3x3x3 tensor with minor symmetries."""
-    C = np.zeros((3, 3, 3, 3))
-    for I, (a, b) in enumerate(_VOIGT):
-        for J, (c, d) in enumerate(_VOIGT):
-            for (i, j) in {(a, b), (b, a)}:
-                for (k, l) in {(c, d), (d, c)}:
-                    C[i, j, k, l] = C_vv[I, J]
-    return C
-
-
-def tensor_to_voigt(C: np.ndarray) -> np.ndarray:
-    """3x3x3x3 tensor -> 6x6 Voigt matrix (order xx yy zz yz xz xy)."""
-    return np.array([[C[a, b, c, d] for (c, d) in _VOIGT] for (a, b) in _VOIGT])
-
-
-def restricted_frame(cell_cc: np.ndarray):
-    """Return ``(Q, cell_L)``: orthogonal Q with ``cell_L = cell @ Q`` lower triangular.
-
-    ``cell_L`` rows are LAMMPS's ``a = (lx,0,0)``, ``b = (xy,ly,0)``, ``c = (xz,yz,lz)``
-    with ``lx, ly, lz > 0``; for a left-handed cell ``Q`` is a reflection.
-    """
-    cell = np.asarray(cell_cc, float)
-    Q, R = np.linalg.qr(cell.T)
-    sign = np.where(np.diag(R) < 0, -1.0, 1.0)
-    Q = Q * sign[None, :]
-    cell_L = cell @ Q
-    cell_L[0, 1:] = 0.0
-    cell_L[1, 2] = 0.0
-    return Q, cell_L
-
-
-def _lammps_box(config: Configuration, padding: float):
-    """Cell for LAMMPS (periodic vectors first), boundary string and origin (input frame)."""
-    pbc = np.array(config.pbc)
-    per = [k for k in range(3) if pbc[k]]
-    x = config.positions_nc
-    vecs = [config.cell_cc[k] for k in per]
-    # orthonormal directions perpendicular to the periodic vectors
-    if per:
-        q, _ = np.linalg.qr(np.array(vecs).T, mode="complete")
-        free_dirs = [q[:, k] for k in range(len(per), 3)]
-    else:
-        free_dirs = list(np.eye(3))
-    origin = np.zeros(3)
-    for n in free_dirs:
-        t = x @ n if len(x) else np.zeros(1)
-        lo, hi = t.min() - padding, t.max() + padding
-        vecs.append(n * (hi - lo))
-        origin += n * lo
-    cell = np.array(vecs)
-    bnd = " ".join(["p"] * len(per) + ["f"] * (3 - len(per)))
-    return cell, bnd, origin, len(per)
 
 
 def run_lammps(config: Configuration, commands: list[str], *, masses=None, born=None,
@@ -97,7 +34,7 @@ def run_lammps(config: Configuration, commands: list[str], *, masses=None, born=
     Args:
         config: the configuration; ``types_n`` (0-based) become LAMMPS types 1, 2, ...
         commands: the interaction, e.g. ``["pair_style eam", "pair_coeff 1 1 Cu_u3.eam"]``
-            (:meth:`atomistic.potentials.eam.EAM.lammps_commands`).
+            (a potential's ``lammps_commands()``).
         masses: mass (amu) per type; sets ``mass`` for each type (pair_coeff of eam styles
             overrides them). Default 1.0 each.
         born: None, ``"numdiff"`` or ``"analytic"``.
@@ -153,18 +90,8 @@ def run_lammps(config: Configuration, commands: list[str], *, masses=None, born=
         raise InputError(f"types_n must lie in 0..{ntypes - 1}")
     masses = [1.0] * ntypes if masses is None else [float(m) for m in masses]
 
-    cell_in, bnd, origin, nper = _lammps_box(config, padding)
-    Q, cell_L = restricted_frame(cell_in)
-    # reduce tilts into LAMMPS's limits (only periodic vectors can have tilts here)
-    a, b, c = cell_L
-    c = c - np.round(c[1] / b[1]) * b
-    c = c - np.round(c[0] / a[0]) * a
-    b = b - np.round(b[0] / a[0]) * a
-    cell_L = np.array([a, b, c])
-    x_L = (config.positions_nc - origin) @ Q
-    s = x_L @ np.linalg.inv(cell_L)
-    s[:, :nper] -= np.floor(s[:, :nper])
-    x_L = s @ cell_L
+    frame = lammps_frame(config, padding)
+    Q, cell_L, x_L = frame.Q, frame.cell_L, frame.positions_L
 
     lmp = lmp_mod.lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"], comm=comm)
     try:
@@ -172,7 +99,7 @@ def run_lammps(config: Configuration, commands: list[str], *, masses=None, born=
         cmd("units metal")
         cmd("atom_style atomic")
         cmd("atom_modify map array")
-        cmd(f"boundary {bnd}")
+        cmd(f"boundary {frame.boundary}")
         lx, ly, lz = (float(v) for v in (cell_L[0, 0], cell_L[1, 1], cell_L[2, 2]))
         xy, xz, yz = (float(v) for v in (cell_L[1, 0], cell_L[2, 0], cell_L[2, 1]))
         if xy == 0.0 and xz == 0.0 and yz == 0.0:
@@ -239,10 +166,65 @@ def run_lammps(config: Configuration, commands: list[str], *, masses=None, born=
             B = np.zeros((6, 6))
             for v, (I, J) in zip(b21, _BORN21, strict=True):
                 B[I, J] = B[J, I] = v
-            C = np.einsum("ia,jb,kc,ld,abcd->ijkl", Q, Q, Q, Q, voigt_to_tensor(B))
-            out["born_energy_vv"] = tensor_to_voigt(C)
+            C = rotate4(from_voigt_stiffness(B), Q)
+            out["born_energy_vv"] = to_voigt_stiffness(C)
             out["born_ijkl"] = C / volume
             out["born_vv"] = out["born_energy_vv"] / volume
         return out
     finally:
         lmp.close()
+
+
+def lammps_cubic_elastic(commands: list[str], a_guess: float, mass: float = 63.546,
+                         lattice: str = "fcc", strain: float = 1e-5) -> dict:
+    """a0, Ecoh and C11, C12, C44 (GPa) the LAMMPS way: box/relax + minimize, then central
+    differences of the pressure tensor under ±strain (as LAMMPS's examples/ELASTIC does)."""
+    from fe2qc.mpi import lammps, mpi
+
+    lmp = lammps().lammps(cmdargs=["-log", "none", "-screen", "none"], comm=mpi().COMM_SELF)
+    n = 3
+    lmp.commands_list([
+        "units metal", "atom_style atomic", "boundary p p p",
+        f"lattice {lattice} {a_guess}",
+        f"region box prism 0 {n} 0 {n} 0 {n} 0 0 0",
+        "create_box 1 box", "create_atoms 1 box", f"mass 1 {mass}",
+        *commands,
+        "thermo_style custom step pe lx ly lz pxx pyy pzz pyz pxz pxy",
+        "fix relax all box/relax iso 0.0 vmax 0.001",
+        "min_style cg", "min_modify line quadratic",
+        "minimize 0 1e-14 10000 100000",
+        "unfix relax",
+        "minimize 0 1e-14 10000 100000",
+        "run 0",
+    ])
+    nktv2p = float(lmp.extract_global("nktv2p"))  # eV/Å³ -> bar (metal units: 1.6021765e6)
+    natoms = lmp.get_natoms()
+    a0 = lmp.get_thermo("lx") / n
+    ecoh = -lmp.get_thermo("pe") / natoms
+    L = lmp.get_thermo("lx")
+
+    def stress():
+        lmp.command("run 0")
+        p = [lmp.get_thermo(k) for k in ("pxx", "pyy", "pzz", "pyz", "pxz", "pxy")]
+        return -np.array(p) / nktv2p * EV_PER_A3_IN_GPA / 1.0  # bar -> GPa via eV/Å³
+
+    C = np.zeros((6, 6))
+    for col, (cmd, scale) in enumerate([("x", 1), ("y", 1), ("z", 1), ("yz", 2), ("xz", 2),
+                                        ("xy", 2)]):
+        s = []
+        for sign in (1, -1):
+            e = sign * strain
+            if len(cmd) == 1:
+                lmp.command(f"change_box all {cmd} final 0 {L * (1 + e)} remap units box")
+            else:
+                lmp.command(f"change_box all {cmd} final {L * e} remap units box")
+            s.append(stress())
+            if len(cmd) == 1:
+                lmp.command(f"change_box all {cmd} final 0 {L} remap units box")
+            else:
+                lmp.command(f"change_box all {cmd} final 0 remap units box")
+        # engineering shear strain for tilts is e (tilt / L); tensor strain e/2
+        C[:, col] = (s[0] - s[1]) / (2 * strain) * (1 if scale == 1 else 1)
+    lmp.close()
+    C = sym(C)
+    return {"a0": a0, "ecoh": ecoh, "C": C, "C11": C[0, 0], "C12": C[0, 1], "C44": C[3, 3]}
