@@ -127,10 +127,25 @@ def _incidence(i_p, j_p, n):
     return count, pair, end
 
 
+@numba.njit(cache=True, inline="always")
+def _gradient_scratch(n):
+    """Scratch arrays ``(vec, mark, touched)`` of :func:`_add_density_gradient` for n atoms."""
+    return np.zeros((n, 3)), np.full(n, -1, np.int64), np.empty(n, np.int64)
+
+
+@numba.njit(cache=True, inline="always")
+def _incident_gradient(q, inc_pair, inc_end, drho_i_p, drho_j_p):
+    """Return ``(p, g)``: the pair of incidence ``q`` and ``g = d rho_a / d r_p`` of its atom."""
+    p = inc_pair[q]
+    return p, (drho_i_p[p] if inc_end[q] == 0 else drho_j_p[p])
+
+
 @numba.njit(cache=True)
 def _add_density_gradient(g, p, i, j, d_pc, r_p, a, vec, mark, touched, nt):
-    """Add pair p's share ``g n_p (±1)`` of d rho_a / dx to atoms j and i; returns the new
-    count of atoms touched for atom a (``vec`` rows are zeroed on first touch)."""
+    """Add pair p's share ``g n_p (±1)`` of d rho_a / dx to atoms j and i.
+
+    Returns the new count of atoms touched for atom a (``vec`` rows are zeroed on first touch).
+    """
     for b in (i, j):
         if mark[b] != a:
             mark[b] = a
@@ -171,20 +186,17 @@ def _hessian_coo(d_pc, r_p, i_p, j_p, K, fpp_n, drho_i_p, drho_j_p, n):
                     vals[m] = sgn * K[p, c, k]
                     m += 1
     # embedding: H += U''_a v_a v_a^T with v_a = d rho_a / dx
-    vec = np.zeros((n, 3))
-    mark = np.full(n, -1, np.int64)
-    touched = np.empty(n, np.int64)
+    vec, mark, touched = _gradient_scratch(n)
     for a in range(n):
         if fpp_n[a] == 0.0:
             continue
         nt = 0
         for q in range(start[a], start[a + 1]):
-            p = inc_pair[q]
+            p, g = _incident_gradient(q, inc_pair, inc_end, drho_i_p, drho_j_p)
             i = i_p[p]
             j = j_p[p]
             if i == j:
                 continue
-            g = drho_i_p[p] if inc_end[q] == 0 else drho_j_p[p]
             if g == 0.0:
                 continue
             nt = _add_density_gradient(g, p, i, j, d_pc, r_p, a, vec, mark, touched, nt)
@@ -227,17 +239,14 @@ def _second_F(d_pc, r_p, D_pc, i_p, j_p, K, fpp_n, drho_i_p, drho_j_p, n, want_m
                         B[3 * i + c, 3 * k + L] -= t
     start, inc_pair, inc_end = _incidence(i_p, j_p, n)
     M = np.zeros((3, 3))
-    vec = np.zeros((n, 3))
-    mark = np.full(n, -1, np.int64)
-    touched = np.empty(n, np.int64)
+    vec, mark, touched = _gradient_scratch(n)
     for a in range(n):
         if fpp_n[a] == 0.0:
             continue
         M[:, :] = 0.0
         nt = 0
         for q in range(start[a], start[a + 1]):
-            p = inc_pair[q]
-            g = drho_i_p[p] if inc_end[q] == 0 else drho_j_p[p]
+            p, g = _incident_gradient(q, inc_pair, inc_end, drho_i_p, drho_j_p)
             if g == 0.0:
                 continue
             for c in range(3):

@@ -1,21 +1,28 @@
 """The Cauchy-Born material point: the energy density of a homogeneously deformed lattice.
 
-:class:`CauchyBorn` implements :class:`fe2qc.material.MaterialPoint` (batched ``evaluate``,
-``energy_density``, ``commit``, ``revert``; no history), as
-:class:`atomistic.rve.AtomisticRVE` does. It is the unrelaxed limit of that RVE for a
-Bravais lattice (one atom per primitive cell: nothing to relax).
+:class:`CauchyBorn` is both a batched :class:`fe2qc.material.MaterialPoint` (``evaluate``,
+``energy_density``, ``commit``, ``revert``; no history) and a stateless
+:class:`fe2qc.material.PointModel` (``initial_state()`` is empty, ``evaluate_point``), so the
+FE² solver takes it directly, or point by point through a dispatcher, as it takes
+:class:`atomistic.rve.AtomisticRVE`. It is the unrelaxed limit of that RVE for a Bravais
+lattice (one atom per primitive cell: nothing to relax). The numbers come from
+:class:`atomistic.cb_batch.BatchCauchyBorn` (the QC continuum's kernel), divided by the
+primitive cell's volume.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from atomistic.calculator import Calculator
+from atomistic.cb_batch import BatchCauchyBorn
 from atomistic.lattice import get_lattice, primitive_cell
 from atomistic.potentials.base import Potential
-from atomistic.structure import Configuration
 from fe2qc.errors import InputError
-from fe2qc.material import check_deformation_gradients
+from fe2qc.material import (
+    PointResult,
+    check_deformation_gradients,
+    check_point_deformation_gradient,
+)
 from fe2qc.tensors import embed_F
 
 __all__ = ["CauchyBorn"]
@@ -26,11 +33,20 @@ class CauchyBorn:
 
     For pairs this is ``W = (1/2V0) sum_R phi(|F R|)``; for EAM
     ``W = (F(rho) + 1/2 sum_R phi(|F R|)) / V0`` with ``rho = sum_R f(|F R|)``. P and
-    A are analytic (same kernels as the atomistic engine). In 2D (``dim=2``) F is embedded
-    in plane strain; the triangular lattice uses a unit thickness (``V0`` = area × 1 Å).
+    A are analytic (the potential's own kernels, through :class:`BatchCauchyBorn`). In 2D
+    (``dim=2``) F is embedded in plane strain; the triangular lattice uses a unit thickness
+    (``V0`` = area × 1 Å).
+
+    Args:
+        potential: the interatomic potential.
+        lattice: a Bravais lattice name (``fcc``, ``bcc``, ``sc``, ``triangular``).
+        a0: lattice parameter (Å).
+        dim: 2 (plane strain) or 3.
+        type_index: species of the lattice.
     """
 
-    def __init__(self, potential: Potential, lattice: str, a0: float, *, dim: int = 3) -> None:
+    def __init__(self, potential: Potential, lattice: str, a0: float, *, dim: int = 3,
+                 type_index: int = 0) -> None:
         if dim not in (2, 3):
             raise InputError(f"dim must be 2 or 3, got {dim}")
         self.potential = potential
@@ -38,46 +54,57 @@ class CauchyBorn:
         self.lattice = lattice
         self.a0 = a0
         self.cell = primitive_cell(lattice, a0)
+        self.cell.types_n[:] = int(type_index)
         if get_lattice(lattice).dimension == 2:  # a layer: per unit (1 Å) thickness
             self.V0 = float(np.linalg.norm(np.cross(self.cell.cell_cc[0], self.cell.cell_cc[1])))
         else:
             self.V0 = self.cell.volume
-        self.calc = Calculator(potential, skin=0.5, multiple_images=True)
+        self.batch = BatchCauchyBorn(potential, self.cell.cell_cc, type_index=int(type_index))
 
-    def _conf(self, F: np.ndarray) -> Configuration:
-        conf = self.cell.copy()
-        conf.cell_cc = self.cell.cell_cc @ F.T
-        conf.positions_nc = self.cell.positions_nc @ F.T
-        return conf
+    def _evaluate(self, F_t33: np.ndarray, tangent: bool):
+        """``(W_t, P_t33, A_t3333 or None)`` per reference volume at checked 3×3 F."""
+        e, P, A = self.batch.evaluate(F_t33, order=2 if tangent else 1)
+        return e / self.V0, P / self.V0, None if A is None else A / self.V0
 
     def evaluate_one(self, F: np.ndarray, *, tangent: bool = True):
-        """``(P, A, W)`` at one 3×3 F."""
-        F = check_deformation_gradients(F, 3)[0]
-        conf = self._conf(F)
-        res = self.calc.compute(conf)
-        P = -res.virial_cc @ np.linalg.inv(F).T / self.V0
-        A = None
-        if tangent:
-            EFF, _, _ = self.calc.deformation_derivatives(conf, self.cell.cell_cc, mixed=False)
-            A = EFF / self.V0
-        return P, A, res.energy / self.V0
+        """``(P, A, W)`` at one 3×3 F (``A`` is None without ``tangent``)."""
+        F = check_deformation_gradients(F, 3)
+        W, P, A = self._evaluate(F, tangent)
+        return P[0], None if A is None else A[0], float(W[0])
 
+    # -- MaterialPoint protocol (batched, no history) -------------------------------------------
     def evaluate(self, F_qij: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """P and A at each point."""
+        """Return P and A at each point (one kernel call for the whole batch)."""
         F = embed_F(check_deformation_gradients(F_qij, self.dim))
         d = self.dim
-        out = [self.evaluate_one(Fq) for Fq in F]
-        P = np.array([o[0][:d, :d] for o in out])
-        A = np.array([o[1][:d, :d, :d, :d] for o in out])
-        return P, A
+        _, P, A = self._evaluate(F, True)
+        return np.ascontiguousarray(P[:, :d, :d]), np.ascontiguousarray(A[:, :d, :d, :d, :d])
 
     def energy_density(self, F_qij: np.ndarray) -> np.ndarray:
-        """W (eV/Å³) at each point (absolute: includes the cohesive energy)."""
+        """Return W (eV/Å³) at each point (absolute: includes the cohesive energy)."""
         F = embed_F(check_deformation_gradients(F_qij, self.dim))
-        return np.array([self.evaluate_one(Fq, tangent=False)[2] for Fq in F])
+        return self._evaluate(F, False)[0]
 
     def commit(self) -> None:
         """No history."""
 
     def revert(self) -> None:
         """No history."""
+
+    # -- PointModel protocol (stateless) ------------------------------------------------------
+    def initial_state(self) -> np.ndarray:
+        """Return the empty state: a Bravais lattice has nothing to relax."""
+        return np.zeros(0)
+
+    def evaluate_point(self, F_dd: np.ndarray, state: np.ndarray, *,
+                       tangent: bool = True) -> PointResult:
+        """Return P, A (zeros without ``tangent``) and W at one (dim, dim) F; ``state`` unused."""
+        F = embed_F(check_point_deformation_gradient(F_dd, self.dim))
+        W, P, A = self._evaluate(F[None], tangent)
+        d = self.dim
+        A = np.zeros((d,) * 4) if A is None else np.array(A[0, :d, :d, :d, :d])
+        return PointResult(np.array(P[0, :d, :d]), A, float(W[0]), np.zeros(0), 0.0)
+
+    def __repr__(self) -> str:
+        """Return the lattice and the dimension."""
+        return f"CauchyBorn({self.lattice!r}, a0={self.a0:g}, dim={self.dim})"

@@ -122,7 +122,10 @@ class BatchCauchyBorn:
         B = (n_tpc[:, :, :, None] * R[None, :, None, :]).reshape(nt, nR, 9)
         A = np.matmul(((d2_tp - g_tp)[:, :, None] * B).transpose(0, 2, 1), B)
         A = A.reshape(nt, 3, 3, 3, 3)
-        S = (g_tp @ (R[:, :, None] * R[:, None, :]).reshape(nR, 9)).reshape(nt, 3, 3)
+        # one product per F (not one (nt, nR) @ (nR, 9) product): BLAS blocks a matrix product
+        # by its row count, so the round-off of a point would depend on the size of its batch
+        RR = (R[:, :, None] * R[:, None, :]).reshape(nR, 9)
+        S = np.matmul(g_tp[:, None, :], RR).reshape(nt, 3, 3)
         for i in range(3):
             A[:, i, :, i, :] += S
         fpp = so.fpp_n[:nt]

@@ -51,9 +51,7 @@ class ElasticResult:
 
 
 def _cb(potential: Potential, lattice: str, a: float, type_index: int) -> CauchyBorn:
-    cb = CauchyBorn(potential, lattice, a)
-    cb.cell.types_n[:] = type_index
-    return cb
+    return CauchyBorn(potential, lattice, a, type_index=type_index)
 
 
 def _pressure(potential: Potential, lattice: str, a: float, type_index: int) -> float:
@@ -75,8 +73,10 @@ _GUESS_RANGE = 1.5
 
 
 def _scan_guess(potential: Potential, lattice: str, type_index: int) -> float | None:
-    """The cube edge of lowest energy on a grid of nearest-neighbour distances up to the
-    cutoff, or None when the energy is lowest at the cutoff itself (no bound state)."""
+    """Cube edge of lowest energy on a grid of nearest-neighbour distances up to the cutoff.
+
+    None when the energy is lowest at the cutoff itself (no bound state).
+    """
     nn = _NN[lattice]
     rc = float(potential.cutoff)
     lo = max(0.3 * rc, 1.1 * _OVERLAP)
@@ -91,8 +91,10 @@ def _scan_guess(potential: Potential, lattice: str, type_index: int) -> float | 
 
 
 def _bracket(potential: Potential, lattice: str, a_guess: float, type_index: int):
-    """A bracket ``(lo, hi)`` of zero pressure (``p(lo) > 0 > p(hi)``) reached by walking from
-    the guess in the direction the pressure points, within a factor ``_GUESS_RANGE``.
+    """Bracket ``(lo, hi)`` of zero pressure (``p(lo) > 0 > p(hi)``) around the guess.
+
+    Reached by walking from the guess in the direction the pressure points, within a factor
+    ``_GUESS_RANGE``.
 
     Returns ``(lo, hi)``, or ``(None, why)`` with ``why`` in ``{"small", "large", "flat"}``.
     """

@@ -239,6 +239,9 @@ def elastic_tensor(potential: Potential, lattice: str, a0: float, *,
     isotropic, C_xxxx = λ + 2μ.
 
     Args:
+        potential: the interatomic potential.
+        lattice: lattice name.
+        a0: lattice parameter (Å), normally :func:`lattice_constant`.
         orientation: Miller directions of the crack frame's x, y, z as rows (cubic lattices);
             C is returned in that frame, ``C'_abcd = R_ai R_bj R_ck R_dl C_ijkl``
             (:func:`fe2qc.lefm.crack_frame_rotation`).
@@ -264,7 +267,9 @@ def griffith(potential: Potential, lattice: str, a0: float | None = None, *, ori
         lattice: lattice name.
         a0: lattice parameter (Å); default :func:`lattice_constant`.
         orientation: crack frame as Miller rows x (propagation), y (normal), z (front).
-        layers, inplane, relax: see :func:`surface_energy`.
+        layers: oriented unit cells of the slab along the normal (:func:`surface_energy`).
+        inplane: in-plane repetitions of the slab.
+        relax: relax the slab's atom positions (the unrelaxed γ otherwise).
         E_prime: plane-strain modulus (eV/Å³) with G = K²/E', to use instead of the one
             computed from C: :class:`fe2qc.lefm.AnisotropicCrack` for the cubic lattices
             (whose crack frame must then be a mirror plane of the crystal, e.g. a <100> or
@@ -389,7 +394,7 @@ def bonds_across_plane(X_nc: np.ndarray, y_plane: float = 0.0, *,
 
 def crack_tip_x(X_ref_nc: np.ndarray, x_nc: np.ndarray, i_b: np.ndarray, j_b: np.ndarray,
                 bond_cut: float, shift_bc: np.ndarray | None = None) -> float:
-    """x of the crack tip: the largest reference x-midpoint of a broken bond.
+    """Locate the crack tip's x: the largest reference x-midpoint of a broken bond.
 
     A bond (i, j) is broken when its current length ``|x_j + shift - x_i|`` exceeds
     ``bond_cut`` (Å), e.g. the bond length at the traction peak of
@@ -398,7 +403,8 @@ def crack_tip_x(X_ref_nc: np.ndarray, x_nc: np.ndarray, i_b: np.ndarray, j_b: np
     Args:
         X_ref_nc: reference positions (n, c) (Å).
         x_nc: current positions (n, c) (Å).
-        i_b, j_b: the bonds' atoms, e.g. from :func:`bonds_across_plane`.
+        i_b: the bonds' first atoms, e.g. from :func:`bonds_across_plane`.
+        j_b: the bonds' second atoms.
         bond_cut: length (Å) beyond which a bond counts as broken.
         shift_bc: periodic image shifts added to ``x_nc[j_b]`` (None: no shifts).
 

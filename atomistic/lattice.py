@@ -109,8 +109,10 @@ def _types(types, sub_n: np.ndarray, nbasis: int, n: int) -> np.ndarray:
 
 
 def _lattice_points(lat: Lattice, corners_c: np.ndarray):
-    """Cartesian sites (units of a0) of conventional cells covering the box spanned by corners,
-    with their basis index."""
+    """Cartesian sites (units of a0) of conventional cells covering the box spanned by corners.
+
+    Each site comes with its basis index.
+    """
     inv = np.linalg.inv(lat.conventional_cc)
     f = corners_c @ inv
     lo = np.floor(f.min(axis=0)).astype(int) - 1

@@ -31,7 +31,38 @@ from atomistic.structure import Configuration, check_coordinates, perpendicular_
 from fe2qc.checks import require_nonnegative, require_positive
 from fe2qc.errors import InputError
 
-__all__ = ["NeighborList", "pair_vectors"]
+__all__ = ["NeighborList", "pair_vector", "pair_vectors"]
+
+
+@numba.njit(cache=True, inline="always")
+def pair_vector(x_nc, cell_cc, i_p, j_p, s_pc, p):
+    """Return ``(i, j, dx, dy, dz, rsq)`` of pair ``p`` of a half list.
+
+    ``(dx, dy, dz) = x[j] - x[i] + s_pc[p] @ cell`` and ``rsq`` its squared length. The
+    one place the pair loops (:func:`pair_vectors` and the potentials' fused
+    ``energy_forces`` kernels) compute a pair vector; numba inlines it into each caller.
+    Numba's cache does not see edits of a function in another file: after changing this one,
+    delete the ``__pycache__/*.nbi``/``*.nbc`` files of :mod:`atomistic.potentials`.
+    """
+    i = i_p[p]
+    j = j_p[p]
+    sx = s_pc[p, 0]
+    sy = s_pc[p, 1]
+    sz = s_pc[p, 2]
+    dx = x_nc[j, 0] - x_nc[i, 0] + sx * cell_cc[0, 0] + sy * cell_cc[1, 0] + sz * cell_cc[2, 0]
+    dy = x_nc[j, 1] - x_nc[i, 1] + sx * cell_cc[0, 1] + sy * cell_cc[1, 1] + sz * cell_cc[2, 1]
+    dz = x_nc[j, 2] - x_nc[i, 2] + sx * cell_cc[0, 2] + sy * cell_cc[1, 2] + sz * cell_cc[2, 2]
+    return i, j, dx, dy, dz, dx * dx + dy * dy + dz * dz
+
+
+@numba.njit(cache=True, inline="always")
+def _put(a_k, b_k, s_kc, k, a, b, s0, s1, s2):
+    """Store row ``k`` of a triple of arrays: ``a_k[k] = a``, ``b_k[k] = b``, ``s_kc[k] = s``."""
+    a_k[k] = a
+    b_k[k] = b
+    s_kc[k, 0] = s0
+    s_kc[k, 1] = s1
+    s_kc[k, 2] = s2
 
 
 @numba.njit(cache=True)
@@ -117,11 +148,7 @@ def _segments(b, nb, m, pbc, start, seg_lo, seg_hi, seg_s):
                 lo_ = start[col + tz]
                 hi_ = start[col + tz + run]
                 if hi_ > lo_:
-                    seg_lo[nseg] = lo_
-                    seg_hi[nseg] = hi_
-                    seg_s[nseg, 0] = sx
-                    seg_s[nseg, 1] = sy
-                    seg_s[nseg, 2] = sz
+                    _put(seg_lo, seg_hi, seg_s, nseg, lo_, hi_, sx, sy, sz)
                     nseg += 1
                 z += run
     return nseg
@@ -212,20 +239,13 @@ def _search(xs_nc, cell, k_nc, order, start, nb, m, pbc, rc2, i_p, j_p, s_pc):
                             f0 = e0 + ki0 - k_nc[j, 0]
                             f1 = e1 + ki1 - k_nc[j, 1]
                             f2 = e2 + ki2 - k_nc[j, 2]
+                            first = i
+                            second = j
                             if j < i or (j == i and (f0 < 0 or (f0 == 0 and (
                                     f1 < 0 or (f1 == 0 and f2 < 0))))):
                                 # store as (min, max); an atom's own image with s > 0
-                                i_p[npair] = j
-                                j_p[npair] = i
-                                s_pc[npair, 0] = -f0
-                                s_pc[npair, 1] = -f1
-                                s_pc[npair, 2] = -f2
-                            else:
-                                i_p[npair] = i
-                                j_p[npair] = j
-                                s_pc[npair, 0] = f0
-                                s_pc[npair, 1] = f1
-                                s_pc[npair, 2] = f2
+                                first, second, f0, f1, f2 = j, i, -f0, -f1, -f2
+                            _put(i_p, j_p, s_pc, npair, first, second, f0, f1, f2)
                         npair += 1
     return npair
 
@@ -237,14 +257,8 @@ def pair_vectors(x_nc, cell, i_p, j_p, s_pc):
     d = np.empty((npair, 3))
     r = np.empty(npair)
     for p in range(npair):
-        i = i_p[p]
-        j = j_p[p]
-        sx = s_pc[p, 0]
-        sy = s_pc[p, 1]
-        sz = s_pc[p, 2]
-        for c in range(3):
-            d[p, c] = x_nc[j, c] - x_nc[i, c] + sx * cell[0, c] + sy * cell[1, c] + sz * cell[2, c]
-        r[p] = np.sqrt(d[p, 0] ** 2 + d[p, 1] ** 2 + d[p, 2] ** 2)
+        _, _, d[p, 0], d[p, 1], d[p, 2], rsq = pair_vector(x_nc, cell, i_p, j_p, s_pc, p)
+        r[p] = np.sqrt(rsq)
     return d, r
 
 

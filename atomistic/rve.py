@@ -1,8 +1,10 @@
 """The atomistic material point: the relaxed periodic RVE.
 
-It implements :class:`fe2qc.material.MaterialPoint` (batched ``evaluate``,
-``energy_density``, ``commit``, ``revert``), as :class:`atomistic.cauchy_born.CauchyBorn`
-does, so the FE² solver takes either, or an analytic law, interchangeably.
+It implements :class:`fe2qc.material.PointModel` (``initial_state()``, ``evaluate_point(F,
+state)``): it stores no history; the state of a point is its relaxed internal displacements,
+the warm start of the next relaxation. The batched material the FE² solver takes is
+``fe2qc.material.PointMaterial(rve)`` (or ``coupling.dispatch.DispatchedMaterial`` for MPI
+workers), interchangeable with :class:`atomistic.cauchy_born.CauchyBorn` or an analytic law.
 
 The RVE is a periodic cell with reference positions ``X`` and cell ``L``. At a
 macroscopic deformation gradient F its cell is ``F L`` and its atoms sit at
@@ -33,7 +35,11 @@ from atomistic.relax import check_iterations, relax
 from atomistic.structure import Configuration, check_coordinates
 from fe2qc.checks import MAX_COORDINATE, require_finite, require_nonnegative, require_positive
 from fe2qc.errors import CalculationFailed, InputError
-from fe2qc.material import check_deformation_gradients
+from fe2qc.material import (
+    PointResult,
+    check_deformation_gradients,
+    check_point_deformation_gradient,
+)
 from fe2qc.tensors import embed_F
 
 __all__ = ["RVEState", "AtomisticRVE"]
@@ -52,7 +58,11 @@ class RVEState:
 
 
 class AtomisticRVE:
-    """A periodic atomistic cell as a batched material point with a consistent tangent.
+    """A periodic atomistic cell as a material point with a consistent tangent.
+
+    A :class:`fe2qc.material.PointModel`: the state of a point is the relaxed internal
+    displacement field ``u_nc`` flattened (3 values per atom); every evaluation warm-starts the
+    relaxation from it. ``work`` is the number of Newton iterations of the relaxation.
 
     Args:
         potential: the interatomic potential.
@@ -81,16 +91,16 @@ class AtomisticRVE:
         self.V0 = reference.volume
         self.calc = Calculator(potential, skin=skin, multiple_images=multiple_images)
         self.e_ref = self.calc.energy(self.reference)
-        self._committed: np.ndarray | None = None  # (nq, n, 3) warm starts
-        self._trial: np.ndarray | None = None
-        self.last_iterations: np.ndarray | None = None
 
     @classmethod
     def from_lattice(cls, potential: Potential, lattice: str, a0: float, size=(3, 3, 3), *,
                      vacancy: bool = False, void_radius: float = 0.0, **kwargs) -> AtomisticRVE:
-        """A supercell of ``lattice``, optionally with a vacancy (the site nearest the centre) or a
-        spherical void of ``void_radius`` Å around the centre,
-        relaxed at F = I to be the reference."""
+        """A supercell of ``lattice``, relaxed at F = I to be the reference.
+
+        Optionally with a vacancy (the site nearest the centre) or a spherical void of
+        ``void_radius`` Å around the centre; ``kwargs`` go to the constructor (``dim``,
+        ``fmax``, ...).
+        """
         from atomistic.lattice import crystal
 
         void_radius = require_nonnegative("void_radius", void_radius, unit="Å")
@@ -171,43 +181,35 @@ class AtomisticRVE:
         W = (res.energy - self.e_ref) / self.V0
         return RVEState(P, A, W, u, its, mf)
 
-    # -- MaterialPoint protocol -------------------------------------------------------------
-    def _warm(self, nq: int) -> np.ndarray:
-        if self._committed is None or len(self._committed) != nq:
-            self._committed = np.zeros((nq, self.n_atoms, 3))
-        return self._committed
+    # -- PointModel protocol ----------------------------------------------------------------
+    def initial_state(self) -> np.ndarray:
+        """Return the state of an unloaded point: zero internal displacements (3 per atom)."""
+        return np.zeros(3 * self.n_atoms)
 
-    def evaluate(self, F_qij: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Relaxed P and consistent tangent A at each point (warm-started from the committed
-        state of the same point index)."""
-        F = embed_F(check_deformation_gradients(F_qij, self.dim))
-        nq, d = len(F), self.dim
-        warm = self._warm(nq)
-        P = np.empty((nq, d, d))
-        A = np.empty((nq, d, d, d, d))
-        self._trial = np.empty_like(warm)
-        self.last_iterations = np.zeros(nq, dtype=int)
-        for q in range(nq):
-            s = self.evaluate_one(F[q], warm[q])
-            P[q] = s.P[:d, :d]
-            A[q] = s.A[:d, :d, :d, :d]
-            self._trial[q] = s.u_nc
-            self.last_iterations[q] = s.iterations
-        return P, A
+    def evaluate_point(self, F_dd: np.ndarray, state: np.ndarray, *,
+                       tangent: bool = True) -> PointResult:
+        """Relax at the (dim, dim) deformation gradient, warm-started from ``state``.
 
-    def energy_density(self, F_qij: np.ndarray) -> np.ndarray:
-        """Relaxed energy density W (eV/Å³) at each point."""
-        F = embed_F(check_deformation_gradients(F_qij, self.dim))
-        warm = self._warm(len(F))
-        return np.array([self.evaluate_one(F[q], warm[q], tangent=False).W
-                         for q in range(len(F))])
+        In 2D (plane strain) F is embedded as ``[[F, 0], [0, 1]]`` and P, A are the in-plane
+        components. An empty ``state`` starts from zero internal displacements.
 
-    def commit(self) -> None:
-        """Make the last trial internal displacements the warm start of the next step."""
-        if self._trial is not None:
-            self._committed = self._trial
-            self._trial = None
+        Returns:
+            P, A (zeros without ``tangent``), W, the relaxed displacements as the new state and
+            ``work`` = the Newton iterations of the relaxation.
+        """
+        F = embed_F(check_point_deformation_gradient(F_dd, self.dim))
+        state = np.asarray(state, dtype=float)
+        u0 = None
+        if state.size:
+            if state.size != 3 * self.n_atoms:
+                raise InputError(f"RVE state has {state.size} values, expected "
+                                 f"{3 * self.n_atoms} (3 per atom)")
+            u0 = state.reshape(-1, 3)
+        s = self.evaluate_one(F, u0, tangent=tangent)
+        d = self.dim
+        return PointResult(np.array(s.P[:d, :d]), np.array(s.A[:d, :d, :d, :d]), float(s.W),
+                           np.asarray(s.u_nc, dtype=float).reshape(-1), float(s.iterations))
 
-    def revert(self) -> None:
-        """Forget the last trial state."""
-        self._trial = None
+    def __repr__(self) -> str:
+        """Return the size of the cell and the dimension."""
+        return f"AtomisticRVE({self.n_atoms} atoms, dim={self.dim})"

@@ -13,8 +13,10 @@ __all__ = ["Configuration", "perpendicular_widths", "check_coordinates", "check_
 
 
 def check_coordinates(positions_nc: np.ndarray, cell_cc: np.ndarray) -> None:
-    """Refuse NaN/inf (or beyond :data:`fe2qc.checks.MAX_COORDINATE`) positions and cell
-    vectors with an :class:`InputError` naming the first offending entry.
+    """Refuse non-finite or huge positions and cell vectors with an :class:`InputError`.
+
+    NaN/inf or values beyond :data:`fe2qc.checks.MAX_COORDINATE`; the error names the first
+    offending entry.
 
     Called wherever positions enter the engine (``Configuration``, ``NeighborList.build`` and
     ``update``, hence every ``Calculator`` method), since arrays can be changed in place after

@@ -38,6 +38,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from fe2qc.material import DelegatingMaterial  # noqa: E402
+
 
 def _config(quick: bool, outdir: str, fd_mesh: bool = False):
     from coupling.config import parse_config
@@ -53,13 +55,15 @@ def _config(quick: bool, outdir: str, fd_mesh: bool = False):
     return parse_config(data, base_dir=ROOT / "demos")
 
 
-class FiniteDifferenceTangent:
+class FiniteDifferenceTangent(DelegatingMaterial):
     """A material point whose tangent is central differences of its stress (8 extra calls)."""
 
     def __init__(self, inner, h: float = 1e-6):
-        self.inner, self.dim, self.h = inner, inner.dim, h
+        super().__init__(inner)
+        self.h = h
 
     def evaluate(self, F_qij):
+        """Return the inner point's P and the central-difference tangent of it at ``F_qij``."""
         import numpy as np
 
         P, _ = self.inner.evaluate(F_qij)
@@ -75,39 +79,29 @@ class FiniteDifferenceTangent:
         self.inner.evaluate(F_qij)  # leave the trial state at F
         return P, A
 
-    def energy_density(self, F_qij):
-        return self.inner.energy_density(F_qij)
 
-    def commit(self):
-        self.inner.commit()
-
-    def revert(self):
-        self.inner.revert()
-
-
-class FrozenTangent:
+class FrozenTangent(DelegatingMaterial):
     """Modified Newton: the tangent of the first evaluation (the initial stiffness) is kept."""
 
     def __init__(self, inner):
-        self.inner, self.dim, self.A = inner, inner.dim, None
+        super().__init__(inner)
+        self.A = None
 
     def evaluate(self, F_qij):
+        """Return the inner point's P at ``F_qij`` and the tangent of the first evaluation."""
         P, A = self.inner.evaluate(F_qij)
         if self.A is None or self.A.shape != A.shape:
             self.A = A
         return P, self.A
 
-    def energy_density(self, F_qij):
-        return self.inner.energy_density(F_qij)
-
-    def commit(self):
-        self.inner.commit()
-
-    def revert(self):
-        self.inner.revert()
-
 
 def child(args) -> dict:
+    """Run the benchmark problem once in this process (one ``--child`` variant).
+
+    Returns:
+        The figures of the run: ranks, Gauss points, Newton iterations, evaluations and rates,
+        dispatch seconds and share, seconds per phase and iteration, wall time.
+    """
     import fe2qc.mpi
 
     MPI = fe2qc.mpi.mpi()
@@ -125,8 +119,7 @@ def child(args) -> dict:
     t0 = time.perf_counter()
     reports = sim.problem.solve(cfg.loading.load_factors())
     wall = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
-    inner = sim.material.inner
-    timings = getattr(inner, "timings", {})
+    timings = getattr(sim.material, "timings", {})
     its = [r.iterations for r in reports]
     evals = sum(i + 1 for i in its) * sim.problem.num_global_points
     phases = {}
@@ -164,6 +157,11 @@ def _spawn(cmd, tmp) -> dict:
 
 
 def main() -> int:
+    """Run the benchmark (with ``--child``: one run of it, in this process); return 0.
+
+    The benchmark runs each variant in a child process (``mpirun -n 2`` for the 2-rank run) and
+    prints the figures, the last line one JSON object with ``--json``.
+    """
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true")
     p.add_argument("--json", action="store_true")

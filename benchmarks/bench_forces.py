@@ -67,6 +67,7 @@ def _median_time(fn, repeats: int, cpu: list | None = None) -> float:
 
 
 def make_config(size: int):
+    """Fcc Cu of ``size``³ conventional cells, every atom displaced by N(0, 0.01 Å) (seeded)."""
     c = crystal("fcc", A0, size=(size, size, size))
     rng = np.random.default_rng(SEED)
     c.positions_nc = c.positions_nc + rng.normal(scale=0.01, size=c.positions_nc.shape)
@@ -74,6 +75,11 @@ def make_config(size: int):
 
 
 def bench_ours(pot: EAM, config, repeats: int) -> dict:
+    """Time and measure our EAM kernels on ``config``.
+
+    The fused ``energy_forces`` and ``Calculator.compute`` (median of ``repeats`` evaluations
+    each), the neighbour-list build (median of 5) and the memory per atom.
+    """
     n = len(config)
     nl = NeighborList(config, pot.cutoff, SKIN)
     build_s = _median_time(lambda: nl.build(config.positions_nc, config.cell_cc), 5)
@@ -121,6 +127,11 @@ def _neigh_time(log: str, nsteps: int) -> float:
 
 
 def bench_lammps(pot: EAM, config, nsteps: int = 100, nneigh: int = 20) -> dict:
+    """Time LAMMPS's ``pair_style eam`` on the same positions.
+
+    ``nsteps`` force evaluations without a neighbour rebuild, then the neighbour build time from
+    the timer breakdown of ``nneigh`` steps with a rebuild every step.
+    """
     from fe2qc.mpi import lammps, mpi
 
     n = len(config)
@@ -175,6 +186,7 @@ def bench_lammps(pot: EAM, config, nsteps: int = 100, nneigh: int = 20) -> dict:
 
 
 def run_case(pot: EAM, size: int, repeats: int) -> dict:
+    """Benchmark one crystal size, ours against LAMMPS, and check that the energies agree."""
     config = make_config(size)
     n = len(config)
     ours = bench_ours(pot, config, repeats)
@@ -246,6 +258,7 @@ def _table(cases: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
+    """Run the benchmark; return 0 if every energy check passed, else 1."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true", help="print one JSON object last")
     ap.add_argument("--quick", action="store_true", help="only 4000 atoms (for tests)")

@@ -101,7 +101,7 @@ def _peak_mb() -> float:
 
 
 def tip_position(X: np.ndarray, U: np.ndarray, bonds, a0: float) -> float:
-    """x (units of a0) of the rightmost broken crack-plane bond (nan if none).
+    """Locate the tip: x (units of a0) of the rightmost broken crack-plane bond (nan if none).
 
     ``bonds`` are :func:`atomistic.fracture.bonds_across_plane` of ``X``; a bond is broken
     above ``BROKEN * a0`` (:func:`atomistic.fracture.crack_tip_x`).
@@ -220,6 +220,11 @@ def _timing_fields(prefix: str, runs: list[dict], *, build: str) -> dict:
 
 
 def run_case(R: float, args, tmp: str, do_ref: bool) -> dict:
+    """Run QC (and, with ``do_ref``, the atomistic reference) at domain radius R (a0).
+
+    Each solve runs ``args.repeats`` times in its own child process; returns the case's sizes,
+    timings (medians with min/max), peak memory, speedups, errors and tip positions.
+    """
     base = {"radius": R, "atomistic_radius": args.atomistic_radius, "scheme": args.scheme,
             "growth": args.growth, "max_size": args.max_size, "k_ratio": args.k_ratio,
             "potential": args.potential, "coarse_clamp": args.coarse_clamp,
@@ -342,6 +347,7 @@ def _table(cases: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
+    """Run the benchmark over the radii (or one child solve with ``--one``) and print the table."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true", help="print one JSON object last")
     ap.add_argument("--quick", action="store_true", help="radii 30 and 45 a0 only (tests)")

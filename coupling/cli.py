@@ -1,5 +1,6 @@
 """The ``fe2qc`` command line: one entry point, a subcommand per task.
 
+Examples:
     fe2qc elastic --potential Cu_u3.eam --lattice fcc --json
     mpirun -n 2 fe2qc run demos/fe2_crack.toml
     fe2qc qc patch-test --scheme gfc --dim 2 --json
@@ -68,9 +69,11 @@ def _cmd_elastic(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace, guard=None) -> int:
-    """``fe2qc run`` on one rank (every rank of an mpirun job runs this). Progress lines come
-    from rank 0 only: on stdout, or on stderr with ``--json`` (stdout then holds the one JSON
-    object and nothing else)."""
+    """Run ``fe2qc run`` on one rank (every rank of an mpirun job runs this).
+
+    Progress lines come from rank 0 only: on stdout, or on stderr with ``--json`` (stdout then
+    holds the one JSON object and nothing else).
+    """
     from coupling.config import load_config
 
     cfg = load_config(args.problem)  # validated before MPI or DOLFINx is touched
@@ -112,8 +115,10 @@ def _cmd_run(args: argparse.Namespace, guard=None) -> int:
 
 
 def _launched_size() -> int:
-    """The number of ranks an MPI launcher started (1 without one), from its environment,
-    without initialising MPI."""
+    """Return the number of ranks an MPI launcher started (1 without one).
+
+    Read from the launcher's environment, without initialising MPI.
+    """
     import os
 
     for var in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE"):
@@ -124,8 +129,10 @@ def _launched_size() -> int:
 
 
 def _agree(comm, rc: int, error: tuple[str, str] | None, *, timeout: float = 60.0) -> int:
-    """End of ``fe2qc run`` on every rank: one error message in all (printed by rank 0, with the
-    reporting ranks named when not all of them report it) and one exit status (the largest).
+    """End ``fe2qc run`` on every rank with one error message in all and one exit status.
+
+    The message is printed by rank 0, with the reporting ranks named when not all of them
+    report it; the exit status is the largest.
 
     Every rank must get here; one that does not within ``timeout`` seconds (stuck in a
     collective that another rank left because of an error) is not waited for: this rank
@@ -178,7 +185,7 @@ def _agree(comm, rc: int, error: tuple[str, str] | None, *, timeout: float = 60.
 
 
 def _main_run(args: argparse.Namespace) -> int:
-    """``fe2qc run`` with the rules for errors and interrupts on every rank:
+    """Run ``fe2qc run`` with the rules for errors and interrupts on every rank.
 
     * InputError (exit 2) and CalculationFailed (exit 3) are raised on every rank alike by the
       library; they are printed once, by rank 0 (:func:`_agree`).
@@ -253,7 +260,8 @@ def _cmd_qc_patch(args: argparse.Namespace) -> int:
         F = [vals[i * k:(i + 1) * k] for i in range(rows[len(vals)])]
     amplitude = 0.02 if args.amplitude is None else args.amplitude
     require_nonnegative("--amplitude (the size of the random part of F)", amplitude)
-    out = patch_test(scheme, args.dim, seed=args.seed, amplitude=amplitude, F=F)
+    out = patch_test(scheme, args.dim, seed=args.seed, amplitude=amplitude, F=F,
+                     continuum=args.continuum)
     code = 1 if out["status"] == "FAIL" else 0
     if args.json:
         print(json.dumps(out))
@@ -358,6 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "(1 number for --dim 1, 4 for --dim 2 and 3; --dim 3 also takes 6, the "
                     "first two columns with F31 F32), e.g. --F 0.9,0,0,0.9 (--F=-1,... when "
                     "the first entry is negative)")
+    pt.add_argument("--continuum", choices=("p1", "dolfinx"), default="p1",
+                    help="the continuum's implementation: p1, the own Cauchy-Born P1 kernel "
+                    "(default), or dolfinx, DOLFINx forms with the Cauchy-Born material point")
     pt.add_argument("--json", action="store_true", help="print one JSON object (the exit "
                     "status is the same)")
     pt.set_defaults(func=_cmd_qc_patch)
@@ -365,8 +376,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (2 for bad input, 3 for a failed calculation, 130
-    for an interrupted ``run``)."""
+    """Run the CLI and return the exit status.
+
+    The status is 2 for bad input, 3 for a failed calculation and 130 for an interrupted
+    ``run``.
+    """
     args = build_parser().parse_args(argv)
     if args.func is _cmd_run:
         return _main_run(args)

@@ -2,15 +2,17 @@
 
 A problem file has these sections (every key optional unless marked)::
 
-    [mesh]              # either a generator ...
-    generator = "cracked_plate"
+    [mesh]              # either a generator (meshes.generators) and its parameters ...
+    generator = "cracked_plate"   # "cracked_plate" | "rectangle"
     width = 2000.0      # Å, half width of the plate
     height = 2000.0     # Å, half height
     crack_length = 200.0  # Å, half crack length (tip at x = crack_length, y = 0)
     tip_size = 4.0      # Å
     far_size = 400.0    # Å
     grading = 0.3
-    # ... or a gmsh file with the facet markers of meshes.crack.TAGS
+    # generator = "rectangle": width = 100.0, height = 100.0 (Å), nx = 4, ny = 4 (cells)
+    # ... or a gmsh file; its physical groups of facets name the boundary parts (a file that
+    # names none is read with the markers of meshes.crack.TAGS)
     # file = "plate.msh"
 
     [material]
@@ -32,8 +34,8 @@ A problem file has these sections (every key optional unless marked)::
     # neo-hookean: mu, lmbda (GPa)
 
     [loading]
-    mode = "K"          # "K" (K_I in MPa √m), "traction" (GPa), "displacement" (Å): on the top
-    value = 0.2
+    mode = "K"          # "K" (K_I in MPa √m), "traction" (GPa), "displacement" (Å)
+    value = 0.2         # multiplies the loaded boundary conditions (below)
     steps = 4           # or a list of increasing load factors, e.g. [0.5, 1.0]
 
     [solver]
@@ -50,6 +52,32 @@ A problem file has these sections (every key optional unless marked)::
     vtx = true
     checkpoint = true
     overwrite = false   # a non-empty directory is refused unless true (or --overwrite)
+
+    [[boundary]]        # optional, repeated: a condition on a named boundary part of the mesh
+    name = "left"       # required; the boundary parts of the mesh source (an unknown name is
+                        # refused with the list of the mesh's names)
+    u_x = 0.0           # Å, a fixed displacement component (also u_y); not scaled by the load
+    [[boundary]]
+    name = "top"
+    traction = [0.0, 1.0]   # nominal traction, times [loading] value (GPa) times the load factor
+    # u_y = 1.0         # with loaded = true: a displacement times value (Å) times the load factor
+    # loaded = true
+
+A ``[[boundary]]`` entry gives displacement components (``u_x``, ``u_y``) or a ``traction``,
+not both. The loaded entries (every traction, and the displacements with ``loaded = true``)
+are multiplied by ``[loading] value`` and the load factor of each step; the other
+displacements are held fixed. Mode ``"traction"`` needs loaded tractions only, mode
+``"displacement"`` loaded displacements only. Without ``[[boundary]]`` entries the mesh
+source's default boundary conditions apply: for ``cracked_plate`` (and a mesh file) the
+quarter model's, u_x = 0 on ``left``, u_y = 0 on ``ligament`` (symmetry) and on ``top`` a
+traction ``(0, value)`` or a displacement u_y = value; for ``rectangle`` u_x = 0 on ``left``,
+u_y = 0 on ``bottom`` and a traction ``(value, 0)`` or a displacement u_x = value on
+``right``. Mode ``"K"`` loads the default boundary conditions of a generator that has a K
+calibration (``cracked_plate``: the traction whose handbook K_I,
+:func:`meshes.crack.center_crack_K`, equals ``value``); it is refused with ``[[boundary]]``
+entries and for a geometry without one. Another geometry is a mesh function and an entry in
+:data:`meshes.generators.GENERATORS` (its parameters, boundary names and default boundary
+conditions), then a problem file: nothing here or in ``coupling.driver`` changes.
 
 Relative paths: the *input* files the TOML names (``[mesh] file``, a ``[material] potential``
 file) are taken relative to the TOML file's folder; the ``[output] directory`` is relative to
@@ -70,32 +98,92 @@ from pathlib import Path
 from typing import Any
 
 from fe2qc.errors import InputError
+from meshes.generators import GENERATORS, MESH_FILE, MeshGenerator
 
 __all__ = [
-    "MeshConfig", "MaterialConfig", "LoadingConfig", "SolverConfig", "MPIConfig",
-    "OutputConfig", "Config", "load_config", "parse_config", "MATERIAL_TYPES", "LOADING_MODES",
+    "MeshConfig", "MaterialConfig", "LoadingConfig", "BoundaryConfig", "SolverConfig",
+    "MPIConfig", "OutputConfig", "Config", "load_config", "parse_config", "MATERIAL_TYPES",
+    "LOADING_MODES", "MESH_GENERATORS", "BOUNDARY_KEYS", "check_boundary_names",
 ]
 
 MATERIAL_TYPES = ("neo-hookean", "cauchy-born", "rve")
 LOADING_MODES = ("K", "traction", "displacement")
-MESH_GENERATORS = ("cracked_plate",)
+MESH_GENERATORS = tuple(GENERATORS)
 LATTICES = ("fcc", "bcc")
 
 
 @dataclass
 class MeshConfig:
+    """``[mesh]``: a generator of :mod:`meshes.generators` and its parameters, or a gmsh file.
+
+    The parameters are also attributes (``cfg.mesh.crack_length``), read and written.
+    """
+
     generator: str | None = "cracked_plate"
     file: Path | None = None
-    width: float = 2000.0
-    height: float = 2000.0
-    crack_length: float = 200.0
-    tip_size: float = 4.0
-    far_size: float = 400.0
-    grading: float = 0.3
+    #: parameter name -> value (default: the generator's defaults)
+    parameters: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        """Fill in the generator's default parameters when none are given."""
+        if self.parameters is None:
+            self.parameters = {} if self.file is not None else self.source.defaults()
+
+    def __getattr__(self, name: str) -> Any:
+        """A parameter read as an attribute (``cfg.mesh.crack_length``)."""
+        params = self.__dict__.get("parameters")
+        if not name.startswith("_") and params and name in params:
+            return params[name]
+        raise AttributeError(f"{type(self).__name__} has no attribute or [mesh] parameter "
+                             f"{name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """A parameter written as an attribute goes to :attr:`parameters`."""
+        params = self.__dict__.get("parameters")
+        if params and name in params and name not in self.__dataclass_fields__:
+            params[name] = value
+        else:
+            object.__setattr__(self, name, value)
+
+    @property
+    def source(self) -> MeshGenerator:
+        """The registry entry of this mesh source (``MESH_FILE`` for a file)."""
+        return MESH_FILE if self.file is not None else GENERATORS[self.generator]
+
+    def arguments(self) -> dict[str, Any]:
+        """The keyword arguments of the source's ``build`` and ``boundary_names``."""
+        return {"file": self.file} if self.file is not None else dict(self.parameters)
+
+    def describe(self) -> str:
+        """``[mesh] generator = '...'`` or ``[mesh] file = '...'``, for messages."""
+        if self.file is not None:
+            return f"[mesh] file = '{os.fspath(self.file)}'"
+        return f"[mesh] generator = {self.generator!r}"
+
+    def boundary_names(self) -> tuple[str, ...]:
+        """The names of the boundary parts the mesh will have (a file: read from it)."""
+        return tuple(self.source.boundary_names(**self.arguments()))
+
+    def build(self, comm):
+        """Build (or read) the mesh on ``comm``: a :class:`meshes.tagged.TaggedMesh`."""
+        return self.source.build(comm, **self.arguments())
+
+    def stress_intensity(self) -> float:
+        """K_I (eV/Å³ √Å) of the default boundary conditions at unit load (1 eV/Å³).
+
+        Raises:
+            InputError: the geometry has no K calibration.
+        """
+        k = self.source.stress_intensity
+        if k is None:
+            raise InputError(_no_K_message(self))
+        return float(k(**self.arguments()))
 
 
 @dataclass
 class MaterialConfig:
+    """``[material]``: the material law or the RVE of the Gauss points."""
+
     type: str = "rve"
     potential: str | dict | None = "Cu_u3.eam"  # an EAM file, or a pair-style table
     lattice: str = "fcc"
@@ -109,6 +197,8 @@ class MaterialConfig:
 
 @dataclass
 class LoadingConfig:
+    """``[loading]``: what the load value means, its size and the load steps."""
+
     mode: str = "K"
     value: float = 0.2
     steps: int | list[float] = 4
@@ -120,8 +210,38 @@ class LoadingConfig:
         return list(self.steps)
 
 
+#: the keys of a ``[[boundary]]`` entry and their kinds
+BOUNDARY_KEYS = {"name": "str", "u_x": "float", "u_y": "float", "traction": "vector2",
+                 "loaded": "bool"}
+
+
+@dataclass(frozen=True)
+class BoundaryConfig:
+    """One ``[[boundary]]`` entry: displacement components or a traction on a boundary part.
+
+    Attributes:
+        name: the boundary part (a name of the mesh source's boundary).
+        u_x, u_y: prescribed displacement components (Å), None where free.
+        traction: nominal traction at unit load value (times ``[loading] value`` in GPa).
+        loaded: the values scale with ``[loading] value`` and the load factor (always true
+            for a traction); false: the displacements are held fixed.
+    """
+
+    name: str
+    u_x: float | None = None
+    u_y: float | None = None
+    traction: tuple[float, float] | None = None
+    loaded: bool = False
+
+    def displacements(self) -> list[tuple[int, float]]:
+        """``(component, value)`` of each prescribed displacement component."""
+        return [(c, v) for c, v in enumerate((self.u_x, self.u_y)) if v is not None]
+
+
 @dataclass
 class SolverConfig:
+    """``[solver]``: element degree and Newton settings."""
+
     degree: int = 1
     rtol: float = 1e-8
     max_iterations: int = 25
@@ -130,11 +250,15 @@ class SolverConfig:
 
 @dataclass
 class MPIConfig:
+    """``[mpi]``: the number of RVE worker ranks."""
+
     workers: int = 0
 
 
 @dataclass
 class OutputConfig:
+    """``[output]``: where and what a run writes."""
+
     directory: Path = Path("results")
     vtx: bool = True
     checkpoint: bool = True
@@ -143,20 +267,53 @@ class OutputConfig:
 
 @dataclass
 class Config:
+    """A validated problem file: one attribute per section."""
+
     mesh: MeshConfig = field(default_factory=MeshConfig)
     material: MaterialConfig = field(default_factory=MaterialConfig)
     loading: LoadingConfig = field(default_factory=LoadingConfig)
     solver: SolverConfig = field(default_factory=SolverConfig)
     mpi: MPIConfig = field(default_factory=MPIConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    #: the ``[[boundary]]`` entries; None: the mesh source's default boundary conditions
+    boundaries: list[BoundaryConfig] | None = None
     source: Path | None = None  # the TOML file, if any
+
+    def boundary_conditions(self) -> list[BoundaryConfig]:
+        """The boundary conditions of the problem.
+
+        Returns:
+            The ``[[boundary]]`` entries, or the mesh source's defaults for the
+            ``[loading]`` mode when there are none.
+
+        Raises:
+            InputError: no entries and the mesh source has no defaults.
+        """
+        if self.boundaries is not None:
+            return list(self.boundaries)
+        defaults = self.mesh.source.default_boundaries
+        if defaults is None:
+            raise InputError(f"{self.mesh.describe()} has no default boundary conditions; "
+                             "give [[boundary]] entries (its boundary parts: "
+                             + ", ".join(repr(n) for n in self.mesh.boundary_names()) + ")")
+        return _parse_boundaries(defaults(self.loading.mode),
+                                 f"the default boundary conditions of {self.mesh.describe()}")
 
 
 # -- key tables: name -> kind ("float", "posfloat", "int", "posint", "bool", "str", ...) -----
+def _mesh_keys() -> dict[str, str]:
+    """``generator``, ``file`` and the parameters of every registered generator."""
+    keys = {"generator": "str", "file": "path"}
+    for gen in GENERATORS.values():
+        for name, (kind, _default) in gen.parameters.items():
+            if keys.setdefault(name, kind) != kind:
+                raise AssertionError(f"[mesh] parameter {name!r} has two kinds: "
+                                     f"{keys[name]!r} and {kind!r} ({gen.name})")
+    return keys
+
+
 _KEYS: dict[str, dict[str, str]] = {
-    "mesh": {"generator": "str", "file": "path", "width": "posfloat", "height": "posfloat",
-             "crack_length": "posfloat", "tip_size": "posfloat", "far_size": "posfloat",
-             "grading": "posfloat"},
+    "mesh": _mesh_keys(),
     "material": {"type": "str", "potential": "potential", "lattice": "str", "a0": "posfloat",
                  "size": "size", "vacancy": "bool", "fmax": "posfloat", "mu": "posfloat",
                  "lmbda": "posfloat"},
@@ -214,6 +371,12 @@ def _coerce(section: str, key: str, kind: str, value: Any, base: Path) -> Any:
         # an input file is found next to the TOML file; an output folder is made relative to
         # the working directory, as every command-line tool does
         return p if (p.is_absolute() or kind == "outpath") else base / p
+    if kind == "vector2":
+        if (not isinstance(value, list) or len(value) != 2
+                or not all(isinstance(v, int | float) and not isinstance(v, bool)
+                           and math.isfinite(v) for v in value)):
+            raise _kind_error(section, key, "a list of two finite numbers", value)
+        return tuple(float(v) for v in value)
     if kind == "size":
         if (not isinstance(value, list) or len(value) != 3
                 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
@@ -255,9 +418,9 @@ def parse_config(data: dict, *, base_dir: str | os.PathLike = ".",
     if not isinstance(data, dict):
         raise InputError(f"a problem file must be a TOML table, got {type(data).__name__}")
     for name in data:
-        if name not in _KEYS:
+        if name not in _KEYS and name != "boundary":
             raise InputError(f"unknown section [{name}]; allowed: "
-                             + ", ".join(f"[{s}]" for s in _KEYS))
+                             + ", ".join(f"[{s}]" for s in _KEYS) + ", [[boundary]]")
     values: dict[str, dict[str, Any]] = {}
     for section, table in _KEYS.items():
         raw = data.get(section, {})
@@ -273,22 +436,7 @@ def parse_config(data: dict, *, base_dir: str | os.PathLike = ".",
 
     cfg = Config(source=source)
     # -- mesh --
-    m = values["mesh"]
-    if "file" in m:
-        if "generator" in m:
-            raise InputError("[mesh] give either 'generator' or 'file', not both")
-        m["generator"] = None
-        if check_files and not Path(m["file"]).is_file():
-            raise InputError(f"[mesh] 'file': mesh file '{m['file']}' not found")
-    else:
-        _choice("mesh", "generator", m.get("generator", "cracked_plate"), MESH_GENERATORS)
-    cfg.mesh = MeshConfig(**m)
-    if cfg.mesh.generator and cfg.mesh.crack_length >= cfg.mesh.width:
-        raise InputError(f"[mesh] 'crack_length' ({cfg.mesh.crack_length}) must be smaller than "
-                         f"'width' ({cfg.mesh.width})")
-    if cfg.mesh.generator and cfg.mesh.tip_size > cfg.mesh.far_size:
-        raise InputError(f"[mesh] 'tip_size' ({cfg.mesh.tip_size}) must not exceed 'far_size' "
-                         f"({cfg.mesh.far_size})")
+    cfg.mesh = _mesh_config(values["mesh"], check_files)
     # -- material --
     mat = values["material"]
     mtype = _choice("material", "type", mat.get("type", "rve"), MATERIAL_TYPES)
@@ -305,10 +453,10 @@ def parse_config(data: dict, *, base_dir: str | os.PathLike = ".",
     if "mode" in lo:
         _choice("loading", "mode", lo["mode"], LOADING_MODES)
     cfg.loading = LoadingConfig(**lo)
-    if cfg.loading.mode == "K" and cfg.mesh.generator != "cracked_plate":
-        raise InputError("[loading] mode = 'K' needs [mesh] generator = 'cracked_plate' (the "
-                         "crack length enters the handbook K); use 'traction' or "
-                         "'displacement' with a mesh file")
+    # -- boundary conditions (after [mesh] and [loading], which they refer to) --
+    if "boundary" in data:
+        cfg.boundaries = _parse_boundaries(data["boundary"], "[[boundary]]")
+    _check_boundary_conditions(cfg, check_files)
     cfg.solver = SolverConfig(**values["solver"])
     if cfg.solver.degree not in (1, 2):
         raise InputError(f"[solver] 'degree' = {cfg.solver.degree} is not allowed; allowed "
@@ -321,9 +469,149 @@ def parse_config(data: dict, *, base_dir: str | os.PathLike = ".",
     return cfg
 
 
+def _mesh_config(m: dict[str, Any], check_files: bool) -> MeshConfig:
+    """The ``[mesh]`` section (its values already of the right kinds) as a MeshConfig."""
+    if "file" in m:
+        if "generator" in m:
+            raise InputError("[mesh] give either 'generator' or 'file', not both")
+        for key in m:
+            if key != "file":
+                raise InputError(f"key '{key}' in [mesh] does not apply to a mesh file "
+                                 f"([mesh] file = ...): it takes 'file' only")
+        if check_files and not Path(m["file"]).is_file():
+            raise InputError(f"[mesh] 'file': mesh file '{m['file']}' not found")
+        return MeshConfig(generator=None, file=m["file"])
+    name = _choice("mesh", "generator", m.get("generator", "cracked_plate"), MESH_GENERATORS)
+    gen = GENERATORS[name]
+    for key in m:
+        if key != "generator" and key not in gen.parameters:
+            raise InputError(f"key '{key}' in [mesh] does not apply to generator = {name!r}; "
+                             "allowed for it: " + ", ".join(["generator", *gen.parameters]))
+    params = gen.defaults()
+    params.update({k: v for k, v in m.items() if k != "generator"})
+    if gen.check is not None:
+        try:
+            gen.check(**params)
+        except InputError as exc:
+            raise InputError(f"[mesh] {exc}") from None
+    return MeshConfig(generator=name, parameters=params)
+
+
+def _parse_boundaries(entries: Any, where: str) -> list[BoundaryConfig]:
+    """Validate ``[[boundary]]`` entries (``where`` names them in messages)."""
+    if isinstance(entries, dict):
+        raise InputError(f"{where} must be an array of tables: write each entry as "
+                         "[[boundary]] (two brackets), not [boundary]")
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise InputError(f"{where} must be an array of tables ([[boundary]] entries), got "
+                         f"{entries!r}")
+    out = []
+    for i, entry in enumerate(entries, start=1):
+        label = f"{where} entry {i}" + (f" (name = {entry['name']!r})"
+                                        if isinstance(entry.get("name"), str) else "")
+        for key in entry:
+            if key not in BOUNDARY_KEYS:
+                raise InputError(f"unknown key '{key}' in {label}; allowed: "
+                                 + ", ".join(BOUNDARY_KEYS))
+        if "name" not in entry:
+            raise InputError(f"{label} has no 'name': every [[boundary]] entry names a "
+                             "boundary part of the mesh")
+        try:
+            v = {key: _coerce("boundary", key, BOUNDARY_KEYS[key], value, Path("."))
+                 for key, value in entry.items()}
+        except InputError as exc:  # "[boundary] 'u_x' must be ..." -> name the entry
+            raise InputError(f"{label}: {str(exc).removeprefix('[boundary] ')}") from None
+        has_u = "u_x" in v or "u_y" in v
+        if not has_u and "traction" not in v:
+            raise InputError(f"{label} gives no condition: give 'u_x', 'u_y' (Å) or "
+                             "'traction'")
+        if has_u and "traction" in v:
+            raise InputError(f"{label} gives both displacements and a traction; write them "
+                             "as two [[boundary]] entries")
+        if "traction" in v:
+            if v.get("loaded") is False:
+                raise InputError(f"{label}: a traction always scales with the load; drop "
+                                 "'loaded = false'")
+            v["loaded"] = True
+        out.append(BoundaryConfig(**v))
+    return out
+
+
+def check_boundary_names(boundaries: list[BoundaryConfig], available, mesh: str) -> None:
+    """Check that every boundary condition names a boundary part the mesh has.
+
+    Args:
+        boundaries: the boundary conditions.
+        available: the names of the mesh's boundary parts.
+        mesh: the mesh source, for the message (e.g. ``[mesh] generator = 'rectangle'``).
+
+    Raises:
+        InputError: an unknown name; the message lists the available names.
+    """
+    available = tuple(available)
+    for bc in boundaries:
+        if bc.name not in available:
+            raise InputError(f"[[boundary]] name = {bc.name!r} is not a boundary part of the "
+                             f"mesh of {mesh}; available names: "
+                             + (", ".join(repr(a) for a in available) or "none (name the "
+                                "facet physical groups of the mesh file)"))
+
+
+def _no_K_message(mesh: MeshConfig) -> str:
+    calibrated = [n for n, g in GENERATORS.items() if g.stress_intensity is not None]
+    return ("[loading] mode = 'K' needs [mesh] generator = "
+            + " or ".join(repr(n) for n in calibrated)
+            + f" (a geometry with a K calibration, e.g. the crack length for the handbook K); "
+            f"{mesh.describe()} has none: use mode 'traction' or 'displacement'")
+
+
+def _check_boundary_conditions(cfg: Config, check_files: bool) -> None:
+    """The boundary conditions name parts of the mesh and fit the ``[loading]`` mode."""
+    mode = cfg.loading.mode
+    if mode == "K":
+        if cfg.mesh.source.stress_intensity is None:
+            raise InputError(_no_K_message(cfg.mesh))
+        if cfg.boundaries is not None:
+            raise InputError("[loading] mode = 'K' loads the default boundary conditions of "
+                             f"{cfg.mesh.describe()} (its K calibration holds for those only); "
+                             "remove the [[boundary]] entries, or use mode 'traction' or "
+                             "'displacement' with them")
+    bcs = cfg.boundary_conditions()
+    if check_files or cfg.mesh.file is None:
+        check_boundary_names(bcs, cfg.mesh.boundary_names(), cfg.mesh.describe())
+    seen: set[tuple[str, str]] = set()
+    for bc in bcs:
+        keys = [k for k, val in (("u_x", bc.u_x), ("u_y", bc.u_y), ("traction", bc.traction))
+                if val is not None]
+        for key in keys:
+            if (bc.name, key) in seen:
+                raise InputError(f"[[boundary]] '{key}' on {bc.name!r} is given twice")
+            seen.add((bc.name, key))
+    loaded_u = [bc.name for bc in bcs if bc.loaded and bc.traction is None]
+    tractions = [bc.name for bc in bcs if bc.traction is not None]
+    if mode == "displacement":
+        if tractions:
+            raise InputError(f"[[boundary]] traction on {tractions[0]!r} needs [loading] mode "
+                             "= 'traction' (mode = 'displacement' scales displacements)")
+        if not loaded_u:
+            raise InputError("[loading] mode = 'displacement' but no [[boundary]] entry "
+                             "carries the load: give one 'loaded = true' with u_x or u_y")
+    else:
+        if loaded_u:
+            raise InputError(f"[[boundary]] 'loaded = true' on {loaded_u[0]!r} needs "
+                             f"[loading] mode = 'displacement' (mode = {mode!r} scales "
+                             "tractions)")
+        if not tractions:
+            raise InputError(f"[loading] mode = {mode!r} but no [[boundary]] entry carries a "
+                             "traction: give one a 'traction = [t_x, t_y]'")
+
+
 def _check_potential(spec: str | dict | None, base: Path, check_files: bool = True) -> None:
-    """A bad potential table, a pair style without its coefficients or a missing potential
-    file is an input error, found before any work starts."""
+    """Refuse a bad potential before any work starts.
+
+    A bad potential table, a pair style without its coefficients or a missing potential file
+    is an input error.
+    """
     from atomistic.potentials import factory
 
     if spec is None:
@@ -349,8 +637,10 @@ def _check_potential(spec: str | dict | None, base: Path, check_files: bool = Tr
 
 
 def resolve_potential(spec: str | dict, source: Path | None) -> str | dict:
-    """The potential spec with a relative file name taken relative to the TOML file (a
-    ``[material.potential]`` table is returned as it is)."""
+    """Return the potential spec with a relative file name taken relative to the TOML file.
+
+    A ``[material.potential]`` table is returned as it is.
+    """
     if isinstance(spec, dict):
         return spec
     if source is not None and not Path(spec).is_absolute():

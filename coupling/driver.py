@@ -28,19 +28,22 @@ a previous run wrote there (:func:`previous_run_files`: ``steps.jsonl``,
 ``checkpoint_rank*.npz``, the VTX ``*.bp`` folders) are deleted first and every other file in
 the folder is left alone.
 
-Loading of the ``cracked_plate`` quarter model: u_x = 0 on the left edge (symmetry), u_y = 0 on
-the ligament ahead of the tip (symmetry), and on the top edge a nominal traction
-``(0, sigma)`` (modes ``K`` and ``traction``) or a displacement ``u_y`` (``displacement``). In
-mode ``K`` the remote stress is chosen so that the handbook K_I equals ``value`` (MPa √m).
+Geometry and loading come from the config, never from here: the mesh from its source in
+:mod:`meshes.generators` (``[mesh]``: a generator or a gmsh file, with named boundary parts),
+the boundary conditions from ``[[boundary]]`` entries or that source's defaults (for
+``cracked_plate`` the quarter model's symmetry conditions and the load on the top), each
+loaded one multiplied by ``[loading] value`` (a traction in GPa, a displacement in Å) and the
+load factor. In mode ``K`` the traction is chosen so that the geometry's K calibration (for
+``cracked_plate`` the handbook K_I) equals ``value`` (MPa √m). See :mod:`coupling.config`.
 
-The material is evaluated by the dispatcher of :mod:`coupling.dispatch` (RVE workers) when that
-module is importable, else directly by the batched material point on every rank (``workers``
-must then be 0). All the glue for that choice is in :func:`make_material`.
+The material is a :class:`coupling.dispatch.DispatchedMaterial` over the point model of
+``[material]`` (:func:`make_point_model`): with ``[mpi] workers = 0`` every rank evaluates its
+own Gauss points, with workers those ranks evaluate them for the mesh ranks. All the
+rank-dependent glue is in :func:`make_material`.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import time
@@ -62,8 +65,15 @@ VTX_STEM = "fe2"
 CELL_FIELDS = ("rve_relaxation_iterations", "rve_seconds", "ellipticity_loss")
 
 def scale_separation(cell_size_q: np.ndarray, rve_edge: float) -> np.ndarray:
-    """Bool per Gauss point: its macro element (largest vertex distance, Å) is smaller than the
-    RVE edge (Å), i.e. FE² scale separation does not hold there."""
+    """Flag the Gauss points where FE² scale separation does not hold.
+
+    Args:
+        cell_size_q: Size of the macro element per Gauss point (largest vertex distance, Å).
+        rve_edge: Edge length of the RVE (Å).
+
+    Returns:
+        Bool per Gauss point: True where its macro element is smaller than the RVE edge.
+    """
     return np.asarray(cell_size_q, dtype=float) < float(rve_edge)
 
 
@@ -76,8 +86,13 @@ def _a0(cfg: Config, potential) -> float:
     return equilibrium_lattice_constant(potential, cfg.material.lattice)
 
 
-def make_batched_material(cfg: Config, dim: int):
-    """The batched material point of ``[material]`` (no MPI)."""
+def make_point_model(cfg: Config, dim: int):
+    """The point model of ``[material]`` (no MPI).
+
+    A :class:`fe2qc.material.PointModel`: :class:`atomistic.rve.AtomisticRVE`,
+    :class:`atomistic.cauchy_born.CauchyBorn` or :class:`fe2.materials.NeoHookean` (the last
+    two are batched material points too).
+    """
     m = cfg.material
     if m.type == "neo-hookean":
         from fe2.materials import NeoHookean
@@ -97,39 +112,18 @@ def make_batched_material(cfg: Config, dim: int):
                                      dim=dim, fmax=m.fmax, multiple_images=narrow)
 
 
-def make_point_model(cfg: Config, dim: int):
-    """The single-point model (``coupling.points``) for the dispatcher."""
-    from coupling import points
-
-    mat = make_batched_material(cfg, dim)
-    if cfg.material.type == "rve":
-        return points.RVEPoint(mat, dim)
-    if cfg.material.type == "cauchy-born":
-        return points.CauchyBornPoint(mat, dim)
-    return points.AnalyticPoint(mat)
-
-
-def dispatcher_available() -> bool:
-    """True when ``coupling.dispatch`` exists in this tree."""
-    return importlib.util.find_spec("coupling.dispatch") is not None
-
-
 def make_material(cfg: Config, comm, dim: int = 2):
     """Everything rank-dependent about the material, in one place.
 
-    Returns ``(material, mesh_comm, worker, close)``: the material point to hand to the
-    Problem (None on worker ranks), the communicator of the macro mesh (None on worker ranks),
-    a callable running the worker loop (None on macro ranks) and a finaliser.
+    Returns ``(material, mesh_comm, worker, close)``: the
+    :class:`~coupling.dispatch.DispatchedMaterial` to hand to the Problem (None on worker
+    ranks), the communicator of the macro mesh (None on worker ranks), a callable running the
+    worker loop (None on macro ranks) and a finaliser.
     """
     workers = cfg.mpi.workers
     if workers >= comm.size and workers > 0:
         raise InputError(f"[mpi] 'workers' = {workers} leaves no rank for the mesh "
                          f"(the run has {comm.size} ranks); use at most {comm.size - 1}")
-    if not dispatcher_available():
-        if workers:
-            raise InputError("[mpi] 'workers' > 0 needs coupling.dispatch, which this install "
-                             "does not have; set workers = 0")
-        return make_batched_material(cfg, dim), comm, None, lambda: None
     from coupling import dispatch
 
     point_model = make_point_model(cfg, dim)
@@ -140,67 +134,6 @@ def make_material(cfg: Config, comm, dim: int = 2):
     return material, layout.macro_comm, None, material.close
 
 
-class _Tracked:
-    """Wraps a material point: keeps the last F, P, A and sums the RVE work of a step."""
-
-    def __init__(self, inner):
-        self.inner = inner
-        self.dim = inner.dim
-        self.F_qij = self.P_qij = self.A_qijkl = None
-        self.work_q: np.ndarray | None = None  # this trial step
-        self.step_work_q: np.ndarray | None = None  # last converged step
-        self.seconds_q: np.ndarray | None = None  # RVE seconds (dispatcher), this trial step
-        self.step_seconds_q: np.ndarray | None = None
-        self.calls = 0
-
-    def _last_work(self, nq: int) -> np.ndarray:
-        for name in ("last_work", "last_iterations"):
-            w = getattr(self.inner, name, None)
-            if w is not None and len(w) == nq:
-                return np.asarray(w, dtype=float)
-        return np.zeros(nq)
-
-    def evaluate(self, F_qij):
-        P, A = self.inner.evaluate(F_qij)
-        self.calls += 1
-        self.F_qij, self.P_qij, self.A_qijkl = np.array(F_qij), P, A
-        w = self._last_work(len(F_qij))
-        self.work_q = w if self.work_q is None or len(self.work_q) != len(w) else self.work_q + w
-        sec = getattr(self.inner, "last_seconds", None)
-        sec = np.zeros(len(w)) if sec is None or len(sec) != len(w) else np.asarray(sec, float)
-        self.seconds_q = sec if self.seconds_q is None or len(self.seconds_q) != len(w) \
-            else self.seconds_q + sec
-        return P, A
-
-    def energy_density(self, F_qij):
-        return self.inner.energy_density(F_qij)
-
-    def commit(self):
-        self.inner.commit()
-        self.step_work_q, self.work_q = self.work_q, None
-        self.step_seconds_q, self.seconds_q = self.seconds_q, None
-
-    def revert(self):
-        self.inner.revert()
-        self.work_q = self.seconds_q = None
-
-    def committed_state(self) -> dict[str, np.ndarray]:
-        """Arrays of the committed material state, for checkpoints."""
-        out = {}
-        for name in ("_committed", "committed_state_q", "states"):
-            s = getattr(self.inner, name, None)
-            if isinstance(s, np.ndarray):
-                out["material_state"] = s
-                break
-            if isinstance(s, list | tuple) and s and isinstance(s[0], np.ndarray):
-                try:
-                    out["material_state"] = np.stack(s)
-                except ValueError:
-                    pass
-                break
-        return out
-
-
 # -- the output folder ----------------------------------------------------------------------
 #: what a run writes into its output folder (glob patterns); ``fields_*.bp`` are the VTX names
 #: of earlier versions
@@ -208,8 +141,11 @@ RUN_FILE_PATTERNS = ("steps.jsonl", "checkpoint_rank*.npz", f"{VTX_STEM}_*.bp", 
 
 
 def previous_run_files(outdir: str | os.PathLike, extra: tuple[str, ...] = ()) -> list[Path]:
-    """The files and VTX folders in ``outdir`` that a run writes (RUN_FILE_PATTERNS, and the
-    caller's own ``extra`` patterns, e.g. a demo's plot)."""
+    """List the files and VTX folders in ``outdir`` that a run writes, sorted.
+
+    These are the matches of RUN_FILE_PATTERNS and of the caller's own ``extra`` patterns
+    (e.g. a demo's plot).
+    """
     d = Path(outdir)
     found = {p for pat in (*RUN_FILE_PATTERNS, *extra) for p in d.glob(pat)}
     return sorted(found)
@@ -311,7 +247,7 @@ class Simulation:
             self._progress = (f"the mesh ranks write the checkpoints, in "
                               f"{os.fspath(self.outdir)}")
             return
-        self.material = _Tracked(inner)
+        self.material = inner
         self.mesh_comm = mesh_comm
         self.sigma_remote = None
         self.K_applied = None
@@ -330,38 +266,40 @@ class Simulation:
             self.log(text)
 
     def _mesh(self, comm):
-        from meshes.crack import cracked_plate, read_msh
+        """Build the mesh of ``[mesh]``: ``(mesh, facet_tags)``.
 
-        m = self.config.mesh
-        if m.file is not None:
-            return read_msh(comm, m.file)
-        return cracked_plate(comm, width=m.width, height=m.height, crack_length=m.crack_length,
-                             tip_size=m.tip_size, far_size=m.far_size, grading=m.grading)
+        Its boundary names (name -> facet marker) are kept in :attr:`boundaries`.
+        """
+        tagged = self.config.mesh.build(comm)
+        self.boundaries = dict(tagged.boundaries)
+        return tagged.mesh, tagged.facet_tags
 
     def _problem(self):
+        from coupling.config import check_boundary_names
         from fe2.solver import Dirichlet, Problem, Traction
-        from meshes.crack import TAGS, center_crack_K
 
         cfg = self.config
         ft = self.facet_tags
+        conditions = cfg.boundary_conditions()
+        check_boundary_names(conditions, self.boundaries, cfg.mesh.describe())
         if ft is None:
-            raise InputError("the mesh has no facet tags; the problem needs the markers "
-                             f"{TAGS} on its boundary")
-        bcs = [Dirichlet((ft, TAGS["left"]), 0.0, component=0),
-               Dirichlet((ft, TAGS["ligament"]), 0.0, component=1)]
-        tractions = []
+            raise InputError("the mesh has no facet tags; the boundary conditions need its "
+                             "boundary parts " + ", ".join(sorted({b.name for b in conditions})))
         lo = cfg.loading
-        if lo.mode == "displacement":
-            bcs.append(Dirichlet((ft, TAGS["top"]), lo.value, component=1))
-        else:
-            if lo.mode == "K":
-                m = cfg.mesh
-                self.K_applied = lo.value * MPA_SQRT_M_IN_EV_A3_SQRT_A  # eV/Å³ √Å
-                self.sigma_remote = self.K_applied / center_crack_K(1.0, m.crack_length,
-                                                                    m.width)
-            else:
-                self.sigma_remote = lo.value / EV_PER_A3_IN_GPA
-            tractions.append(Traction((ft, TAGS["top"]), (0.0, self.sigma_remote)))
+        scale = lo.value  # multiplies the loaded conditions: Å (displacement), eV/Å³ (traction)
+        if lo.mode == "K":
+            self.K_applied = lo.value * MPA_SQRT_M_IN_EV_A3_SQRT_A  # eV/Å³ √Å
+            self.sigma_remote = scale = self.K_applied / cfg.mesh.stress_intensity()
+        elif lo.mode == "traction":
+            self.sigma_remote = scale = lo.value / EV_PER_A3_IN_GPA
+        bcs, tractions = [], []
+        for bc in conditions:
+            where = (ft, self.boundaries[bc.name])
+            for component, value in bc.displacements():
+                bcs.append(Dirichlet(where, value * scale if bc.loaded else value,
+                                     component=component, scale_with_load=bc.loaded))
+            if bc.traction is not None:
+                tractions.append(Traction(where, tuple(t * scale for t in bc.traction)))
         s = cfg.solver
         return Problem(self.mesh, self.material, degree=s.degree, bcs=bcs, tractions=tractions,
                        rtol=s.rtol, max_iterations=s.max_iterations, log=self.log,
@@ -390,19 +328,21 @@ class Simulation:
 
     def _rve_edge(self) -> float | None:
         """Largest in-plane edge of the RVE cell (Å), or None when the material has no RVE."""
-        inner = self.material.inner
-        rve = getattr(getattr(inner, "point_model", None), "rve", None)
-        if rve is None and hasattr(inner, "reference") and hasattr(inner, "evaluate_one"):
-            rve = inner
-        if rve is None:
+        from atomistic.rve import AtomisticRVE
+
+        rve = self.material.point_model
+        if not isinstance(rve, AtomisticRVE):
             return None
         cell = np.asarray(rve.reference.cell_cc)
         d = self.problem.dim
         return float(np.linalg.norm(cell[:d, :d], axis=1).max())
 
     def _scale_separation(self) -> dict | None:
-        """Count the Gauss points whose macro element is smaller than the RVE edge; warn once
-        (rank 0, stderr). Collective over the mesh ranks."""
+        """Count the Gauss points whose macro element is smaller than the RVE edge.
+
+        Warns once (rank 0, stderr) if there are any. Collective over the mesh ranks. Returns
+        None when the material points are not atomistic RVEs.
+        """
         edge = self._rve_edge()
         if edge is None:
             return None
@@ -438,12 +378,15 @@ class Simulation:
         return acoustic_min_eigenvalue(A) <= 1e-10 * scale
 
     def _hill_mandel(self) -> dict | None:
-        """Hill-Mandel check after a converged step at the most stressed Gauss point (global):
-        macro stress power P:dF against the RVE's energy rate for a probe dF, and P against
-        dW/dF (finite differences of the relaxed RVE energy). Collective over the mesh ranks."""
-        mat = self.material.inner
-        F, P = self.material.F_qij, self.material.P_qij
-        if not hasattr(mat, "point_model") or F is None:
+        """Run the Hill-Mandel check at the most stressed Gauss point after a converged step.
+
+        The point is the most stressed one over all ranks. The check compares the macro stress
+        power P:dF against the RVE's energy rate for a probe dF, and P against dW/dF (finite
+        differences of the relaxed RVE energy). Collective over the mesh ranks.
+        """
+        mat = self.material
+        F, P = mat.F_qij, mat.P_qij
+        if F is None:
             return None
         MPI = _mpi()
         local = float(np.abs(P).max(axis=(1, 2)).max()) if len(P) else -1.0
@@ -453,7 +396,7 @@ class Simulation:
             from coupling.hill_mandel import hill_mandel_check
 
             q = int(np.abs(P).max(axis=(1, 2)).argmax())
-            states = mat.committed_states
+            states = mat.history.committed
             rep = hill_mandel_check(mat.point_model, F, states, points=[q], components=True)
             r0 = rep["reports"][0]
             # relative to max(|P|, 1e-3 |A|): meaningful at zero load too
@@ -465,10 +408,12 @@ class Simulation:
         return self.mesh_comm.bcast(out, root=best[1])
 
     def _checkpoint(self, report):
-        """Write this rank's checkpoint; collective over the mesh ranks. Each rank writes a
-        temporary file, the ranks meet at a barrier, then each renames its file over the old
-        one, with Ctrl-C held back throughout: an interrupt or a failed write on any rank
-        before the barrier leaves every rank's previous checkpoint in place."""
+        """Write this rank's checkpoint; collective over the mesh ranks.
+
+        Each rank writes a temporary file, the ranks meet at a barrier, then each renames its
+        file over the old one, with Ctrl-C held back throughout: an interrupt or a failed write
+        on any rank before the barrier leaves every rank's previous checkpoint in place.
+        """
         from coupling.interrupts import deferred_interrupts
 
         pb = self.problem
@@ -478,7 +423,7 @@ class Simulation:
             np.savez(tmp, u=pb.u.x.array, x_dofs=pb.V.tabulate_dof_coordinates(),
                      load_factor=report.load_factor, step=report.step,
                      point_ids=pb.layout.original_point_ids(),
-                     **self.material.committed_state())
+                     **self._material_state())
             self.mesh_comm.barrier()
             os.replace(tmp, path)
             self._converged += 1
@@ -486,15 +431,25 @@ class Simulation:
                               f"(increment {self._converged}), its checkpoint is "
                               f"{os.fspath(self.outdir / 'checkpoint_rank*.npz')}")
 
+    def _material_state(self) -> dict[str, np.ndarray]:
+        """The material's committed state for the checkpoint (``material_state``), if any."""
+        state = self.material.history.as_array()
+        return {} if state is None else {"material_state": state}
+
     def progress_note(self) -> str:
-        """One line on the last converged step and its checkpoint (a prepared string, safe to
-        read from a signal watchdog thread)."""
+        """Return one line on the last converged step and its checkpoint.
+
+        The line is a prepared string, safe to read from a signal watchdog thread.
+        """
         return self._progress
 
     def destroy(self) -> None:
-        """Free the macro solver's PETSc objects now (MUMPS: collective over the mesh ranks;
-        nothing on worker ranks). Call on every rank at the same point once the run is over,
-        rather than leaving it to the garbage collector, whose timing differs between ranks."""
+        """Free the macro solver's PETSc objects now.
+
+        With MUMPS this is collective over the mesh ranks; it does nothing on worker ranks.
+        Call it on every rank at the same point once the run is over, rather than leaving it to
+        the garbage collector, whose timing differs between ranks.
+        """
         if self.problem is not None:
             self.problem.destroy()
 
@@ -515,8 +470,7 @@ class Simulation:
         nglob = pb.num_global_points
         self._say(f"fe2qc run: {pb.mesh.topology.index_map(2).size_global} cells, {nglob} "
                   f"Gauss points ({cfg.material.type}), {self.comm.size} ranks "
-                  f"({cfg.mpi.workers} workers), dispatcher "
-                  f"{'on' if dispatcher_available() else 'off'}")
+                  f"({cfg.mpi.workers} workers)")
         if self.K_applied is not None:
             self._say(f"  applied K_I = {cfg.loading.value:g} MPa sqrt(m) at load 1: remote "
                       f"sigma = {self.sigma_remote * EV_PER_A3_IN_GPA:.4g} GPa")

@@ -49,7 +49,7 @@ def default_direction(F: np.ndarray) -> np.ndarray:
 def hill_mandel_report(point_model, F: np.ndarray, state: np.ndarray | None = None,
                        dF: np.ndarray | None = None, h: float = 1e-6, *,
                        components: bool = True, floor_strain: float = 1e-3) -> dict:
-    """Hill-Mandel check at one point of a :class:`~coupling.points.PointModel`.
+    """Hill-Mandel check at one point of a :class:`~fe2qc.material.PointModel`.
 
     Args:
         point_model: the point (RVE, Cauchy-Born or analytic).
@@ -127,10 +127,16 @@ def hill_mandel_check(point_model, F_qij: np.ndarray,
     """Hill-Mandel reports at several points (e.g. once per load step, on a few Gauss points).
 
     Runs locally (no MPI): call it on one rank with the points it owns, e.g. with
-    ``DispatchedMaterial.committed_states`` and the solver's ``F_qij``.
+    ``material.history.committed`` of a :class:`~fe2qc.material.PointMaterial` (e.g. the
+    ``DispatchedMaterial``) and its last ``F_qij``.
 
     Args:
+        point_model: the point (a :class:`~fe2qc.material.PointModel`).
+        F_qij: (nq, d, d) deformation gradients.
+        states: the committed state of each point (None: initial states).
+        dF_qij: (nq, d, d) increment directions (None: :func:`default_direction`).
         points: indices into ``F_qij`` to check (None: all).
+        h: finite-difference step (in units of dF).
         components: also the component-wise stress check (2 d² extra evaluations per point).
         floor_strain: see :func:`hill_mandel_report`.
 

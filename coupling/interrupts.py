@@ -126,8 +126,11 @@ class InterruptGuard:
         return self
 
     def attach(self, comm) -> None:
-        """Set the communicator once MPI is up (main thread); starts the watchdog with more
-        than one rank. Lets the guard be installed before MPI is initialised."""
+        """Set the communicator once MPI is up (main thread).
+
+        Starts the watchdog with more than one rank. Lets the guard be installed before MPI is
+        initialised.
+        """
         self.comm = comm
         self.rank, self.size = int(comm.rank), int(comm.size)
         if self._installed and self.size > 1 and self._pipe is None:
@@ -215,8 +218,11 @@ class InterruptGuard:
         return f"{text}; {extra}" if extra else text
 
     def finish(self, *, where: str = "main") -> int:
-        """Print the message once and end the run: ``comm.Abort(130)`` with several ranks
-        (does not return), else return 130 for the caller to exit with."""
+        """Print the message once and end the run.
+
+        With several ranks this calls ``comm.Abort(130)`` (does not return), else it returns 130
+        for the caller to exit with.
+        """
         with self._lock:
             if self._finishing:
                 if threading.current_thread() is threading.main_thread() and self.size > 1:
@@ -240,8 +246,9 @@ class InterruptGuard:
 
 @contextlib.contextmanager
 def deferred_interrupts() -> Iterator[None]:
-    """Hold SIGINT back for the duration of the block (e.g. while a checkpoint is written and
-    renamed), then raise KeyboardInterrupt if one came.
+    """Hold SIGINT back for the duration of the block, then raise KeyboardInterrupt if one came.
+
+    Used e.g. while a checkpoint is written and renamed.
 
     Uses the installed :class:`InterruptGuard`; without one (library use) it swaps in a
     recording handler when called from the main thread, and does nothing elsewhere.

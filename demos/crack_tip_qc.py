@@ -36,6 +36,8 @@
 # as the last line.
 
 # %%
+"""Lattice trapping of a crack tip, with the quasicontinuum method."""
+
 from __future__ import annotations
 
 import argparse
@@ -87,6 +89,7 @@ TRIANGULAR_UNITS = ("2D layer of thickness 1 Å: γ, E' and K are per 1 Å of th
 
 
 def parse_args(argv=None):
+    """Parse the command line of the demo."""
     p = argparse.ArgumentParser(description=__doc__ or "crack-tip lattice trapping with QC")
     p.add_argument("--quick", action="store_true", help="reduced sizes and coarse K steps "
                    "(about a minute for both lattices)")
@@ -110,6 +113,11 @@ def parse_args(argv=None):
 
 # %%
 class FrameWriter:
+    """Write each frame of a trapping scan: atoms as extended XYZ, nodal displacements as VTX.
+
+    Called with each converged state's record and displacements; :meth:`close` it at the end.
+    """
+
     def __init__(self, system, outdir: Path, lattice: str):
         from coupling.qc.output import QCVTXWriter, write_extxyz
 
@@ -145,6 +153,7 @@ class FrameWriter:
         self.frames = 0
 
     def __call__(self, rec: dict, U: np.ndarray) -> None:
+        """Append the state ``U`` of the scan record ``rec`` to both files."""
         u = np.zeros((len(self.sites), 3))
         u[:, :self.system.ncomp] = site_displacements(self.system, U, self.sites)
         info = {"frame": rec["frame"], "stage": rec["stage"], "K_over_KG": rec["K_over_KG"],
@@ -158,6 +167,7 @@ class FrameWriter:
         self.frames += 1
 
     def close(self):
+        """Close the VTX file."""
         self.vtx.close()
 
 
@@ -176,6 +186,7 @@ class FrameWriter:
 
 # %%
 def plot(result: dict, path: Path, title: str) -> None:
+    """Plot the tip position against K/K_G of a trapping scan to ``path``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -223,6 +234,11 @@ def plot(result: dict, path: Path, title: str) -> None:
 
 # %%
 def run_lattice(lattice: str, args, outdir: Path) -> dict:
+    """Build the crack system of one lattice, run the trapping scan, report and plot it.
+
+    Returns:
+        The JSON-ready summary of the lattice's scan.
+    """
     case = CASES[lattice]
     size = case["quick" if args.quick else "full"]
     t0 = time.perf_counter()
@@ -306,6 +322,7 @@ def run_lattice(lattice: str, args, outdir: Path) -> dict:
 
 # %%
 def main(argv=None) -> int:
+    """Run the demo for the chosen lattices and write ``summary.json``; return 0."""
     args = parse_args(argv)
     outdir = Path(args.outdir or ("results/crack_tip_qc_quick" if args.quick
                                   else "results/crack_tip_qc"))

@@ -31,6 +31,8 @@
 # `results/fe2_crack_quick`) under the working directory.
 
 # %%
+"""FE² crack: a mode-I crack in copper whose Gauss points are atomistic RVEs."""
+
 from __future__ import annotations
 
 import argparse
@@ -114,6 +116,10 @@ snapshots = []
 
 
 def near_tip(report):
+    """Store a snapshot of the Gauss points' positions, sigma_yy and ellipticity loss.
+
+    Called after each converged load step; the snapshot is gathered on rank 0 of the mesh.
+    """
     pb, mat = sim.problem, sim.material
     X = pb.quadrature_points_x
     s_yy = cauchy_stress(mat.F_qij, mat.P_qij)[:, 1, 1]
@@ -142,6 +148,12 @@ except BaseException as exc:
 
 # %%
 def fit_K(X, s_yy, K_applied):
+    """Fit K from sigma_yy in the wedge ahead of the tip.
+
+    Returns:
+        ``(K_fit, n_fit, r, theta)``: the median of sigma_yy sqrt(2 pi r) / g(r) over the wedge
+        (nan when empty), the number of points in it, and every point's r and theta (deg).
+    """
     dx, dy = X[:, 0] - a, X[:, 1]
     r = np.hypot(dx, dy)
     theta = np.degrees(np.arctan2(dy, dx))

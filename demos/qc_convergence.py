@@ -28,6 +28,8 @@
 # one JSON object on the last line).
 
 # %%
+"""QC convergence study: vacancy and microcrack against the fully atomistic solution."""
+
 from __future__ import annotations
 
 import argparse
@@ -84,6 +86,7 @@ for defect in DEFECTS:
 
 
 def fmt(x, spec="+.2f"):
+    """Format a rate for the table (a dash for None)."""
     return "   -  " if x is None else format(x, spec)
 
 

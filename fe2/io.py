@@ -100,12 +100,14 @@ class ResultWriter:
     def write(self, t: float) -> None:
         """Write u and the cell fields at time/load factor ``t`` (collective).
 
-        Set the extra ``cell_fields`` first (:meth:`set_cell_field`)."""
+        Set the extra ``cell_fields`` first (:meth:`set_cell_field`).
+        """
         self._update()
         self._u_writer.write(float(t))
         self._f_writer.write(float(t))
 
     def close(self) -> None:
+        """Close both VTX files (collective)."""
         self._u_writer.close()
         self._f_writer.close()
 

@@ -5,6 +5,9 @@ returns the first Piola-Kirchhoff stress ``P_qij = dW/dF`` and the consistent
 tangent ``A_qijkl = dP_ij/dF_kl`` for a whole batch at once (no Python loop
 over points). They hold no history, so :meth:`commit` and :meth:`revert` do
 nothing, but they are called by the solver exactly as for an atomistic RVE.
+They also implement :class:`fe2qc.material.PointModel` with an empty state (one
+point is a batch of one, :class:`fe2qc.material.StatelessPointMixin`), so a dispatcher
+takes them too.
 
 Kernels are plain functions of arrays (``neo_hookean_stress_tangent`` ...);
 the classes hold the Lamé parameters.
@@ -15,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from fe2qc.errors import InputError
-from fe2qc.material import check_deformation_gradients
+from fe2qc.material import StatelessPointMixin, check_deformation_gradients
 
 __all__ = [
     "NeoHookean",
@@ -105,8 +108,8 @@ def st_venant_kirchhoff_stress_tangent(
 # Material points
 
 
-class _AnalyticMaterial:
-    """Common parts: parameter checks and the (empty) trial/commit state.
+class _AnalyticMaterial(StatelessPointMixin):
+    """Common parts: parameter checks, the (empty) trial/commit state, the point protocol.
 
     Subclasses set the kernels ``_energy`` and ``_stress_tangent``.
     """

@@ -82,10 +82,12 @@ class QuadratureLayout:
     # -- owned points ---------------------------------------------------------------------------
     @property
     def num_owned_points(self) -> int:
+        """Number of quadrature points in the cells this rank owns."""
         return self.num_owned_cells * self.points_per_cell
 
     @property
     def num_global_points(self) -> int:
+        """Number of quadrature points in the whole mesh, over all ranks."""
         return self.num_global_cells * self.points_per_cell
 
     def point_ids(self) -> np.ndarray:

@@ -3,17 +3,20 @@
 The macro problem is: find u with  ∫ P(F) : grad v dX = ∫ B·v dX + ∫ T·v dS  for all v,
 F = I + grad u, with P and its tangent A = dP/dF supplied by a
 :class:`fe2qc.material.MaterialPoint` (an analytic law, a Cauchy-Born lattice, or a
-dispatcher that relaxes atomistic RVEs). One Newton iteration:
+dispatcher that relaxes atomistic RVEs). The residual and Jacobian are sums of terms
+(:mod:`fe2.terms`): the bulk material, the body force and tractions, and any extra
+``terms=[...]`` (a cohesive interface, a phase-field coupling). One Newton iteration:
 
 1. ``F_qij`` at the owned cells' Gauss points via one ``fem.Expression`` (built once);
-2. ``P_qij, A_qijkl = material.evaluate(F_qij)`` (one call, contiguous (nq_owned, d, d));
+2. ``P_qij, A_qijkl = material.evaluate(F_qij)`` (one call, contiguous (nq_owned, d, d)),
+   and every other term's update;
 3. P and A written into quadrature-element Functions (owned part, then ``scatter_forward``);
 4. residual and Jacobian assembled from forms compiled once; MUMPS LU; u -= du.
 
-Load stepping cuts the increment in half when Newton diverges, runs out of
-iterations, the linear solver fails, or the material raises
+Load stepping (:class:`fe2qc.stepping.LoadStepper`) cuts the increment in half when Newton
+diverges, runs out of iterations, the linear solver fails, or a term (the material) raises
 :class:`~fe2qc.errors.InputError` / :class:`~fe2qc.errors.CalculationFailed`
-(e.g. det F <= 0). The material is committed only after a step converged and
+(e.g. det F <= 0). The terms (the material) are committed only after a step converged and
 reverted after a failed attempt. Failures on one rank are all-reduced so every
 rank takes the same branch. An interrupt (KeyboardInterrupt or SystemExit, also when numba
 wraps it in a ``SystemError``) is never a material failure: it propagates at once, without a
@@ -47,7 +50,9 @@ from mpi4py import MPI  # noqa: E402
 from petsc4py import PETSc  # noqa: E402
 
 from fe2.quadrature import QuadratureLayout  # noqa: E402
+from fe2.terms import BodyForce, BulkMaterial, Term, TractionLoad  # noqa: E402
 from fe2qc.errors import CalculationFailed, InputError, is_interrupt  # noqa: E402
+from fe2qc.stepping import LoadStepper  # noqa: E402
 
 __all__ = ["Dirichlet", "Traction", "StepReport", "Problem"]
 
@@ -102,6 +107,7 @@ class StepReport:
     wall_time: float = 0.0
 
     def line(self) -> str:
+        """One progress line: load, Newton iterations, residuals, cut-backs, timings."""
         r = self.residual_norms
         t = self.timings
         return (
@@ -133,6 +139,8 @@ class Problem:
         bcs: Dirichlet conditions.
         tractions: nominal tractions on boundary parts.
         body_force: body force per reference volume at full load (vector of length d).
+        terms: extra :class:`fe2.terms.Term` objects added to the residual and Jacobian after
+            the bulk material, the body force and the tractions (in that order).
         rtol, atol: Newton stops when ``|R| <= max(atol, rtol |R_0|)`` (l2 norm of the
             residual with Dirichlet rows, R_0 at the start of the increment).
         max_iterations: Newton iterations per increment before it counts as failed.
@@ -140,6 +148,16 @@ class Problem:
         petsc_options: extra options for the KSP (default: preonly + MUMPS LU).
         petsc_options_prefix: prefix of the KSP (default: unique ``fe2_solver_<n>_``).
         log: called with a progress line per converged increment on rank 0 (None: silent).
+
+    Attributes:
+        terms: the residual's terms, in assembly order: :attr:`bulk`, the body force, the
+            tractions, then ``terms``.
+        bulk: the :class:`fe2.terms.BulkMaterial` term; :attr:`material`, :attr:`P`,
+            :attr:`A`, :attr:`F_qij`, :attr:`P_qij` are its.
+        ds: the boundary measure over the parts claimed with :meth:`mark_boundary` (None
+            when no term claimed one).
+        u, V, layout, load_factor: displacement, its space, the Gauss points, the last
+            converged load factor.
     """
 
     def __init__(
@@ -152,6 +170,7 @@ class Problem:
         bcs: Sequence[Dirichlet] = (),
         tractions: Sequence[Traction] = (),
         body_force: Sequence[float] | None = None,
+        terms: Sequence[Term] = (),
         rtol: float = 1e-9,
         atol: float = 1e-12,
         max_iterations: int = 25,
@@ -179,9 +198,13 @@ class Problem:
         if max_iterations < 1 or not (rtol >= 0 and atol >= 0):
             raise InputError("need max_iterations >= 1, rtol >= 0 and atol >= 0")
 
+        for term in terms:
+            if not isinstance(term, Term):
+                raise InputError(f"terms must be fe2.terms.Term objects (subclass Term), got "
+                                 f"{term!r}")
+
         self.mesh = mesh
         self.comm = mesh.comm
-        self.material = material
         self.dim = d
         self.degree = degree
         self.rtol, self.atol = float(rtol), float(atol)
@@ -199,39 +222,33 @@ class Problem:
         self.u = fem.Function(self.V, name="displacement")
         self.layout = QuadratureLayout(mesh, quadrature_degree)
         self.quadrature_degree = self.layout.degree
-        QP = self.layout.space((d, d))
-        QA = self.layout.space((d, d, d, d))
-        self.P = fem.Function(QP, name="P")
-        self.A = fem.Function(QA, name="A")
-        self._dofs_P = self.layout.owned_dofs(QP)
-        self._dofs_A = self.layout.owned_dofs(QA)
-        dx_q = self.layout.measure()
 
         # F = I + grad u at the Gauss points: one Expression, built once
         self._F_expr = fem.Expression(ufl.Identity(d) + ufl.grad(self.u), self.layout.points_X)
 
-        # -- loads ---------------------------------------------------------------------------
+        # -- terms: bulk material, loads, extra terms ----------------------------------------
         self._bcs, self._bc_updates = self._make_bcs(bcs)
+        self.bulk = BulkMaterial(material)
+        loads: list[Term] = [] if body_force is None else [BodyForce(body_force)]
+        loads += [TractionLoad(t.where, t.value) for t in tractions]
+        self.terms: list[Term] = [self.bulk, *loads, *terms]
+        self._boundary_parts: list[tuple[np.ndarray, str]] = []
+        self.ds = None
+        for term in self.terms:
+            term.setup(self)
+        if self._boundary_parts:
+            tags = self._facet_tags(self._boundary_parts)
+            self.ds = ufl.Measure("ds", domain=mesh, subdomain_data=tags)
         v = ufl.TestFunction(self.V)
         du = ufl.TrialFunction(self.V)
-        R = ufl.inner(self.P, ufl.grad(v)) * dx_q
-        self._B0 = None
-        if body_force is not None:
-            self._B0 = self._vector(body_force, "body_force")
-            self._B = fem.Constant(mesh, np.zeros(d))
-            R -= ufl.dot(self._B, v) * ufl.dx(domain=mesh)
-        self._tractions = []
-        if tractions:
-            tags = self._facet_tags([t.where for t in tractions])
-            ds = ufl.Measure("ds", domain=mesh, subdomain_data=tags)
-            for i, t in enumerate(tractions):
-                T = fem.Constant(mesh, np.zeros(d))
-                self._tractions.append((T, self._vector(t.value, "traction")))
-                R -= ufl.dot(T, v) * ds(i + 1)
-
-        i, j, k, l = ufl.indices(4)
-        A_grad_du = ufl.as_tensor(self.A[i, j, k, l] * ufl.grad(du)[k, l], (i, j))
-        a = ufl.inner(A_grad_du, ufl.grad(v)) * dx_q
+        R = a = None
+        for term in self.terms:
+            R_t = term.residual(self, v)
+            a_t = term.jacobian(self, v, du)
+            if R_t is not None:
+                R = R_t if R is None else R + R_t
+            if a_t is not None:
+                a = a_t if a is None else a + a_t
         self._R_form = fem.form(R)
         self._a_form = fem.form(a)
 
@@ -256,17 +273,60 @@ class Problem:
         opts.prefixPop()
 
         self._u_committed = self.u.x.array.copy()
-        self.F_qij: np.ndarray | None = None  # last trial F at owned points
-        self.P_qij: np.ndarray | None = None  # last trial P at owned points
-        self.num_material_calls = 0
         self._timings: dict[str, float] = {}
 
+    # -- the bulk material term --------------------------------------------------------------
+    @property
+    def material(self):
+        """The material point of the bulk term (may be replaced between solves)."""
+        return self.bulk.material
+
+    @material.setter
+    def material(self, material) -> None:
+        self.bulk.material = material
+
+    @property
+    def P(self):
+        """Quadrature Function of the first Piola stress (bulk term)."""
+        return self.bulk.P
+
+    @property
+    def A(self):
+        """Quadrature Function of the tangent dP/dF (bulk term)."""
+        return self.bulk.A
+
+    @property
+    def F_qij(self) -> np.ndarray | None:
+        """F at the owned points of the last successful material evaluation."""
+        return self.bulk.F_qij
+
+    @property
+    def P_qij(self) -> np.ndarray | None:
+        """P at the owned points of the last successful material evaluation."""
+        return self.bulk.P_qij
+
+    @property
+    def num_material_calls(self) -> int:
+        """Number of ``material.evaluate`` calls that returned."""
+        return self.bulk.num_calls
+
     # -- set-up helpers ----------------------------------------------------------------------
-    def _vector(self, value, what: str) -> np.ndarray:
-        arr = np.asarray(value, dtype=float).reshape(-1)
-        if arr.shape != (self.dim,) or not np.isfinite(arr).all():
-            raise InputError(f"{what} must be a finite vector of length {self.dim}, got {value!r}")
-        return arr
+    def mark_boundary(self, where, name: str) -> int:
+        """Claim a boundary part for a term's integral; returns its marker for :attr:`ds`.
+
+        Call it from :meth:`fe2.terms.Term.setup`; after every term's set-up, ``self.ds`` is
+        the measure over one facet tag set holding every claimed part (parts must not
+        overlap).
+
+        Args:
+            where: a locator ``x -> bool array``, a pair ``(facet_tags, marker)`` or an array
+                of local facet indices.
+            name: the claiming term, for error messages.
+        """
+        if self.ds is not None:
+            raise RuntimeError("boundary parts are claimed in Term.setup(), before the forms")
+        self._boundary_parts.append((self._facets(where), name))
+        return len(self._boundary_parts)
 
     def _facets(self, where) -> np.ndarray:
         fdim = self.dim - 1
@@ -283,17 +343,18 @@ class Problem:
             )
         return arr.astype(np.int32)
 
-    def _facet_tags(self, wheres):
+    def _facet_tags(self, parts):
         fdim = self.dim - 1
         facets, values = [], []
-        for n, where in enumerate(wheres):
-            f = self._facets(where)
+        for n, (f, _) in enumerate(parts):
             facets.append(f)
             values.append(np.full(len(f), n + 1, dtype=np.int32))
         facets = np.concatenate(facets)
         values = np.concatenate(values)
         if len(np.unique(facets)) != len(facets):
-            raise InputError("traction boundary parts overlap; give each facet one traction")
+            names = ", ".join(f"{name} (part {n + 1})" for n, (_, name) in enumerate(parts))
+            raise InputError(f"boundary parts overlap; give each facet one traction or boundary "
+                             f"term (parts: {names})")
         order = np.argsort(facets)
         return dmesh.meshtags(self.mesh, fdim, facets[order], values[order])
 
@@ -335,18 +396,18 @@ class Problem:
     def _set_load(self, lam: float) -> None:
         for g, g0, scaled in self._bc_updates:
             g.x.array[:] = lam * g0 if scaled else g0
-        if self._B0 is not None:
-            self._B.value[:] = lam * self._B0
-        for T, T0 in self._tractions:
-            T.value[:] = lam * T0
+        for term in self.terms:
+            term.set_load(lam)
 
     # -- quadrature-point views for a dispatcher ----------------------------------------------
     @property
     def num_owned_points(self) -> int:
+        """Gauss points of the cells this rank owns (the material's batch size)."""
         return self.layout.num_owned_points
 
     @property
     def num_global_points(self) -> int:
+        """Gauss points over all ranks."""
         return self.layout.num_global_points
 
     @property
@@ -374,48 +435,30 @@ class Problem:
         F = self._F_expr.eval(self.mesh, self.layout.owned_cells)
         return np.ascontiguousarray(F.reshape(self.num_owned_points, self.dim, self.dim))
 
-    def _tic(self, key: str, t0: float) -> None:
+    def add_timing(self, key: str, t0: float) -> None:
+        """Add ``time.perf_counter() - t0`` seconds to this increment's timing ``key``."""
         self._timings[key] = self._timings.get(key, 0.0) + time.perf_counter() - t0
 
     def _update_material(self) -> None:
-        """Evaluate the material at the current u on owned points; collective on failure."""
-        t0 = time.perf_counter()
-        F_qij = self.deformation_gradients()
-        self._tic("kinematics", t0)
-        t0 = time.perf_counter()
+        """Update every term (the material) at the current u on owned points; collective.
+
+        A failure in any term on any rank is all-reduced: recoverable ones raise
+        ``_StepFailed`` on every rank (cut-back), others stop every rank.
+        """
         err: BaseException | None = None
         message = None
-        try:
-            P_qij, A_qijkl = self.material.evaluate(F_qij)
-            self.num_material_calls += 1
-            P_qij = np.asarray(P_qij, dtype=float)
-            A_qijkl = np.asarray(A_qijkl, dtype=float)
-            nq, d = self.num_owned_points, self.dim
-            if P_qij.shape != (nq, d, d) or A_qijkl.shape != (nq, d, d, d, d):
-                raise TypeError(
-                    f"material returned P {P_qij.shape} and A {A_qijkl.shape}, expected "
-                    f"{(nq, d, d)} and {(nq, d, d, d, d)}"
-                )
-            if not (np.isfinite(P_qij).all() and np.isfinite(A_qijkl).all()):
-                q = int(np.flatnonzero(~np.isfinite(P_qij.reshape(nq, -1)).all(axis=1)
-                                       | ~np.isfinite(A_qijkl.reshape(nq, -1)).all(axis=1))[0])
-                raise CalculationFailed(
-                    f"material returned NaN/inf stress or tangent at {self.describe_point(q)}"
-                )
-        except Exception as exc:  # noqa: BLE001 - reduced below so no rank is left hanging
-            if is_interrupt(exc):
-                # Ctrl-C (also as numba's SystemError around it) is not a material failure:
-                # no cut-back; the caller ends the run on every rank (comm.Abort)
-                raise KeyboardInterrupt from None
-            err = exc
-            message = f"rank {self.comm.rank}: {type(exc).__name__}: {exc}"
-            q = getattr(exc, "point_index", None)
-            if q is None:
-                J_q = np.linalg.det(F_qij) if len(F_qij) else np.ones(0)
-                q = int(np.argmin(J_q)) if len(J_q) and J_q.min() <= 0 else None
-            if q is not None and 0 <= q < self.num_owned_points:
-                message += f" [{self.describe_point(int(q))}]"
-        self._tic("material", t0)
+        for term in self.terms:
+            try:
+                term.update(self)
+            except Exception as exc:  # noqa: BLE001 - reduced below so no rank is left hanging
+                if is_interrupt(exc):
+                    # Ctrl-C (also as numba's SystemError around it) is not a material failure:
+                    # no cut-back; the caller ends the run on every rank (comm.Abort)
+                    raise KeyboardInterrupt from None
+                err = exc
+                message = (f"rank {self.comm.rank}: {type(exc).__name__}: {exc}"
+                           f"{term.describe_failure(self, exc)}")
+                break
         status = 0 if err is None else (1 if isinstance(err, _RECOVERABLE) else 2)
         status = self.comm.allreduce(status, op=MPI.MAX)
         if status:
@@ -426,14 +469,8 @@ class Problem:
                     raise err
                 raise RuntimeError(f"material evaluation raised on another rank: {text}")
             raise _StepFailed(f"material failed: {text}")
-        t0 = time.perf_counter()
-        self.F_qij, self.P_qij = F_qij, P_qij
-        bsP, bsA = self.dim**2, self.dim**4
-        self.P.x.array.reshape(-1, bsP)[self._dofs_P] = P_qij.reshape(-1, bsP)
-        self.A.x.array.reshape(-1, bsA)[self._dofs_A] = A_qijkl.reshape(-1, bsA)
-        self.P.x.scatter_forward()
-        self.A.x.scatter_forward()
-        self._tic("assembly", t0)
+        for term in self.terms:
+            term.assign(self)
 
     # -- Newton --------------------------------------------------------------------------------
     def _residual(self) -> float:
@@ -454,7 +491,7 @@ class Problem:
             self._update_material()
             t0 = time.perf_counter()
             r = self._residual()
-            self._tic("assembly", t0)
+            self.add_timing("assembly", t0)
             norms.append(r)
             if not np.isfinite(r):
                 raise _StepFailed(f"residual is not finite at Newton iteration {it}")
@@ -471,11 +508,11 @@ class Problem:
             self._Amat.zeroEntries()
             fem_petsc.assemble_matrix(self._Amat, self._a_form, bcs=self._bcs)
             self._Amat.assemble()
-            self._tic("assembly", t0)
+            self.add_timing("assembly", t0)
             t0 = time.perf_counter()
             self._ksp.solve(self._b, self._du)
             reason = self._ksp.getConvergedReason()
-            self._tic("linear_solve", t0)
+            self.add_timing("linear_solve", t0)
             if reason <= 0:
                 raise _StepFailed(f"linear solver failed (KSP converged reason {reason})")
             self._du.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
@@ -494,7 +531,11 @@ class Problem:
         min_increment: float = 1e-4,
         callback: Callable[[StepReport], None] | None = None,
     ) -> list[StepReport]:
-        """Apply the load factors in ``load_steps`` (increasing targets) with cut-back.
+        """Apply the load factors in ``load_steps`` one after the other, with cut-back.
+
+        Each target is reached by :class:`fe2qc.stepping.LoadStepper`: one increment, halved
+        after a failed attempt (Newton, linear solver or a term), doubled after a converged
+        one up to the whole step.
 
         Args:
             load_steps: target load factors, e.g. ``np.linspace(0, 1, 11)[1:]``, or an int n
@@ -519,36 +560,27 @@ class Problem:
             raise InputError(f"load factors must be finite, got {targets}")
         reports: list[StepReport] = []
         for n, target in enumerate(targets):
-            nominal = target - self.load_factor
-            if nominal == 0.0:
-                continue
-            increment = nominal
-            failures: list[str] = []
-            while self.load_factor != target:
-                if abs(increment) >= abs(target - self.load_factor):
-                    increment = target - self.load_factor
-                lam = target if increment == target - self.load_factor else (
-                    self.load_factor + increment
-                )
+            stepper = LoadStepper(self.load_factor, target, min_increment=min_increment)
+            for lam in stepper:
                 self._timings = {}
                 t_start = time.perf_counter()
                 try:
                     iterations, norms = self._newton(lam)
                 except _StepFailed as exc:
-                    self.material.revert()
+                    for term in self.terms:
+                        term.revert()
                     self.u.x.array[:] = self._u_committed
-                    failures.append(f"load {lam:.6g}: {exc}")
-                    increment /= 2.0
-                    if abs(increment) < min_increment:
+                    if not stepper.cut_back(f"load {lam:.6g}: {exc}"):
                         self._set_load(self.load_factor)
                         raise CalculationFailed(
                             f"load stepping failed: reached load factor {self.load_factor:.6g} "
                             f"of {target:.6g} (step {n}); the increment was cut back below "
-                            f"min_increment={min_increment:g} after {len(failures)} failed "
-                            f"attempts. Last failure: {failures[-1]}"
+                            f"min_increment={min_increment:g} after {stepper.cutbacks} failed "
+                            f"attempts. Last failure: {stepper.failures[-1]}"
                         ) from None
                     continue
-                self.material.commit()
+                for term in self.terms:
+                    term.commit()
                 self._u_committed[:] = self.u.x.array
                 report = StepReport(
                     step=n,
@@ -556,19 +588,18 @@ class Problem:
                     increment=lam - self.load_factor,
                     iterations=iterations,
                     residual_norms=norms,
-                    cutbacks=len(failures),
-                    failures=failures,
+                    cutbacks=stepper.cutbacks,
+                    failures=list(stepper.failures),
                     timings=dict(self._timings),
                     wall_time=time.perf_counter() - t_start,
                 )
+                stepper.accept()
                 self.load_factor = lam
-                failures = []
                 reports.append(report)
                 if self.log is not None and self.comm.rank == 0:
                     self.log(report.line())
                 if callback is not None:
                     callback(report)
-                increment = increment * 2.0 if abs(2 * increment) <= abs(nominal) else nominal
         return reports
 
     # -- post-processing -----------------------------------------------------------------------
@@ -588,11 +619,13 @@ class Problem:
         return float(np.sqrt(self.comm.allreduce(local, op=MPI.SUM)))
 
     def destroy(self) -> None:
-        """Free the PETSc solver objects now. Collective over the mesh communicator (MUMPS'
-        clean-up is a collective call): call it on every rank at the same point. Left to the
-        garbage collector, it runs whenever a rank happens to collect the Problem, and ranks
-        that do so at different times (or after another rank's MPI_Finalize) wait for each
-        other forever."""
+        """Free the PETSc solver objects now.
+
+        Collective over the mesh communicator (MUMPS' clean-up is a collective call): call it
+        on every rank at the same point. Left to the garbage collector, it runs whenever a
+        rank happens to collect the Problem, and ranks that do so at different times (or
+        after another rank's MPI_Finalize) wait for each other forever.
+        """
         for name in ("_ksp", "_Amat", "_b", "_du"):
             obj = getattr(self, name, None)
             if obj is not None:

@@ -24,9 +24,11 @@ __all__ = ["__version__"]
 
 
 class _MPIFirst:
-    """A meta-path finder that runs the MPI bootstrap before the first import of a module
-    linked to the wheel's MPI; it finds nothing itself (returns None: the normal finders load
-    the module)."""
+    """Meta-path finder that runs the MPI bootstrap before a module linked to the wheel's MPI.
+
+    It acts on the first import of such a module and finds nothing itself (returns None: the
+    normal finders load the module).
+    """
 
     NAMES = frozenset({"dolfinx", "petsc4py", "slepc4py", "lammps"})
 

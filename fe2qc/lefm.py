@@ -70,7 +70,8 @@ def isotropic_K_field(K: float, X_n2, *, lam: float, mu: float, tip=(0.0, 0.0)) 
     Args:
         K: mode-I stress intensity factor (stress × sqrt(length)).
         X_n2: points, shape (n, 2) (or (..., 2); extra trailing columns such as z are ignored).
-        lam, mu: Lamé constants (3D ones for plane strain, or 2D ones for a 2D material).
+        lam: Lamé's first constant λ (3D for plane strain, or 2D for a 2D material).
+        mu: shear modulus μ (3D for plane strain, or 2D for a 2D material).
         tip: crack-tip position (x, y).
 
     Returns:
@@ -127,7 +128,9 @@ def cubic_crack_frame_stiffness(C11: float, C12: float, C44: float, orientation)
     """Cubic stiffness rotated into the crack frame given by Miller directions.
 
     Args:
-        C11, C12, C44: cubic constants in the cube frame.
+        C11: cubic constant C11 in the cube frame.
+        C12: cubic constant C12 in the cube frame.
+        C44: cubic constant C44 in the cube frame.
         orientation: three mutually orthogonal Miller directions as rows: x (propagation),
             y (crack-plane normal), z (front), e.g. ``[[1, 0, 0], [0, 1, 0], [0, 0, 1]]`` or
             ``[[1, -1, 0], [1, 1, 0], [0, 0, 1]]``. Right-handed.

@@ -1,6 +1,7 @@
-"""Tensor algebra of continuum mechanics, written once: Voigt maps, symmetric parts, the
-plane-strain embedding of F, the Cauchy stress, rotation of a 4th-order tensor and the
-acoustic tensor.
+"""Tensor algebra of continuum mechanics, written once.
+
+Voigt maps, symmetric parts, the plane-strain embedding of F, the Cauchy stress, rotation of a
+4th-order tensor and the acoustic tensor.
 
 Conventions (see the README's *Conventions*): tensors are full 3×3 (2×2 in plane strain) and
 3×3×3×3 arrays inside the code; Voigt only at the user boundary, order ``xx yy zz yz xz xy``
@@ -165,6 +166,7 @@ def acoustic_min_eigenvalue(A_qijkl: np.ndarray, n_angles: int = 180) -> np.ndar
 
     Args:
         A_qijkl: tangents, shape ``(nq, d, d, d, d)``, d = 2 or 3 (eV/Å³).
+        n_angles: number of directions scanned in 2D (``4 n_angles`` in 3D).
 
     Returns:
         ``(nq,)`` smallest eigenvalue per point (eV/Å³).

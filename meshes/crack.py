@@ -23,6 +23,11 @@ finite-width factor ``sqrt(sec(pi a / 2W))``.
 The mesh is graded towards the tip with a gmsh ``Distance`` + ``Threshold`` field: the
 element size grows linearly from ``tip_size`` at the tip to ``far_size`` with slope
 ``grading``. Only rank 0 runs gmsh; DOLFINx distributes the mesh.
+
+:func:`quarter_model_boundaries` gives the quarter model's boundary conditions (the two
+symmetry conditions and the load on the top) in the vocabulary of a problem file's
+``[[boundary]]`` entries; :mod:`meshes.generators` registers them as the defaults of the
+``cracked_plate`` generator, with :func:`center_crack_K` as its K calibration.
 """
 
 from __future__ import annotations
@@ -33,8 +38,10 @@ from pathlib import Path
 
 import fe2qc.mpi
 from fe2qc.errors import InputError
+from meshes.tagged import TaggedMesh, pulled_boundaries
 
-__all__ = ["TAGS", "cracked_plate", "read_msh", "center_crack_K"]
+__all__ = ["TAGS", "cracked_plate", "center_crack_K", "check_parameters",
+           "quarter_model_boundaries"]
 
 #: facet markers of :func:`cracked_plate`
 TAGS = {"top": 1, "ligament": 2, "left": 3, "right": 4, "crack": 5}
@@ -53,17 +60,48 @@ def center_crack_K(sigma: float, crack_length: float, width: float) -> float:
         1.0 / math.cos(math.pi * crack_length / (2.0 * width)))
 
 
+def check_parameters(*, width: float, height: float, crack_length: float, tip_size: float,
+                     far_size: float, grading: float = 0.3) -> None:
+    """Check the relations between the parameters of :func:`cracked_plate`.
+
+    Raises:
+        InputError: ``crack_length >= width`` or ``tip_size > far_size`` (the message names
+            the parameters, without a prefix).
+    """
+    if crack_length >= width:
+        raise InputError(f"'crack_length' ({crack_length}) must be smaller than 'width' "
+                         f"({width})")
+    if tip_size > far_size:
+        raise InputError(f"'tip_size' ({tip_size}) must not exceed 'far_size' ({far_size})")
+
+
 def _check(width, height, crack_length, tip_size, far_size, grading):
     for name, v in (("width", width), ("height", height), ("crack_length", crack_length),
                     ("tip_size", tip_size), ("far_size", far_size), ("grading", grading)):
         if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
             raise InputError(f"cracked_plate: '{name}' must be a positive number, got {v!r}")
-    if crack_length >= width:
-        raise InputError(f"cracked_plate: 'crack_length' ({crack_length}) must be smaller than "
-                         f"'width' ({width})")
-    if tip_size > far_size:
-        raise InputError(f"cracked_plate: 'tip_size' ({tip_size}) must not exceed 'far_size' "
-                         f"({far_size})")
+    try:
+        check_parameters(width=width, height=height, crack_length=crack_length,
+                         tip_size=tip_size, far_size=far_size, grading=grading)
+    except InputError as exc:
+        raise InputError(f"cracked_plate: {exc}") from None
+
+
+def quarter_model_boundaries(mode: str) -> list[dict]:
+    """The boundary conditions of the quarter model, as ``[[boundary]]`` entries.
+
+    u_x = 0 on the left edge (the plate's centre line) and u_y = 0 on the ligament ahead of
+    the tip (symmetry); on the top a nominal traction ``(0, 1)`` (modes ``"K"`` and
+    ``"traction"``) or a displacement u_y = 1 (``"displacement"``), both times the
+    ``[loading]`` value and the load factor.
+
+    Args:
+        mode: the ``[loading]`` mode.
+
+    Returns:
+        A list of tables as a problem file's ``[[boundary]]`` array would hold them.
+    """
+    return pulled_boundaries(mode, fix_x="left", fix_y="ligament", pulled="top", axis=1)
 
 
 def cracked_plate(comm, *, width: float, height: float, crack_length: float, tip_size: float,
@@ -72,7 +110,8 @@ def cracked_plate(comm, *, width: float, height: float, crack_length: float, tip
 
     Args:
         comm: MPI communicator of the mesh.
-        width, height: half width and half height of the plate (Å).
+        width: half width of the plate (Å).
+        height: half height of the plate (Å).
         crack_length: half length of the crack (Å); the tip is at ``(crack_length, 0)``.
         tip_size: element size at the tip (Å).
         far_size: largest element size (Å).
@@ -80,7 +119,7 @@ def cracked_plate(comm, *, width: float, height: float, crack_length: float, tip
         path: also write the gmsh model to this ``.msh`` file (rank 0).
 
     Returns:
-        ``(mesh, facet_tags)`` with the markers of :data:`TAGS`.
+        The mesh, its facet markers and their names (:data:`TAGS`).
     """
     _check(width, height, crack_length, tip_size, far_size, grading)
     fe2qc.mpi.bootstrap()
@@ -134,20 +173,5 @@ def cracked_plate(comm, *, width: float, height: float, crack_length: float, tip
             gmsh.finalize()
         else:
             gmsh.model.remove()
-    return data.mesh, data.facet_tags
+    return TaggedMesh(data.mesh, data.facet_tags, dict(TAGS))
 
-
-def read_msh(comm, path: str | os.PathLike, *, gdim: int = 2):
-    """Read a gmsh ``.msh`` file (rank 0 reads, DOLFINx distributes): ``(mesh, facet_tags)``.
-
-    Raises:
-        InputError: the file does not exist (checked on every rank before any collective).
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"mesh file '{p}' not found (from [mesh] file = ...)")
-    fe2qc.mpi.bootstrap()
-    from dolfinx.io import gmsh as dgmsh
-
-    data = dgmsh.read_from_msh(p, comm, 0, gdim=gdim)
-    return data.mesh, data.facet_tags

@@ -1,0 +1,1 @@
+"""The fe2qc test suite (pytest)."""

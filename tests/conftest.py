@@ -16,7 +16,11 @@ from __future__ import annotations
 import functools
 import gc
 import importlib.util
+import json
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -57,3 +61,84 @@ def cu_u3():
     from atomistic.potentials import load_potential
 
     return load_potential("Cu_u3.eam")
+
+
+#: Cu_u3's zero-pressure fcc lattice constant (Å), as LAMMPS relaxes it (see test_elastic);
+#: the 3.615 Å of the file header is ``cu_u3.lattice_constant``
+CU_U3_A0 = 3.6149999757646176
+
+
+@pytest.fixture(scope="session")
+def cu_u3_a0() -> float:
+    """Cu_u3's zero-pressure fcc lattice constant, 3.6149999757646176 Å."""
+    return CU_U3_A0
+
+
+@pytest.fixture(scope="session")
+def cu_vacancy_rve(cu_u3, cu_u3_a0):
+    """A 3×3×3 fcc Cu_u3 RVE with a vacancy, relaxed at F = I (fmax 1e-11 eV/Å).
+
+    The lattice constant is :func:`cu_u3_a0`. The RVE stores no history (it is a point model),
+    so the tests share one.
+    """
+    from atomistic.rve import AtomisticRVE
+
+    return AtomisticRVE.from_lattice(cu_u3, "fcc", cu_u3_a0, size=(3, 3, 3),
+                                     vacancy=True, fmax=1e-11)
+
+
+@pytest.fixture(scope="session")
+def quick_demo(tmp_path_factory):
+    """Run a demo's ``--quick --json`` mode: ``quick_demo(name) -> (outdir, summary, stdout)``.
+
+    ``demos/<name>.py`` runs with one OpenMP thread, writing into a new folder; the test fails
+    with the end of its output unless it exits 0. ``summary`` is the JSON object on the last
+    line of stdout.
+    """
+    root = Path(__file__).resolve().parents[1]
+
+    def run(name: str, *, timeout: float = 300):
+        out = tmp_path_factory.mktemp(name)
+        env = dict(os.environ, OMP_NUM_THREADS="1")
+        proc = subprocess.run([sys.executable, str(root / "demos" / f"{name}.py"), "--quick",
+                               "--json", "--outdir", str(out)], cwd=root, env=env,
+                              capture_output=True, text=True, timeout=timeout)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        return out, json.loads(proc.stdout.strip().splitlines()[-1]), proc.stdout
+
+    return run
+
+
+def _toml(data: dict) -> str:
+    """TOML text of ``{section: {key: value}}`` (numbers, strings, booleans and lists)."""
+
+    def value(v) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return json.dumps(v)
+        if isinstance(v, list | tuple):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return repr(v)
+
+    return "".join(f"\n[{name}]\n" + "".join(f"{k} = {value(v)}\n" for k, v in keys.items())
+                   for name, keys in data.items())
+
+
+@pytest.fixture(scope="session")
+def cu_plate_toml():
+    """TOML text of an FE² problem: ``cu_plate_toml(mesh={...}, loading={...}, ...) -> str``.
+
+    The cracked plate (crack length 200 Å) whose Gauss points are 2×2×2 Cu_u3 RVEs; each
+    keyword updates (or adds) one section with its keys.
+    """
+
+    def make(**sections: dict) -> str:
+        data = {"mesh": {"generator": "cracked_plate", "crack_length": 200.0},
+                "material": {"type": "rve", "potential": "Cu_u3.eam", "lattice": "fcc",
+                             "size": [2, 2, 2]}}
+        for name, keys in sections.items():
+            data.setdefault(name, {}).update(keys)
+        return _toml(data)
+
+    return make

@@ -36,8 +36,11 @@ def test_bench_forces_quick_json():
 @pytest.mark.dolfinx
 @pytest.mark.timeout(1800)
 def test_bench_fe2_quick_json_values():
-    """Iteration counts are scalars and hold what the README says (3 / 3 / 7 on the 112-point
-    mesh); timings are only checked for consistency, never against a bound."""
+    """Iteration counts are scalars and hold what the README says.
+
+    3 / 3 / 7 on the 112-point mesh; timings are only checked for consistency, never against a
+    bound.
+    """
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_fe2.py"),
                           "--quick", "--json"], capture_output=True, text=True, timeout=1700,
                          cwd=ROOT)

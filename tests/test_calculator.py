@@ -1,5 +1,7 @@
-"""Forces, Hessian and deformation derivatives of the generic calculator against finite
-differences of our own energies, for pair and EAM potentials."""
+"""Forces, Hessian and deformation derivatives of the generic calculator.
+
+They are checked against finite differences of our own energies, for pair and EAM potentials.
+"""
 
 import numpy as np
 import pytest
@@ -16,7 +18,7 @@ def _potentials(cu_u3):
         "lj_smooth": (load_potential("lj/smooth", epsilon=0.3, sigma=2.3, cutoff=5.0), 3.6),
         "morse": (load_potential("morse", D0=0.34, alpha=1.36, r0=2.63, cutoff=5.5, shift=True),
                   3.6),
-        "eam_cu_u3": (cu_u3, 3.615),
+        "eam_cu_u3": (cu_u3, cu_u3.lattice_constant),  # 3.615 Å, the file header's
         "eam_alloy_cuni": (load_potential("CuNi.eam.alloy"), 3.58),
     }
 
@@ -34,6 +36,19 @@ def system(request, cu_u3):
     return pot, Calculator(pot, skin=0.5, multiple_images=True), conf
 
 
+def _minus_gradient(energy, x0, every, h=1e-5):
+    """Yield ``(a, c, -dE/dx_ac)`` by central differences of step ``h``.
+
+    Every ``every``-th atom ``a`` of the positions ``x0``, each direction ``c``.
+    """
+    for a in range(0, len(x0), every):
+        for c in range(3):
+            xp, xm = x0.copy(), x0.copy()
+            xp[a, c] += h
+            xm[a, c] -= h
+            yield a, c, -(energy(xp) - energy(xm)) / (2 * h)
+
+
 def _energy_at(calc, conf, x=None, F=None, X=None, ref_cell=None):
     c = conf.copy()
     if x is not None:
@@ -47,36 +62,22 @@ def _energy_at(calc, conf, x=None, F=None, X=None, ref_cell=None):
 def test_forces_are_minus_gradient_of_energy(system):
     _, calc, conf = system
     f = calc.compute(conf).forces_nc
-    h = 1e-5
-    x0 = conf.positions_nc
-    for a in range(0, len(conf), 5):
-        for c in range(3):
-            xp, xm = x0.copy(), x0.copy()
-            xp[a, c] += h
-            xm[a, c] -= h
-            fd = -(_energy_at(calc, conf, xp) - _energy_at(calc, conf, xm)) / (2 * h)
-            assert fd == pytest.approx(f[a, c], abs=1e-6 * np.abs(f).max())
+    for a, c, fd in _minus_gradient(lambda x: _energy_at(calc, conf, x), conf.positions_nc, 5):
+        assert fd == pytest.approx(f[a, c], abs=1e-6 * np.abs(f).max())
 
 
 def test_weighted_forces_are_minus_gradient_of_weighted_site_energy(system):
     _, calc, conf = system
     w = np.random.default_rng(3).uniform(0, 1, len(conf))
     f = calc.compute(conf, weights_n=w).forces_nc
-    h = 1e-5
 
     def ew(x):
         c = conf.copy()
         c.positions_nc = x
         return float(w @ calc.compute(c).site_energies_n)
 
-    x0 = conf.positions_nc
-    for a in range(0, len(conf), 3):
-        for c in range(3):
-            xp, xm = x0.copy(), x0.copy()
-            xp[a, c] += h
-            xm[a, c] -= h
-            assert -(ew(xp) - ew(xm)) / (2 * h) == pytest.approx(
-                f[a, c], abs=1e-6 * np.abs(f).max())
+    for a, c, fd in _minus_gradient(ew, conf.positions_nc, 3):
+        assert fd == pytest.approx(f[a, c], abs=1e-6 * np.abs(f).max())
 
 
 def test_sparse_hessian_matches_finite_differences_of_forces(system):
@@ -162,7 +163,7 @@ def test_born_tensor_is_second_derivative_in_green_lagrange_strain(system):
 
 def test_overlapping_atoms_are_refused(cu_u3):
     pot = cu_u3
-    conf = crystal("fcc", 3.615, size=(3, 3, 3))
+    conf = crystal("fcc", pot.lattice_constant, size=(3, 3, 3))
     conf.positions_nc[1] = conf.positions_nc[0] + [0.1, 0, 0]
     with pytest.raises(InputError, match="overlap"):
         Calculator(pot).compute(conf)
@@ -175,7 +176,7 @@ def test_nan_position_is_refused():
 
 def test_cutoff_beyond_half_the_cell_is_refused_unless_asked_for(cu_u3):
     pot = cu_u3
-    conf = crystal("fcc", 3.615, size=(2, 2, 2))  # width 7.23 Å < 2 × 4.95 Å
+    conf = crystal("fcc", pot.lattice_constant, size=(2, 2, 2))  # width 7.23 Å < 2 × 4.95 Å
     with pytest.raises(InputError, match="Repeat the cell"):
         Calculator(pot).compute(conf)
     big = conf.repeat((2, 2, 2))
@@ -188,7 +189,7 @@ def test_open_cluster_has_no_self_images(cu_u3):
     from atomistic.lattice import cluster
 
     pot = cu_u3
-    conf = cluster("fcc", 3.615, 6.0)
+    conf = cluster("fcc", pot.lattice_constant, 6.0)
     res = Calculator(pot).compute(conf)
     assert np.allclose(res.forces_nc.sum(axis=0), 0, atol=1e-10)  # Newton's third law
     # torque-free as well
@@ -220,7 +221,8 @@ def test_stress_with_kinetic_part_matches_lammps_pressure_tensor(cu_u3):
 
     pot = cu_u3
     rng = np.random.default_rng(4)
-    conf = crystal("fcc", 3.615, size=(3, 3, 3)).deformed(np.eye(3) + rng.normal(0, 0.01, (3, 3)))
+    conf = crystal("fcc", pot.lattice_constant, size=(3, 3, 3)).deformed(
+        np.eye(3) + rng.normal(0, 0.01, (3, 3)))
     conf.positions_nc += rng.normal(0, 0.05, conf.positions_nc.shape)
     conf.masses_n = np.full(len(conf), pot.masses[0])
     conf.velocities_nc = rng.normal(0, 5.0, (len(conf), 3))  # Å/ps, ~ a few hundred K

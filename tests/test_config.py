@@ -17,8 +17,11 @@ def _write(tmp_path, text: str):
 
 
 def test_defaults_and_the_relative_path_rule(tmp_path):
-    """Input files named in the TOML are found next to it; the output folder is relative to
-    the working directory (issue 9, item 1: the demo's outputs split between two folders)."""
+    """Input files named in the TOML are found next to it; the output folder is not.
+
+    The output folder is relative to the working directory (issue 9, item 1: the demo's
+    outputs split between two folders).
+    """
     (tmp_path / "plate.msh").write_text("")
     cfg = load_config(_write(tmp_path, '[mesh]\nfile = "plate.msh"\n[loading]\n'
                                        'mode = "traction"\n[material]\ntype = "neo-hookean"\n'

@@ -29,14 +29,13 @@ def _halves(conf: Configuration, y0: float):
             Configuration(conf.positions_nc[~up], conf.cell_cc, conf.pbc), up)
 
 
-@pytest.mark.parametrize("spec", ["lj", "Cu_u3.eam"])
-def test_cutting_every_bond_across_a_plane_gives_two_independent_halves(spec):
-    if spec == "lj":
-        pot = load_potential("lj/smooth", epsilon=0.4, sigma=2.2, cutoff=5.5)
-        conf = cluster("fcc", 3.5, 7.0)
-    else:
-        pot = load_potential(spec)
-        conf = cluster("fcc", 3.615, 7.0)
+@pytest.mark.parametrize("spec,params,a0", [
+    ("lj/smooth", dict(epsilon=0.4, sigma=2.2, cutoff=5.5), 3.5),
+    ("Cu_u3.eam", {}, 3.615),
+], ids=["lj", "Cu_u3.eam"])
+def test_cutting_every_bond_across_a_plane_gives_two_independent_halves(spec, params, a0):
+    pot = load_potential(spec, **params)
+    conf = cluster("fcc", a0, 7.0)
     rng = np.random.default_rng(0)
     conf.positions_nc += 0.03 * rng.standard_normal(conf.positions_nc.shape)
     y0 = 0.3  # between atomic planes
@@ -56,7 +55,7 @@ def test_cutting_every_bond_across_a_plane_gives_two_independent_halves(spec):
 
 def test_hessian_with_a_partial_cut_matches_finite_differences(cu_u3):
     pot = cu_u3
-    conf = cluster("fcc", 3.615, 6.5)
+    conf = cluster("fcc", pot.lattice_constant, 6.5)
     X = conf.positions_nc.copy()
     calc = Calculator(pot, exclude=crack_cut(X, conf.cell_cc, 0.2, 0.3))
     rng = np.random.default_rng(1)

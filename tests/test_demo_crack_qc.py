@@ -21,18 +21,10 @@ scans start one step below K_G):
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-DEMO = ROOT / "demos" / "crack_tip_qc.py"
 
 pytestmark = pytest.mark.dolfinx
 
@@ -42,13 +34,8 @@ KEYS = {"K_G", "gamma", "E_prime", "K_plus", "K_minus", "K_plus_over_KG", "K_min
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("crack_qc")
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, str(DEMO), "--quick", "--json", "--outdir", str(out)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return out, json.loads(proc.stdout.strip().splitlines()[-1]), proc.stdout
+def quick_run(quick_demo):
+    return quick_demo("crack_tip_qc")
 
 
 UNITS = {"gamma": "eV/Å²", "E_prime": "eV/Å³", "K": "eV/Å^(5/2)", "length": "Å"}

@@ -1,6 +1,8 @@
-"""Dispatch of material points to MPI workers: the results are those of evaluating each point
-alone (bitwise), history travels with the point, a failing RVE names its Gauss point on every
-macro rank and never leaves a worker hanging.
+"""Dispatch of material points to MPI workers.
+
+The results are those of evaluating each point alone (bitwise), history travels with the
+point, a failing RVE names its Gauss point on every macro rank and never leaves a worker
+hanging.
 
 The tests marked ``mpi`` need exactly 2 ranks (``mpirun -n 2 python -m pytest -m mpi``).
 """
@@ -17,29 +19,18 @@ from coupling.dispatch import (
     run_worker,
     split_world,
 )
-from coupling.points import AnalyticPoint, CauchyBornPoint, PointModel, RVEPoint
 from fe2.materials import NeoHookean
 from fe2qc.errors import CalculationFailed, InputError
+from fe2qc.material import PointModel
 from fe2qc.mpi import mpi
 from fe2qc.tensors import embed_F
 
 MPI = mpi()
-A0 = 3.6149999757646176  # Cu_u3 zero-pressure lattice constant
 
 
 def _random_F(n, dim, seed, amplitude=0.08):
     rng = np.random.default_rng(seed)
     return np.eye(dim) + amplitude * rng.standard_normal((n, dim, dim))
-
-
-@pytest.fixture(scope="module")
-def cu(cu_u3):
-    return cu_u3
-
-
-@pytest.fixture(scope="module")
-def vacancy_rve(cu):
-    return AtomisticRVE.from_lattice(cu, "fcc", A0, size=(3, 3, 3), vacancy=True, fmax=1e-10)
 
 
 class FailsAt:
@@ -67,17 +58,17 @@ def _need_two_ranks():
 # Serial
 
 
-def test_point_models_satisfy_the_protocol(vacancy_rve, cu):
-    assert isinstance(RVEPoint(vacancy_rve), PointModel)
-    assert isinstance(CauchyBornPoint(CauchyBorn(cu, "fcc", A0)), PointModel)
-    assert isinstance(AnalyticPoint(NeoHookean(1.0, 1.5, 2)), PointModel)
+def test_point_models_satisfy_the_protocol(cu_vacancy_rve, cu_u3, cu_u3_a0):
+    assert isinstance(cu_vacancy_rve, PointModel)
+    assert isinstance(CauchyBorn(cu_u3, "fcc", cu_u3_a0), PointModel)
+    assert isinstance(NeoHookean(1.0, 1.5, 2), PointModel)
 
 
 def test_worker_less_dispatch_reproduces_neo_hookean_bitwise():
     for dim in (2, 3):
         nh = NeoHookean(1.0, 1.5, dim)
         F = _random_F(17, dim, seed=dim)
-        with DispatchedMaterial(split_world(MPI.COMM_SELF, 0), AnalyticPoint(nh)) as mat:
+        with DispatchedMaterial(split_world(MPI.COMM_SELF, 0), nh) as mat:
             P, A = mat.evaluate(F)
             W = mat.energy_density(F)
         P0, A0_ = nh.evaluate(F)
@@ -92,29 +83,29 @@ def test_split_world_refuses_worker_counts_that_leave_no_macro_rank():
             split_world(MPI.COMM_SELF, bad)
 
 
-def test_plane_strain_rve_point_is_the_in_plane_part_of_the_3d_response(cu):
-    rve = AtomisticRVE(cu, crystal("fcc", A0, size=(2, 2, 2)), multiple_images=True)
+def test_plane_strain_rve_point_is_the_in_plane_part_of_the_3d_response(cu_u3, cu_u3_a0):
+    rve2, rve3 = (AtomisticRVE(cu_u3, crystal("fcc", cu_u3_a0, size=(2, 2, 2)), dim=dim,
+                               multiple_images=True) for dim in (2, 3))
     F2 = np.array([[1.01, 0.004], [-0.002, 0.995]])
     F3 = embed_F(F2)
-    r2 = RVEPoint(rve, dim=2).evaluate_point(F2, np.zeros(0))
-    r3 = RVEPoint(rve, dim=3).evaluate_point(F3, np.zeros(0))
+    r2 = rve2.evaluate_point(F2, np.zeros(0))
+    r3 = rve3.evaluate_point(F3, np.zeros(0))
     assert np.allclose(r2.P, r3.P[:2, :2], rtol=0, atol=1e-14)
     assert np.allclose(r2.A, r3.A[:2, :2, :2, :2], rtol=0, atol=1e-13)
     assert r2.W == pytest.approx(r3.W, abs=1e-15)
 
 
-def test_cauchy_born_point_equals_batched_cauchy_born(cu):
-    cb = CauchyBorn(cu, "fcc", A0)
+def test_cauchy_born_point_equals_batched_cauchy_born(cu_u3, cu_u3_a0):
+    cb = CauchyBorn(cu_u3, "fcc", cu_u3_a0)
     F = _random_F(3, 3, seed=4, amplitude=0.02)
     P, A = cb.evaluate(F)
-    pm = CauchyBornPoint(cb)
     for q in range(3):
-        r = pm.evaluate_point(F[q], pm.initial_state())
+        r = cb.evaluate_point(F[q], cb.initial_state())
         assert np.array_equal(r.P, P[q]) and np.array_equal(r.A, A[q])
 
 
-def test_vacancy_rve_history_is_committed_only_after_a_converged_step(vacancy_rve):
-    model = RVEPoint(vacancy_rve)
+def test_vacancy_rve_history_is_committed_only_after_a_converged_step(cu_vacancy_rve):
+    model = cu_vacancy_rve
     F1 = _random_F(2, 3, seed=1, amplitude=0.01)
     F2 = _random_F(2, 3, seed=2, amplitude=0.01)
     mat = DispatchedMaterial(split_world(MPI.COMM_SELF, 0), model)
@@ -131,7 +122,7 @@ def test_vacancy_rve_history_is_committed_only_after_a_converged_step(vacancy_rv
     assert all(np.array_equal(a, b) for a, b in zip(mat.committed_states, relaxed, strict=True))
     P1b, _ = mat.evaluate(F1)
     assert np.array_equal(P1, P1b)
-    ref = [vacancy_rve.evaluate_one(F1[q], relaxed[q].reshape(-1, 3)).P for q in range(2)]
+    ref = [model.evaluate_one(F1[q], relaxed[q].reshape(-1, 3)).P for q in range(2)]
     assert np.array_equal(P1, np.array(ref))
 
 
@@ -139,20 +130,20 @@ def test_failing_point_raises_with_its_index_and_keeps_the_error_type():
     nh = NeoHookean(1.0, 1.5, 2)
     F = _random_F(6, 2, seed=0)
     layout = split_world(MPI.COMM_SELF, 0)
-    mat = DispatchedMaterial(layout, FailsAt(AnalyticPoint(nh), F[4, 0, 0]))
+    mat = DispatchedMaterial(layout, FailsAt(nh, F[4, 0, 0]))
     with pytest.raises(CalculationFailed, match="Gauss point 4") as info:
         mat.evaluate(F)
     assert info.value.point_index == 4
     assert "did not converge (injected)" in str(info.value)
-    bug = DispatchedMaterial(layout, FailsAt(AnalyticPoint(nh), F[1, 0, 0], KeyError))
+    bug = DispatchedMaterial(layout, FailsAt(nh, F[1, 0, 0], KeyError))
     with pytest.raises(PointEvaluationError, match="KeyError") as info:
         bug.evaluate(F)
     assert info.value.point_index == 1
     F[2] = [[1.0, 0.0], [0.0, -1.0]]  # det F < 0: an input error
     with pytest.raises(InputError, match="Gauss point 2"):
-        DispatchedMaterial(layout, AnalyticPoint(nh)).evaluate(F)
+        DispatchedMaterial(layout, nh).evaluate(F)
     with pytest.raises(InputError, match="shape"):
-        DispatchedMaterial(layout, AnalyticPoint(nh)).evaluate(np.eye(3)[None])
+        DispatchedMaterial(layout, nh).evaluate(np.eye(3)[None])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,7 +155,7 @@ def test_failing_point_raises_with_its_index_and_keeps_the_error_type():
 def test_one_worker_gives_bitwise_the_serial_evaluation():
     _need_two_ranks()
     nh = NeoHookean(1.0, 1.5, 3)
-    model = AnalyticPoint(nh)
+    model = nh
     layout = split_world(MPI.COMM_WORLD, 1)
     F = _random_F(23, 3, seed=7)
     if layout.is_worker:
@@ -186,9 +177,9 @@ def test_one_worker_gives_bitwise_the_serial_evaluation():
 
 @pytest.mark.mpi
 @pytest.mark.timeout(120)
-def test_rve_history_travels_with_the_point_to_the_worker(vacancy_rve):
+def test_rve_history_travels_with_the_point_to_the_worker(cu_vacancy_rve):
     _need_two_ranks()
-    model = RVEPoint(vacancy_rve)
+    model = cu_vacancy_rve
     layout = split_world(MPI.COMM_WORLD, 1)
     F1 = _random_F(3, 3, seed=11, amplitude=0.01)
     F2 = F1 + 0.002 * np.eye(3)
@@ -225,7 +216,7 @@ def test_rve_history_travels_with_the_point_to_the_worker(vacancy_rve):
         assert np.array_equal(P, P0) and np.array_equal(A, A0_)
         assert np.array_equal(mat.last_work, local.last_work)
         assert (mat.last_work > hot_work).all()  # the changed states needed more relaxation
-        ref = [vacancy_rve.evaluate_one(F2[q], sent[q].reshape(-1, 3)).P for q in range(3)]
+        ref = [model.evaluate_one(F2[q], sent[q].reshape(-1, 3)).P for q in range(3)]
         assert np.array_equal(P, np.array(ref))
 
 
@@ -238,13 +229,13 @@ def test_without_workers_each_rank_evaluates_its_own_points_and_failures_reach_a
     layout = split_world(comm, 0)
     assert layout.is_macro and layout.macro_comm.size == 2
     F = _random_F(3 + comm.rank, 2, seed=comm.rank)
-    mat = DispatchedMaterial(layout, AnalyticPoint(nh))
+    mat = DispatchedMaterial(layout, nh)
     P, A = mat.evaluate(F)
     P0, A0_ = nh.evaluate(F)
     assert np.array_equal(P, P0) and np.array_equal(A, A0_)
     # point 2 of rank 1 fails: global index 3 + 2 = 5; both ranks raise the same type
     marker = comm.bcast(F[2, 0, 0] if comm.rank == 1 else None, root=1)
-    bad = DispatchedMaterial(layout, FailsAt(AnalyticPoint(nh), marker))
+    bad = DispatchedMaterial(layout, FailsAt(nh, marker))
     with pytest.raises(CalculationFailed, match="Gauss point 5 .*macro rank 1, local index 2"
                        ) as info:
         bad.evaluate(F)
@@ -259,7 +250,7 @@ def test_failing_rve_on_a_worker_names_the_gauss_point_and_the_worker_stops_clea
     nh = NeoHookean(1.0, 1.5, 3)
     F = _random_F(9, 3, seed=3)
     k = 6
-    model = FailsAt(AnalyticPoint(nh), F[k, 0, 0])
+    model = FailsAt(nh, F[k, 0, 0])
     layout = split_world(MPI.COMM_WORLD, 1)
     if layout.is_worker:
         stats = run_worker(layout, model)  # returns: the macro root sent stop
@@ -289,7 +280,7 @@ def test_fe2_solve_with_one_worker_equals_the_plain_serial_solve():
     nh = NeoHookean(1.0, 1.5, 2)
     layout = split_world(MPI.COMM_WORLD, 1)
     if layout.is_worker:
-        run_worker(layout, AnalyticPoint(nh))
+        run_worker(layout, nh)
         return
 
     def solve(comm, material):
@@ -301,7 +292,7 @@ def test_fe2_solve_with_one_worker_equals_the_plain_serial_solve():
         reports = problem.solve(2)
         return problem.u.x.array.copy(), reports, problem.energy()
 
-    with DispatchedMaterial(layout, AnalyticPoint(nh)) as mat:
+    with DispatchedMaterial(layout, nh) as mat:
         u, reports, energy = solve(layout.macro_comm, mat)
     u0, reports0, energy0 = solve(MPI.COMM_SELF, nh)
     assert np.allclose(u, u0, rtol=0, atol=1e-12)

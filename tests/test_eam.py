@@ -1,5 +1,8 @@
-"""EAM potentials: agreement with LAMMPS to round-off, derivatives against finite differences,
-and clear errors for bad files."""
+"""EAM potentials against LAMMPS and finite differences, and their errors for bad files.
+
+Agreement with LAMMPS is to round-off; derivatives are checked against finite differences;
+bad files get clear errors.
+"""
 
 from __future__ import annotations
 

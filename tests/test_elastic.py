@@ -1,5 +1,7 @@
-"""Equilibrium lattice constant, cohesive energy and elastic constants against LAMMPS and
-published values."""
+"""Equilibrium lattice constant, cohesive energy and elastic constants.
+
+All against LAMMPS and published values.
+"""
 
 import json
 import re

@@ -1,5 +1,8 @@
-"""FE² with atomistic material points: a homogeneous stretch gives, at every Gauss point, the
-stress of a single Cauchy-Born cell / RVE at that F (serial and on 2 ranks)."""
+"""FE² with atomistic material points under a homogeneous stretch.
+
+At every Gauss point the stress is that of a single Cauchy-Born cell / RVE at that F (serial
+and on 2 ranks).
+"""
 
 import numpy as np
 import pytest
@@ -8,31 +11,23 @@ import fe2qc.mpi
 from atomistic.cauchy_born import CauchyBorn
 from atomistic.lattice import crystal
 from atomistic.rve import AtomisticRVE
+from fe2qc.material import DelegatingMaterial, PointMaterial
 from fe2qc.tensors import embed_F
 
-A0 = 3.6149999757646176  # Cu_u3 zero-pressure lattice constant
 F2 = np.array([[1.02, 0.01], [-0.005, 0.99]])
 
 
-class Recorder:
+class Recorder(DelegatingMaterial):
     """Passes a material point through and keeps the last P it returned."""
 
     def __init__(self, inner):
-        self.inner, self.dim, self.P = inner, inner.dim, None
+        super().__init__(inner)
+        self.P = None
 
     def evaluate(self, F_qij):
         P, A = self.inner.evaluate(F_qij)
         self.F, self.P = F_qij.copy(), P
         return P, A
-
-    def energy_density(self, F_qij):
-        return self.inner.energy_density(F_qij)
-
-    def commit(self):
-        self.inner.commit()
-
-    def revert(self):
-        self.inner.revert()
 
 
 def _homogeneous_stretch(comm, material):
@@ -59,20 +54,21 @@ def _homogeneous_stretch(comm, material):
 
 
 @pytest.mark.parametrize("kind", ["cauchy_born", "rve"])
-def test_homogeneous_stretch_gives_single_cell_stress_everywhere(kind, cu_u3):
+def test_homogeneous_stretch_gives_single_cell_stress_everywhere(kind, cu_u3, cu_u3_a0):
     comm = fe2qc.mpi.mpi().COMM_WORLD
     cu = cu_u3
     if kind == "cauchy_born":
-        mat = CauchyBorn(cu, "fcc", A0, dim=2)
+        mat = CauchyBorn(cu, "fcc", cu_u3_a0, dim=2)
     else:
-        mat = AtomisticRVE(cu, crystal("fcc", A0, size=(2, 2, 2)), dim=2, multiple_images=True)
+        mat = PointMaterial(AtomisticRVE(cu, crystal("fcc", cu_u3_a0, size=(2, 2, 2)), dim=2,
+                                         multiple_images=True))
     pb, rec = _homogeneous_stretch(comm, mat)
     assert np.allclose(rec.F, F2, atol=1e-10)
     F3 = embed_F(F2)
-    P_single = CauchyBorn(cu, "fcc", A0).evaluate_one(F3)[0][:2, :2]
+    P_single = CauchyBorn(cu, "fcc", cu_u3_a0).evaluate_one(F3)[0][:2, :2]
     assert np.abs(rec.P - P_single).max() < 1e-10 * np.abs(P_single).max()
 
 
 @pytest.mark.mpi
-def test_homogeneous_stretch_on_two_ranks_gives_cauchy_born_stress_everywhere(cu_u3):
-    test_homogeneous_stretch_gives_single_cell_stress_everywhere("cauchy_born", cu_u3)
+def test_homogeneous_stretch_on_two_ranks_gives_cauchy_born_stress_everywhere(cu_u3, cu_u3_a0):
+    test_homogeneous_stretch_gives_single_cell_stress_everywhere("cauchy_born", cu_u3, cu_u3_a0)

@@ -5,7 +5,7 @@ import pytest
 
 from fe2.materials import NeoHookean, StVenantKirchhoff
 from fe2qc.errors import InputError
-from fe2qc.material import MaterialPoint
+from fe2qc.material import MaterialPoint, PointModel
 
 LAWS = [NeoHookean, StVenantKirchhoff]
 
@@ -15,6 +15,21 @@ def _random_F(dim, n=5, seed=0, amplitude=0.3):
     F = np.eye(dim) + amplitude * rng.uniform(-1, 1, (n, dim, dim))
     assert (np.linalg.det(F) > 0).all()
     return F
+
+
+def _central_differences_F(fn, F_qij, h=1e-6):
+    """``d fn(F) / dF_kl`` by central differences of step ``h``, as ``out[..., k, l]``."""
+    dim = F_qij.shape[-1]
+    out = None
+    for k in range(dim):
+        for l in range(dim):
+            dF = np.zeros((dim, dim))
+            dF[k, l] = h
+            d = (fn(F_qij + dF) - fn(F_qij - dF)) / (2 * h)
+            if out is None:
+                out = np.zeros(d.shape + (dim, dim))
+            out[..., k, l] = d
+    return out
 
 
 def _random_rotation(dim, seed=1):
@@ -29,6 +44,7 @@ def _random_rotation(dim, seed=1):
 @pytest.mark.parametrize("dim", [2, 3])
 def test_material_satisfies_protocol(law, dim):
     assert isinstance(law(1.0, 2.0, dim), MaterialPoint)
+    assert isinstance(law(1.0, 2.0, dim), PointModel)
 
 
 @pytest.mark.parametrize("law", LAWS)
@@ -37,15 +53,7 @@ def test_stress_is_energy_derivative_by_central_differences(law, dim):
     mat = law(1.3, 2.1, dim)
     F_qij = _random_F(dim)
     P_qij, _ = mat.evaluate(F_qij)
-    h = 1e-6
-    P_fd = np.zeros_like(P_qij)
-    for k in range(dim):
-        for l in range(dim):
-            dF = np.zeros((dim, dim))
-            dF[k, l] = h
-            P_fd[:, k, l] = (mat.energy_density(F_qij + dF) - mat.energy_density(F_qij - dF)) / (
-                2 * h
-            )
+    P_fd = _central_differences_F(mat.energy_density, F_qij)
     assert np.abs(P_fd - P_qij).max() <= 1e-6 * np.abs(P_qij).max()
 
 
@@ -56,13 +64,7 @@ def test_tangent_is_stress_derivative_by_central_differences(law, dim):
     F_qij = _random_F(dim, seed=3)
     _, A_qijkl = mat.evaluate(F_qij)
     assert A_qijkl.shape == (len(F_qij),) + (dim,) * 4
-    h = 1e-6
-    A_fd = np.zeros_like(A_qijkl)
-    for k in range(dim):
-        for l in range(dim):
-            dF = np.zeros((dim, dim))
-            dF[k, l] = h
-            A_fd[..., k, l] = (mat.evaluate(F_qij + dF)[0] - mat.evaluate(F_qij - dF)[0]) / (2 * h)
+    A_fd = _central_differences_F(lambda F: mat.evaluate(F)[0], F_qij)
     assert np.abs(A_fd - A_qijkl).max() <= 1e-6 * np.abs(A_qijkl).max()
 
 

@@ -1,5 +1,8 @@
-"""FE² outputs and checks at the user boundary: the VTX stress fields are in GPa (and say so)
-and the scale-separation warning (the acoustic-tensor scan is in ``test_tensors.py``)."""
+"""FE² outputs and checks at the user boundary.
+
+The VTX stress fields are in GPa (and say so), and the scale-separation warning (the
+acoustic-tensor scan is in ``test_tensors.py``).
+"""
 
 import numpy as np
 import pytest
@@ -20,9 +23,12 @@ from fe2qc.units import EV_PER_A3_IN_GPA as GPA  # noqa: E402
 
 # -- VTX output in GPa ----------------------------------------------------------------------
 def test_vtx_stresses_are_written_in_gpa_under_names_that_say_so(tmp_path):
-    """A homogeneous deformation (u = (F - I) X on the whole boundary, exact for P1): every
-    cell's written stress is the material's P(F) in eV/Å³ times 160.2176... GPa, and the same
-    numbers are in the .bp file under the names P_GPa and von_mises_GPa."""
+    """A homogeneous deformation writes the material's P(F) in GPa to every cell.
+
+    u = (F - I) X on the whole boundary, exact for P1: every cell's written stress is the
+    material's P(F) in eV/Å³ times 160.2176... GPa, and the same numbers are in the .bp file
+    under the names P_GPa and von_mises_GPa.
+    """
     comm = MPI.COMM_WORLD
     mu, lmbda = 0.30, 0.75  # eV/Å³ (48 and 120 GPa)
     F = np.array([[1.02, 0.01], [-0.005, 0.97]])
@@ -63,6 +69,18 @@ def test_vtx_stresses_are_written_in_gpa_under_names_that_say_so(tmp_path):
         assert P_ev[0].astype("<f8").tobytes() not in data
 
 
+def _cu_plate(outdir: str, *, tip_size: float, far_size: float, K: float) -> dict:
+    """The cracked plate (1000 Å square) of 2×2×2 Cu_u3 RVEs, P1, one step to ``K``."""
+    return {"mesh": {"generator": "cracked_plate", "crack_length": 200.0, "width": 1000.0,
+                     "height": 1000.0, "tip_size": tip_size, "far_size": far_size,
+                     "grading": 0.6},
+            "material": {"type": "rve", "potential": "Cu_u3.eam", "lattice": "fcc",
+                         "size": [2, 2, 2]},
+            "loading": {"mode": "K", "value": K, "steps": [1.0]},
+            "solver": {"degree": 1},
+            "output": {"directory": outdir, "vtx": False, "checkpoint": False}}
+
+
 # -- scale separation --------------------------------------------------------------------------
 def test_scale_separation_flags_elements_smaller_than_the_rve():
     assert scale_separation([3.0, 7.2, 7.3, 100.0], 7.23).tolist() == [True, True, False, False]
@@ -70,22 +88,19 @@ def test_scale_separation_flags_elements_smaller_than_the_rve():
 
 def test_simulation_warns_once_and_counts_gauss_points_in_elements_below_the_rve_edge(
         tmp_path, capfd):
-    """The crack mesh with 4 Å elements at the tip and 7.23 Å RVEs: the count equals the number
-    of Gauss points in cells whose diameter (DOLFINx's own ``h``) is below the RVE edge."""
+    """The crack mesh with 4 Å elements at the tip and 7.23 Å RVEs.
+
+    The count equals the number of Gauss points in cells whose diameter (DOLFINx's own ``h``)
+    is below the RVE edge.
+    """
     import dolfinx.cpp.mesh
 
     from coupling.config import parse_config
     from coupling.driver import Simulation
 
     comm = MPI.COMM_WORLD
-    data = {"mesh": {"generator": "cracked_plate", "crack_length": 200.0, "width": 1000.0,
-                     "height": 1000.0, "tip_size": 4.0, "far_size": 500.0, "grading": 0.6},
-            "material": {"type": "rve", "potential": "Cu_u3.eam", "lattice": "fcc",
-                         "size": [2, 2, 2]},
-            "loading": {"mode": "K", "value": 0.3, "steps": [1.0]},
-            "solver": {"degree": 1},
-            "output": {"directory": comm.bcast(str(tmp_path / "out"), root=0), "vtx": False,
-                       "checkpoint": False}}
+    data = _cu_plate(comm.bcast(str(tmp_path / "out"), root=0), tip_size=4.0, far_size=500.0,
+                     K=0.3)
     sim = Simulation(parse_config(data), comm, log=None)
     try:
         out = sim._scale_separation()
@@ -109,8 +124,11 @@ def test_simulation_warns_once_and_counts_gauss_points_in_elements_below_the_rve
 
 # -- Hill-Mandel at zero load --------------------------------------------------------------
 def test_zero_load_run_reports_small_hill_mandel_mismatches(tmp_path):
-    """K = 0: every RVE sits at F = I with P ~ 1e-16 eV/Å³. The step's Hill-Mandel mismatches
-    are measured against max(|P|, 1e-3 |A|), not against P (which gave 1.5e6)."""
+    """K = 0: every RVE sits at F = I with P ~ 1e-16 eV/Å³.
+
+    The step's Hill-Mandel mismatches are measured against max(|P|, 1e-3 |A|), not against P
+    (which gave 1.5e6).
+    """
     import json
 
     from coupling.config import parse_config
@@ -118,13 +136,7 @@ def test_zero_load_run_reports_small_hill_mandel_mismatches(tmp_path):
 
     comm = MPI.COMM_WORLD
     out = comm.bcast(str(tmp_path / "zero"), root=0)
-    data = {"mesh": {"generator": "cracked_plate", "crack_length": 200.0, "width": 1000.0,
-                     "height": 1000.0, "tip_size": 60.0, "far_size": 600.0, "grading": 0.6},
-            "material": {"type": "rve", "potential": "Cu_u3.eam", "lattice": "fcc",
-                         "size": [2, 2, 2]},
-            "loading": {"mode": "K", "value": 0.0, "steps": [1.0]},
-            "solver": {"degree": 1},
-            "output": {"directory": out, "vtx": False, "checkpoint": False}}
+    data = _cu_plate(out, tip_size=60.0, far_size=600.0, K=0.0)
     summary = Simulation(parse_config(data), comm, log=None).run()
     assert summary["load_factor"] == 1.0
     if comm.rank == 0:
@@ -140,10 +152,13 @@ def test_zero_load_run_reports_small_hill_mandel_mismatches(tmp_path):
 
 
 def test_per_cell_rve_fields_count_relaxation_iterations_and_seconds(tmp_path):
-    """With vacancy RVEs the relaxation does work: every cell's ``rve_relaxation_iterations`` is
-    the sum over its Gauss points of the RVE Newton iterations of the step's material
-    evaluations (> 0), and ``rve_seconds`` their compute time. (With the demo's perfect
-    lattice the iterations are 0: such a cell is at equilibrium under any homogeneous F.)"""
+    """With vacancy RVEs the relaxation does work.
+
+    Every cell's ``rve_relaxation_iterations`` is the sum over its Gauss points of the RVE
+    Newton iterations of the step's material evaluations (> 0), and ``rve_seconds`` their
+    compute time. (With the demo's perfect lattice the iterations are 0: such a cell is at
+    equilibrium under any homogeneous F.)
+    """
     from coupling.config import parse_config
     from coupling.driver import CELL_FIELDS, Simulation
 

@@ -1,5 +1,7 @@
-"""The quadrature-point finite-strain solver against a pure-UFL hyperelastic solve, and its
-Newton convergence, cut-back, commit/revert discipline and parallel behaviour."""
+"""The quadrature-point finite-strain solver against a pure-UFL hyperelastic solve.
+
+Also its Newton convergence, cut-back, commit/revert discipline and parallel behaviour.
+"""
 
 import numpy as np
 import pytest
@@ -11,11 +13,18 @@ fe2qc.mpi.dolfinx()
 
 import ufl  # noqa: E402
 from dolfinx import fem, mesh  # noqa: E402
-from dolfinx.fem.petsc import NonlinearProblem  # noqa: E402
 
 from fe2.materials import NeoHookean  # noqa: E402
 from fe2.solver import Dirichlet, Problem, Traction  # noqa: E402
 from fe2qc.errors import CalculationFailed  # noqa: E402
+from tests.fe2_helpers import (  # noqa: E402
+    at_left,
+    at_right,
+    at_top,
+    max_rel_diff,
+    neo_hookean_energy,
+    solve_stretched,
+)
 
 MU, LMBDA = 1.0, 1.5
 TOL = {"rtol": 1e-13, "atol": 1e-11}
@@ -27,18 +36,6 @@ def _mesh(comm, dim, simplex=True):
         return mesh.create_unit_square(comm, 8, 8, cell)
     cell = mesh.CellType.tetrahedron if simplex else mesh.CellType.hexahedron
     return mesh.create_unit_cube(comm, 4, 4, 4, cell)
-
-
-def _left(x):
-    return np.isclose(x[0], 0.0)
-
-
-def _right(x):
-    return np.isclose(x[0], 1.0)
-
-
-def _top(x):
-    return np.isclose(x[1], 1.0)
 
 
 def _loads(dim):
@@ -54,14 +51,14 @@ def _problem(comm, dim, degree, material=None, simplex=True, **kwargs):
     msh = _mesh(comm, dim, simplex)
     stretch, traction, body = _loads(dim)
     material = material or NeoHookean(MU, LMBDA, dim)
-    bcs = [Dirichlet(_left, np.zeros(dim)), Dirichlet(_right, stretch, component=0)]
+    bcs = [Dirichlet(at_left, np.zeros(dim)), Dirichlet(at_right, stretch, component=0)]
     kwargs = {**TOL, "log": None, **kwargs}
     return Problem(
         msh,
         material,
         degree=degree,
         bcs=bcs,
-        tractions=[Traction(_top, traction)],
+        tractions=[Traction(at_top, traction)],
         body_force=body,
         **kwargs,
     )
@@ -75,73 +72,26 @@ def _ufl_reference(V, quadrature_degree, load_factors):
     u = fem.Function(V)
     v = ufl.TestFunction(V)
     lam = fem.Constant(msh, 0.0)
-    F = ufl.Identity(d) + ufl.grad(u)
-    J = ufl.det(F)
-    psi = MU / 2 * (ufl.tr(F.T * F) - d - 2 * ufl.ln(J)) + LMBDA / 2 * ufl.ln(J) ** 2
-    metadata = {"quadrature_degree": quadrature_degree, "quadrature_scheme": "default"}
-    dx_q = ufl.dx(domain=msh, metadata=metadata)
     fdim = d - 1
-    top = mesh.locate_entities_boundary(msh, fdim, _top)
+    top = mesh.locate_entities_boundary(msh, fdim, at_top)
     tags = mesh.meshtags(msh, fdim, np.sort(top), np.full(len(top), 1, dtype=np.int32))
     ds = ufl.Measure("ds", domain=msh, subdomain_data=tags)
     T = fem.Constant(msh, traction)
     B = fem.Constant(msh, body)
-    Pi_int = psi * dx_q
     R = (
-        ufl.derivative(Pi_int, u, v)
+        ufl.derivative(neo_hookean_energy(u, MU, LMBDA, quadrature_degree), u, v)
         - lam * ufl.dot(B, v) * ufl.dx(domain=msh)
         - lam * ufl.dot(T, v) * ds(1)
     )
-    left = mesh.locate_entities_boundary(msh, fdim, _left)
-    left_dofs = fem.locate_dofs_topological(V, fdim, left)
-    V0, _ = V.sub(0).collapse()
-    right_dofs = fem.locate_dofs_topological(
-        (V.sub(0), V0), fdim, mesh.locate_entities_boundary(msh, fdim, _right)
-    )
-    g = fem.Function(V0)
-    bcs = [
-        fem.dirichletbc(np.zeros(d), left_dofs, V),
-        fem.dirichletbc(g, right_dofs, V.sub(0)),
-    ]
-    problem = NonlinearProblem(
-        R,
-        u,
-        bcs=bcs,
-        petsc_options_prefix=f"test_ufl_reference_{d}d_",
-        petsc_options={
-            "snes_type": "newtonls",
-            "snes_linesearch_type": "basic",
-            "snes_rtol": 1e-14,
-            "snes_atol": 1e-12,
-            "snes_stol": 0.0,
-            "snes_max_it": 30,
-            "ksp_type": "preonly",
-            "pc_type": "lu",
-            "pc_factor_mat_solver_type": "mumps",
-        },
-    )
-    for factor in load_factors:
-        lam.value = factor
-        g.x.array[:] = factor * stretch
-        problem.solve()
-        reason = problem.solver.getConvergedReason()
-        assert reason > 0, f"UFL reference SNES did not converge (reason {reason})"
-    return u
-
-
-def _max_rel_diff(u, u_ref):
-    comm = u.function_space.mesh.comm
-    n = u.function_space.dofmap.index_map.size_local * u.function_space.dofmap.index_map_bs
-    diff = comm.allreduce(np.abs(u.x.array[:n] - u_ref.x.array[:n]).max(initial=0), op=MPI.MAX)
-    scale = comm.allreduce(np.abs(u_ref.x.array[:n]).max(initial=0), op=MPI.MAX)
-    return diff / scale
+    return solve_stretched(R, u, lam, stretch, load_factors, f"test_ufl_reference_{d}d_")
 
 
 def _check_quadratic(norms, C=3.0, floor=1e-10):
     """r_{k+1} <= C r_k^2 for every iteration after the first (which carries the BC jump).
 
     Measured r_{k+1}/r_k^2 over the cases below: 0.47-2.81 (the largest in 3D P2); residuals under
-    ``floor`` are round-off and not checked."""
+    ``floor`` are round-off and not checked.
+    """
     for r_k, r_next in zip(norms[1:-1], norms[2:], strict=True):
         assert r_next <= max(C * r_k**2, floor), f"not quadratic: {norms}"
 
@@ -156,7 +106,7 @@ def test_quadrature_point_solver_matches_pure_ufl_neo_hookean(dim, degree, simpl
     reports = problem.solve(steps)
     assert [r.load_factor for r in reports] == steps
     u_ref = _ufl_reference(problem.V, problem.quadrature_degree, steps)
-    assert _max_rel_diff(problem.u, u_ref) < 1e-10
+    assert max_rel_diff(problem.u, u_ref) < 1e-10
     for r in reports:
         assert r.iterations <= 6
         _check_quadratic(r.residual_norms)
@@ -190,7 +140,7 @@ def test_inverting_single_step_is_cut_back_and_reaches_full_load():
     msh = _mesh(MPI.COMM_WORLD, 2)
     bcs = [
         Dirichlet(lambda x: np.isclose(x[1], 0.0), (0.0, 0.0)),
-        Dirichlet(_top, (1.5, 0.0)),  # shear by 150 %: one Newton step inverts elements
+        Dirichlet(at_top, (1.5, 0.0)),  # shear by 150 %: one Newton step inverts elements
     ]
     problem = Problem(msh, NeoHookean(MU, LMBDA, 2), bcs=bcs, log=None, **TOL)
     reports = problem.solve([1.0])
@@ -202,12 +152,12 @@ def test_inverting_single_step_is_cut_back_and_reaches_full_load():
     reference = Problem(_mesh(MPI.COMM_WORLD, 2), NeoHookean(MU, LMBDA, 2), bcs=bcs, log=None,
                         **TOL)
     reference.solve(8)
-    assert _max_rel_diff(problem.u, reference.u) < 1e-9
+    assert max_rel_diff(problem.u, reference.u) < 1e-9
 
 
 def test_impossible_load_raises_calculation_failed_with_load_factor_reached():
     msh = _mesh(MPI.COMM_WORLD, 2)
-    bcs = [Dirichlet(_left, (0.0, 0.0)), Dirichlet(_right, (-1.2, 0.0))]  # past the left edge
+    bcs = [Dirichlet(at_left, (0.0, 0.0)), Dirichlet(at_right, (-1.2, 0.0))]  # past the left edge
     problem = Problem(msh, NeoHookean(MU, LMBDA, 2), bcs=bcs, log=None, max_iterations=15)
     with pytest.raises(CalculationFailed, match=r"reached load factor .* of 1"):
         problem.solve([1.0], min_increment=0.02)
@@ -219,8 +169,11 @@ def test_impossible_load_raises_calculation_failed_with_load_factor_reached():
 
 
 class _WarmStartRVE(NeoHookean):
-    """A history-carrying stand-in for an atomistic RVE: its 'relaxation' fails when the trial F
-    is too far from the committed one, and it records commit/revert calls."""
+    """A history-carrying stand-in for an atomistic RVE.
+
+    Its 'relaxation' fails when the trial F is too far from the committed one, and it records
+    commit/revert calls.
+    """
 
     def __init__(self, *args, max_jump=0.08, **kwargs):
         super().__init__(*args, **kwargs)
@@ -258,7 +211,7 @@ def test_material_history_is_committed_only_after_convergence_and_reverted_on_cu
     assert np.allclose(rve.F_committed, problem.deformation_gradients(), atol=1e-12)
     reference = _problem(MPI.COMM_WORLD, 2, 1)
     reference.solve(4)
-    assert _max_rel_diff(problem.u, reference.u) < 1e-9
+    assert max_rel_diff(problem.u, reference.u) < 1e-9
 
 
 def test_quadrature_points_are_named_and_located_for_a_dispatcher():
@@ -329,7 +282,7 @@ def test_parallel_solution_matches_serial_and_evaluates_owned_points_once(dim, d
     assert abs(energy - serial.energy()) <= 1e-11 * abs(energy)
 
     u_ref = _ufl_reference(problem.V, problem.quadrature_degree, [0.5, 1.0])
-    assert _max_rel_diff(problem.u, u_ref) < 1e-10
+    assert max_rel_diff(problem.u, u_ref) < 1e-10
 
 
 @pytest.mark.mpi

@@ -1,5 +1,8 @@
-"""Griffith quantities from potentials: surface energies (against LAMMPS and hand values),
-the triangular lattice's constant and isotropic elastic tensor, K_G."""
+"""Griffith quantities from potentials.
+
+Surface energies (against LAMMPS and hand values), the triangular lattice's constant and
+isotropic elastic tensor, K_G.
+"""
 
 import numpy as np
 import pytest
@@ -78,11 +81,14 @@ def test_cu_griffith_with_anisotropic_E_prime(cu):
 
 
 def test_triangular_morse_nearest_neighbours_hand_values():
-    """Nearest neighbours only (cutoff < sqrt(3) r0): a0 = r0, and a cut between close-packed
-    rows breaks 2 bonds per length a0 (gamma = D0/a0); a cut normal to the rows breaks
-    4/sqrt(3) per a0 (gamma = 2 D0/(sqrt(3) a0)). Springs k = phi''(r0) = 2 D0 alpha² on a
-    triangular lattice give lambda = mu = sqrt(3) k/4 (per 1 Å thickness). The surface atoms
-    feel no force (every remaining bond is at r0), so relaxation changes nothing."""
+    """Triangular Morse with nearest neighbours only (cutoff < sqrt(3) r0) has hand values.
+
+    a0 = r0, and a cut between close-packed rows breaks 2 bonds per length a0
+    (gamma = D0/a0); a cut normal to the rows breaks 4/sqrt(3) per a0
+    (gamma = 2 D0/(sqrt(3) a0)). Springs k = phi''(r0) = 2 D0 alpha² on a triangular lattice
+    give lambda = mu = sqrt(3) k/4 (per 1 Å thickness). The surface atoms feel no force (every
+    remaining bond is at r0), so relaxation changes nothing.
+    """
     D0, alpha, r0 = 0.5, 2.0, 2.5
     pot = load_potential("morse", D0=D0, alpha=alpha, r0=r0, cutoff=1.5 * r0)
     a0 = lattice_constant(pot, "triangular")
@@ -133,8 +139,11 @@ def test_bad_inputs():
 
 
 def test_griffith_refuses_a_crack_frame_without_plane_strain_modulus_before_the_slab(cu):
-    """A (111) crack with a <112> front is no mirror plane of fcc: in-plane strains couple to
-    anti-plane shear and E' of the Stroh formalism does not exist; with E_prime given it runs."""
+    """A (111) crack with a <112> front is refused without E_prime, and runs with it.
+
+    Its frame is no mirror plane of fcc: in-plane strains couple to anti-plane shear and E' of
+    the Stroh formalism does not exist.
+    """
     pot, a0 = cu
     with pytest.raises(InputError, match="mirror plane"):
         griffith(pot, "fcc", a0, orientation=CU111, layers=2)

@@ -25,8 +25,10 @@ def random_rotation(seed):
 
 
 def test_lj_dimer_energy_force_virial_and_born_are_analytic():
-    """The Born term is (phi'' - phi'/r) d d d d / r^2 (``numdiff``; see run_lammps on
-    ``analytic``)."""
+    """The Born term is (phi'' - phi'/r) d d d d / r^2.
+
+    (``numdiff``; see run_lammps on ``analytic``.)
+    """
     from atomistic.lammps import run_lammps
 
     r = 1.13

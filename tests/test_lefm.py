@@ -1,5 +1,8 @@
-"""Linear-elastic fracture mechanics (fe2qc.lefm): crack-tip K fields (isotropic limit,
-equilibrium, traction-free faces, J-integral, sqrt(r)), E' and Griffith's K."""
+"""Linear-elastic fracture mechanics (fe2qc.lefm).
+
+Crack-tip K fields (isotropic limit, equilibrium, traction-free faces, J-integral, sqrt(r)),
+E' and Griffith's K.
+"""
 
 import numpy as np
 import pytest
@@ -61,7 +64,7 @@ CASES = _cases()
 
 
 def test_compliance_voigt_factors():
-    """s = inverse of the Voigt stiffness carries factors 1, 2, 4 relative to S_ijkl."""
+    """The Voigt compliance s (inverse Voigt stiffness) has factors 1, 2, 4 relative to S_ijkl."""
     C = cubic_crack_frame_stiffness(*CU, FRAMES["210/-120"])
     ac = AnisotropicCrack(C)
     S = ac.compliance_tensor()

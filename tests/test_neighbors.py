@@ -1,5 +1,8 @@
-"""Neighbour lists against brute force: triclinic periodic cells (several images, an atom's
-own images), open clusters, mixed periodicity, unwrapped positions, and rebuild-on-move."""
+"""Neighbour lists against brute force.
+
+Triclinic periodic cells (several images, an atom's own images), open clusters, mixed
+periodicity, unwrapped positions, and rebuild-on-move.
+"""
 
 import itertools
 
@@ -15,9 +18,11 @@ PBCS = list(itertools.product((False, True), repeat=3))
 
 
 def brute_pairs(x, cell, pbc, rc, margin=0.0):
-    """All (i <= j, shift) with |x_j - x_i + shift @ cell| < rc; for i == j only shift > 0
-    (lexicographically). Returns (sure, borderline): pairs closer than rc - margin, and
-    pairs within margin of rc, which either answer may contain."""
+    """All (i <= j, shift) with |x_j - x_i + shift @ cell| < rc, by brute force.
+
+    For i == j only shift > 0 (lexicographically). Returns (sure, borderline): pairs closer
+    than rc - margin, and pairs within margin of rc, which either answer may contain.
+    """
     x = np.asarray(x, float)
     n = len(x)
     sure, border = set(), set()

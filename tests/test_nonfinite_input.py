@@ -1,5 +1,7 @@
-"""Non-finite (NaN, inf) and absurd (1e300) input is refused at every public entry point of
-``atomistic``, with an InputError naming the offending entry, before any numba kernel runs.
+"""Non-finite (NaN, inf) and absurd (1e300) input is refused by ``atomistic``.
+
+At every public entry point, with an InputError naming the offending entry, before any numba
+kernel runs.
 
 The regression: a NaN in ``positions_nc`` of a 108-atom Cu crystal, set after the
 configuration was built, made ``Calculator.compute`` drop the atom silently
@@ -23,9 +25,9 @@ from atomistic.rve import AtomisticRVE
 from atomistic.structure import Configuration
 from fe2qc.checks import MAX_COORDINATE, require_finite
 from fe2qc.errors import InputError
+from fe2qc.material import PointMaterial
 
 BAD = [np.nan, np.inf, -np.inf]
-A0 = 3.615
 
 
 def _name(x: float) -> str:
@@ -58,7 +60,7 @@ def test_require_finite_names_the_first_offending_index():
 
 @pytest.mark.parametrize("bad", BAD)
 def test_calculator_refuses_a_nan_position_set_after_construction(cu, bad):
-    conf = crystal("fcc", A0, size=(3, 3, 3))
+    conf = crystal("fcc", cu.lattice_constant, size=(3, 3, 3))
     assert len(conf) == 108
     calc = Calculator(cu)
     e0 = calc.compute(conf).energy
@@ -113,7 +115,7 @@ def test_configuration_refuses_bad_arrays(bad):
 
 
 def test_absurd_positions_are_refused_before_the_neighbour_grid(cu):
-    conf = crystal("fcc", A0, size=(3, 3, 3))
+    conf = crystal("fcc", cu.lattice_constant, size=(3, 3, 3))
     conf.positions_nc[4, 0] = 1e300  # overflows to inf inside the cell wrapping
     with pytest.raises(InputError, match=r"positions_nc\[4, 0\] = 1e\+300 Å is beyond"):
         Calculator(cu).compute(conf)
@@ -196,12 +198,13 @@ def test_eam_file_with_a_nan_table_entry_is_refused(tmp_path, cu):
 def test_material_points_refuse_bad_F_naming_the_entry(cu, bad):
     F = np.tile(np.eye(3), (2, 1, 1))
     F[1, 0, 2] = bad
-    cb = CauchyBorn(cu, "fcc", A0)
+    cb = CauchyBorn(cu, "fcc", cu.lattice_constant)
     for call in (cb.evaluate, cb.energy_density, lambda F: cb.evaluate_one(F[1])):
         with pytest.raises(InputError, match=r"F(_qij\[1, |\[)0, 2\] is " + _name(bad)):
             call(F)
-    rve = AtomisticRVE.from_lattice(cu, "fcc", A0, size=(3, 3, 3))
-    for call in (rve.evaluate, rve.energy_density, lambda F: rve.evaluate_one(F[1])):
+    rve = AtomisticRVE.from_lattice(cu, "fcc", cu.lattice_constant, size=(3, 3, 3))
+    material = PointMaterial(rve)
+    for call in (material.evaluate, material.energy_density, lambda F: rve.evaluate_one(F[1])):
         with pytest.raises(InputError, match=r"F(_qij\[1, |\[)0, 2\] is " + _name(bad)):
             call(F)
     u = np.zeros((rve.n_atoms, 3))
@@ -211,7 +214,7 @@ def test_material_points_refuse_bad_F_naming_the_entry(cu, bad):
 
 
 def test_absurd_F_is_refused_and_det_F_le_0_still_is(cu):
-    cb = CauchyBorn(cu, "fcc", A0)
+    cb = CauchyBorn(cu, "fcc", cu.lattice_constant)
     F = np.eye(3)
     F[1, 1] = 1e300
     with pytest.raises(InputError, match=r"F_qij\[0, 1, 1\] = 1e\+300 is beyond"):
@@ -223,7 +226,7 @@ def test_absurd_F_is_refused_and_det_F_le_0_still_is(cu):
 
 @pytest.mark.parametrize("bad", [*BAD, 0.0, -1.0])
 def test_rve_relax_and_builder_parameters(cu, bad):
-    conf = crystal("fcc", A0, size=(3, 3, 3))
+    conf = crystal("fcc", cu.lattice_constant, size=(3, 3, 3))
     calc = Calculator(cu)
     for method in ("newton", "lbfgs", "fire"):
         with pytest.raises(InputError, match="fmax"):
@@ -244,7 +247,7 @@ def test_rve_relax_and_builder_parameters(cu, bad):
         elastic_constants(cu, "fcc", bad)
     if bad != 0.0:  # a void of radius 0 is no void
         with pytest.raises(InputError, match="void_radius"):
-            AtomisticRVE.from_lattice(cu, "fcc", A0, void_radius=bad)
+            AtomisticRVE.from_lattice(cu, "fcc", cu.lattice_constant, void_radius=bad)
     with pytest.raises(InputError, match="min_distance"):
         Calculator(cu, min_distance=np.nan)
     with pytest.raises(InputError, match="max_iter"):
@@ -253,7 +256,7 @@ def test_rve_relax_and_builder_parameters(cu, bad):
 
 @pytest.mark.parametrize("bad", BAD)
 def test_relax_refuses_bad_positions(cu, bad):
-    conf = crystal("fcc", A0, size=(3, 3, 3))
+    conf = crystal("fcc", cu.lattice_constant, size=(3, 3, 3))
     conf.positions_nc[5, 0] = bad
     for method in ("newton", "lbfgs", "fire"):
         with pytest.raises(InputError, match=rf"positions_nc\[5, 0\] is {_name(bad)}"):
@@ -262,11 +265,12 @@ def test_relax_refuses_bad_positions(cu, bad):
 
 @pytest.mark.parametrize("size", [(np.nan, 1, 1), (1, np.inf, 1), (2.5, 1, 1), (0, 1, 1)])
 def test_lattice_sizes_must_be_integers(size):
+    a0 = 3.615  # any lattice constant (Å)
     with pytest.raises(InputError, match="size"):
-        crystal("fcc", A0, size=size)
+        crystal("fcc", a0, size=size)
     with pytest.raises(InputError, match="size"):
-        primitive_cell("fcc", A0).repeat(size)
-    assert len(crystal("fcc", A0, size=(2.0, 1, 1))) == 8  # integral floats are fine
+        primitive_cell("fcc", a0).repeat(size)
+    assert len(crystal("fcc", a0, size=(2.0, 1, 1))) == 8  # integral floats are fine
 
 
 @pytest.mark.parametrize("bad", BAD)

@@ -1,5 +1,7 @@
-"""Pair potentials from the TOML problem file (``[material.potential]``) and the CLI
-(``fe2qc elastic --pair-style ... --pair-coeff ...``), in LAMMPS's vocabulary.
+"""Pair potentials from the TOML problem file and the CLI, in LAMMPS's vocabulary.
+
+``[material.potential]`` in the problem file and
+``fe2qc elastic --pair-style ... --pair-coeff ...`` on the command line.
 
 Regression: ``potential = "lj"`` passed validation and then failed with
 ``LennardJones.__init__() missing 3 required positional arguments``.
@@ -33,13 +35,13 @@ coeff = [0.4, 2.2]
 
 def test_toml_lj_cut_table_gives_the_stress_of_the_potential_built_directly(tmp_path):
     from atomistic.cauchy_born import CauchyBorn
-    from coupling.driver import make_batched_material
+    from coupling.driver import make_point_model
 
     f = tmp_path / "lj.toml"
     f.write_text(LJ_TOML)
     cfg = load_config(f)
     assert cfg.material.potential == {"style": "lj/cut", "cutoff": 5.5, "coeff": [0.4, 2.2]}
-    mat = make_batched_material(cfg, 3)
+    mat = make_point_model(cfg, 3)
     pot = LennardJones(0.4, 2.2, 5.5)
     assert mat.potential.lammps_commands() == pot.lammps_commands()
     rng = np.random.default_rng(3)

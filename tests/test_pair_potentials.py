@@ -59,8 +59,10 @@ def _sqrtm(A):
 
 
 def born_finite_differences(pot, config, nl, h=1e-4):
-    """d²E/dη_I dη_J (eV, Voigt, tensor components) by central differences in the
-    Green-Lagrange strain η, all atoms mapped affinely by F = sqrt(I + 2η)."""
+    """Second derivatives d²E/dη_I dη_J (eV, Voigt, tensor components) by central differences.
+
+    Differences in the Green-Lagrange strain η, all atoms mapped affinely by F = sqrt(I + 2η).
+    """
     def energy(x):
         eta = np.zeros((3, 3))
         for I, (i, j) in enumerate(VOIGT_PAIRS):
@@ -302,8 +304,10 @@ def test_born_numdiff_of_lammps_matches_our_born_term_and_energy_differences(
 @pytest.mark.lammps
 @pytest.mark.parametrize("name", ["lj/cut", "lj/cut shift"])  # the styles with born_matrix()
 def test_born_analytic_of_lammps_counts_the_first_derivative_term_twice(run_lammps, name):
-    """Which side is right: energy finite differences decide for our Born term; LAMMPS's
-    analytic compute born/matrix equals sum (phi'' - 2 phi'/r) d⁴/r² instead."""
+    """Which side is right: energy finite differences decide for our Born term.
+
+    LAMMPS's analytic compute born/matrix equals sum (phi'' - 2 phi'/r) d⁴/r² instead.
+    """
     make, a0 = POTENTIALS[name]
     pot = make()
     config = _configs(a0)["perfect"]

@@ -36,29 +36,16 @@ Thresholds and why they would fail for a wrong scheme:
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from coupling.qc.study import convergence_study, defect_sites, fit_rate
 from fe2qc.errors import InputError
 
-ROOT = Path(__file__).resolve().parents[1]
-DEMO = ROOT / "demos" / "qc_convergence.py"
-
 
 @pytest.fixture(scope="module")
-def quick(tmp_path_factory):
-    out = tmp_path_factory.mktemp("qc_convergence")
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, str(DEMO), "--quick", "--json", "--outdir", str(out)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    summary = json.loads(proc.stdout.strip().splitlines()[-1])
-    return out, summary, proc.stdout
+def quick(quick_demo):
+    return quick_demo("qc_convergence")
 
 
 def _w12(res, scheme):

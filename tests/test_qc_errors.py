@@ -36,7 +36,7 @@ def test_handshake_narrower_than_the_cutoff_is_refused():
 
 def test_mesh_node_off_its_lattice_site_in_the_handshake_is_refused():
     good = _build()
-    points, cells = good.points_md.copy(), good.cells_kv.copy()
+    points, cells = good.mesh.points_md.copy(), good.mesh.cells_kv.copy()
     # the same mesh is accepted as a user mesh
     ok = _build(mesh=(points, cells))
     assert ok.n_nodes == good.n_nodes

@@ -33,10 +33,10 @@ def affine(P):
 
 
 def assert_nodes_on_sites(mesh, X, required):
-    np.testing.assert_array_equal(mesh.points_m2, X[mesh.node_site_m])
-    assert len(np.unique(mesh.node_site_m)) == mesh.num_nodes
+    np.testing.assert_array_equal(mesh.points_md, X[mesh.node_site_m])
+    assert len(np.unique(mesh.node_site_m)) == mesh.n_nodes
     assert np.all(mesh.node_of_site[np.flatnonzero(required)] >= 0)
-    assert np.all(mesh.signed_areas_k > 0)
+    assert np.all(mesh.signed_volumes_k > 0)
     check_nodes_on_sites(mesh, X, required)
     check_conforming(mesh)
 
@@ -52,19 +52,19 @@ def disc():
 def test_disc_mesh_nodes_are_sites_and_cover_hull(disc):
     X, ref, mesh = disc
     assert_nodes_on_sites(mesh, X, ref)
-    hull = ConvexHull(mesh.points_m2).volume
-    assert abs(mesh.areas_k.sum() - hull) < 1e-9 * hull
+    hull = ConvexHull(mesh.points_md).volume
+    assert abs(mesh.volumes_k.sum() - hull) < 1e-9 * hull
     # every site is inside the mesh: the node hull is the site hull
     assert abs(ConvexHull(X).volume - hull) < 1e-9 * hull
-    assert mesh.num_nodes < 0.25 * len(X)
-    assert mesh.num_nodes < ref.sum() + 0.05 * len(X)
-    assert mesh.info["n_nodes"] == mesh.num_nodes
-    G = mesh.grad_shape_k32
-    assert G.shape == (mesh.num_cells, 3, 2)
+    assert mesh.n_nodes < 0.25 * len(X)
+    assert mesh.n_nodes < ref.sum() + 0.05 * len(X)
+    assert mesh.info["n_nodes"] == mesh.n_nodes
+    G = mesh.grad_kvd
+    assert G.shape == (mesh.n_cells, 3, 2)
     np.testing.assert_allclose(G.sum(axis=1), 0.0, atol=1e-12)
     # gradients reproduce an affine field
-    U = affine(mesh.points_m2)
-    F = np.einsum("kac,kad->kcd", U[mesh.cells_k3], G)
+    U = affine(mesh.points_md)
+    F = np.einsum("kac,kad->kcd", U[mesh.cells_kv], G)
     np.testing.assert_allclose(F, np.broadcast_to([[1.3, -0.7], [0.2, 2.1]], F.shape), atol=1e-10)
 
 
@@ -74,7 +74,7 @@ def test_node_count_grows_slowly_with_radius():
         X = triangular_sites(A, R)
         ref = np.hypot(*X.T) < 10 * A
         m = build_mesh(X, refine_mask_s=ref, domain=Disc(0.0, 0.0, R), spacing=A)
-        counts.append((m.num_nodes, len(X), int(ref.sum())))
+        counts.append((m.n_nodes, len(X), int(ref.sum())))
     (n1, s1, r1), (n2, s2, r2) = counts
     assert s2 > 15 * s1 and n2 - r2 < 4 * (n1 - r1)
 
@@ -82,15 +82,15 @@ def test_node_count_grows_slowly_with_radius():
 def test_interpolation_reproduces_affine_fields(disc):
     X, _, mesh = disc
     Amat = interpolation_matrix(mesh, X)
-    assert Amat.shape == (len(X), mesh.num_nodes)
+    assert Amat.shape == (len(X), mesh.n_nodes)
     U = affine(X)
     err = np.abs(Amat @ U[mesh.node_site_m] - U).max()
     assert err < 1e-12 * np.abs(U).max() * 10
     np.testing.assert_allclose(np.asarray(Amat.sum(axis=1)).ravel(), 1.0, atol=1e-13)
     # a site that is a node gets a unit row
     rows = Amat[mesh.node_site_m]
-    assert rows.nnz == mesh.num_nodes
-    np.testing.assert_array_equal(rows.indices, np.arange(mesh.num_nodes))
+    assert rows.nnz == mesh.n_nodes
+    np.testing.assert_array_equal(rows.indices, np.arange(mesh.n_nodes))
     np.testing.assert_array_equal(rows.data, 1.0)
 
 
@@ -100,10 +100,10 @@ def test_interpolation_outside(disc):
     with pytest.raises(InputError, match="point 1 .* outside the QC mesh"):
         interpolation_matrix(mesh, Y)
     An = interpolation_matrix(mesh, Y, outside="nan")
-    v = An @ np.ones(mesh.num_nodes)
+    v = An @ np.ones(mesh.n_nodes)
     assert abs(v[0] - 1) < 1e-12 and np.isnan(v[1])
     Az = interpolation_matrix(mesh, Y, outside="nearest")
-    assert np.allclose(Az @ np.ones(mesh.num_nodes), 1.0)
+    assert np.allclose(Az @ np.ones(mesh.n_nodes), 1.0)
 
 
 @pytest.mark.parametrize("lattice", ["triangular", "square"])
@@ -121,7 +121,7 @@ def test_crack_slit_one_row_wide(lattice):
     ref = np.hypot(X[:, 0] - tip, X[:, 1] - y_plane) < 8 * A
     mesh = build_mesh(X, refine_mask_s=ref, domain=dom, spacing=A, crack=Crack(tip, y_plane))
     assert_nodes_on_sites(mesh, X, ref)
-    P, C = mesh.points_m2, mesh.cells_k3
+    P, C = mesh.points_md, mesh.cells_kv
     side = np.sign(P[:, 1] - y_plane)[C]
     cross = (side.min(1) < 0) & (side.max(1) > 0)
     assert np.all(P[C[cross], 0].mean(1) >= tip)  # no triangle crosses behind the tip
@@ -145,7 +145,7 @@ def test_crack_slit_one_row_wide(lattice):
     assert across.sum() <= 1 and np.all(P[bf[across], 0] > tip - A)
     # the covered area is the hull minus the slit
     hull = ConvexHull(P).volume
-    assert hull - dy * (tip - P[:, 0].min()) - 4 * dy * A < mesh.areas_k.sum() < hull
+    assert hull - dy * (tip - P[:, 0].min()) - 4 * dy * A < mesh.volumes_k.sum() < hull
     # interpolation of every site works (none falls in the slit) and is exact for affine u
     Amat = interpolation_matrix(mesh, X)
     U = affine(X)
@@ -167,14 +167,14 @@ def test_vacancies_are_not_nodes():
 def test_check_nodes_on_sites_rejects_off_site_node(disc):
     X, ref, mesh = disc
     i = int(mesh.node_of_site[np.flatnonzero(ref)[5]])
-    P = mesh.points_m2.copy()
+    P = mesh.points_md.copy()
     P[i, 0] += 0.3
-    bad = QCMesh(P, mesh.node_site_m, mesh.cells_k3, mesh.n_sites)
+    bad = QCMesh(P, mesh.node_site_m, mesh.cells_kv, mesh.n_sites)
     with pytest.raises(InputError, match=rf"node {i} at .* 0\.3 Å from the nearest lattice site "
                        rf"{mesh.node_site_m[i]} .*Fix: move the node onto site"):
         check_nodes_on_sites(bad, X, ref)
     with pytest.raises(InputError, match=f"node {i}"):
-        user_mesh(P, mesh.cells_k3, X, required_mask_s=ref)
+        user_mesh(P, mesh.cells_kv, X, required_mask_s=ref)
     # a required site that is not a node
     req = ref.copy()
     req[np.flatnonzero(mesh.node_of_site < 0)[0]] = True
@@ -188,8 +188,8 @@ def test_user_mesh_matches_sites_and_orients():
     cells = np.array([[0, 2, 1], [0, 3, 2]])  # clockwise
     m = user_mesh(pts, cells, X)
     np.testing.assert_array_equal(m.node_site_m, [0, 6, 48, 42])
-    assert np.all(m.signed_areas_k > 0)
-    assert abs(m.areas_k.sum() - (6 * A) ** 2) < 1e-9
+    assert np.all(m.signed_volumes_k > 0)
+    assert abs(m.volumes_k.sum() - (6 * A) ** 2) < 1e-9
 
 
 def test_gmsh_finalised_after_error(monkeypatch):
@@ -218,16 +218,16 @@ def test_bad_inputs():
 def test_mesh_1d_and_interpolation():
     x = np.arange(20) * A
     m = build_mesh_1d(x, node_sites=[0, 3, 7, 19])
-    assert m.dim == 1 and m.cells_k3.shape == (3, 2)
-    np.testing.assert_allclose(m.areas_k.sum(), 19 * A)
-    assert m.grad_shape_k32.shape == (3, 2, 1)
-    np.testing.assert_allclose(m.grad_shape_k32[0, :, 0], [-1 / (3 * A), 1 / (3 * A)])
+    assert m.dim == 1 and m.cells_kv.shape == (3, 2)
+    np.testing.assert_allclose(m.volumes_k.sum(), 19 * A)
+    assert m.grad_kvd.shape == (3, 2, 1)
+    np.testing.assert_allclose(m.grad_kvd[0, :, 0], [-1 / (3 * A), 1 / (3 * A)])
     np.testing.assert_array_equal(m.boundary_nodes(), [0, 3])
     Amat = interpolation_matrix(m, x[:, None])
     u = 0.7 * x - 2.0
     np.testing.assert_allclose(Amat @ u[m.node_site_m], u, atol=1e-12)
     full = build_mesh_1d(x)
-    assert full.num_nodes == 20 and full.num_cells == 19
+    assert full.n_nodes == 20 and full.n_cells == 19
 
 
 @pytest.mark.parametrize("ncomp", [2, 3])
@@ -235,7 +235,7 @@ def test_vtx_writer_maps_nodes_to_dofs(tmp_path, disc, ncomp):
     from coupling.qc.output import QCVTXWriter, write_vtx
 
     _, _, mesh = disc
-    P = mesh.points_m2
+    P = mesh.points_md
     U = np.concatenate([affine(P), (0.1 * P[:, :1] * P[:, 1:])], axis=1)[:, :ncomp]
     with QCVTXWriter(tmp_path / "u.bp", mesh, ncomp=ncomp) as w:
         for t in (0.0, 1.0):
@@ -243,7 +243,7 @@ def test_vtx_writer_maps_nodes_to_dofs(tmp_path, disc, ncomp):
         V = w.function.function_space
         xd = V.tabulate_dof_coordinates()[:, :2]
         vals = w.function.x.array.reshape(-1, ncomp)
-        assert len(xd) == mesh.num_nodes
+        assert len(xd) == mesh.n_nodes
         # dof d sits on QC node j: its value is U[j] (DOLFINx reordered the nodes)
         j = cKDTree(P).query(xd)[1]
         np.testing.assert_allclose(np.linalg.norm(P[j] - xd, axis=1), 0.0, atol=1e-9)

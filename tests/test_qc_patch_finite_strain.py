@@ -1,5 +1,7 @@
-"""The QC patch test under finite strain, the lattice-stability limits, bgfc away from F_ref,
-and the ``fe2qc qc patch-test`` command (values, PASS/FAIL, exit status).
+"""The QC patch test under finite strain and the ``fe2qc qc patch-test`` command.
+
+Also the lattice-stability limits and bgfc away from F_ref; the command's values, PASS/FAIL
+and exit status.
 
 Before the fix the padding atoms and qcf's halo were the sites within the cutoff *in the
 reference lattice*: under compression atoms from beyond it come within the cutoff and were
@@ -103,15 +105,17 @@ def test_atomistic_forces_of_qcf_equal_the_full_lattice_under_compression(system
     x = ref.positions_nc.copy()
     x[:, :2] += system.interpolate(X) @ U
     full = Calculator(system.potential).compute(Configuration(x, ref.cell_cc, ref.pbc))
-    atoms = np.flatnonzero(system.atomistic_s[system.node_site_m])
-    diff = np.abs(f_qcf[atoms] - full.forces_nc[system.node_site_m[atoms], :2]).max()
+    atoms = np.flatnonzero(system.atomistic_s[system.mesh.node_site_m])
+    diff = np.abs(f_qcf[atoms] - full.forces_nc[system.mesh.node_site_m[atoms], :2]).max()
     assert diff <= 1e-12, diff  # measured 3e-14 (forces ~120 eV/Å); before the fix 7.9e-3
     assert model.qcf_atoms.rebuilds >= 1 and model.qcf_atoms.sigma < 0.78
 
 
 def test_energy_based_site_energies_equal_the_full_lattice_under_compression():
-    """qce's weighted site energies (padding interpolated) under a compressed, perturbed
-    state equal those of a full-lattice calculation: no neighbour is missing."""
+    """Under compression, qce's weighted site energies equal a full-lattice calculation's.
+
+    The state is compressed and perturbed, the padding interpolated: no neighbour is missing.
+    """
     from atomistic.calculator import Calculator
     from atomistic.structure import Configuration
 

@@ -60,7 +60,7 @@ def _system(scheme, dim=2):
 
 
 def _check_jacobian_columns(model, U, rng, n):
-    """n random free columns of the Jacobian against central differences of the residual."""
+    """Check n random free columns of the Jacobian against central differences of the residual."""
     J = model.jacobian(U)
     h = 1e-6
     for dof in rng.choice(np.flatnonzero(model.system.free_dofs()), n, replace=False):

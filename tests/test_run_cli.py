@@ -1,13 +1,15 @@
-"""`fe2qc run` end to end: the same problem gives the same answer serially, on 2 ranks, and with
-0 or 1 RVE worker ranks (history travels with the Gauss point, so the worker count cannot change
-the result).
+"""`fe2qc run` end to end: the same answer serially, on 2 ranks, with 0 or 1 RVE worker ranks.
+
+The same problem gives the same answer in each of these runs (history travels with the Gauss
+point, so the worker count cannot change the result).
 
 The RVEs carry a vacancy (2x2x2 cells, 31 atoms): their relaxed internal displacements are the
 history that must travel with each Gauss point between load steps. The runs are compared on the
 full displacement vector (every dof, matched by its node's coordinates, since the dof numbering
 depends on the partition) and on every Gauss point's committed RVE state (matched by original
 cell index and point index), both read from the checkpoints. Measured differences: u 3e-14
-relative to max |u|, states 4e-15 Å; tolerance 1e-12."""
+relative to max |u|, states 4e-15 Å; tolerance 1e-12.
+"""
 
 import json
 import subprocess
@@ -22,45 +24,21 @@ from coupling.config import load_config
 ROOT = Path(__file__).resolve().parents[1]
 MPIRUN = Path(sys.executable).parent / "mpirun"
 
-PROBLEM = """
-[mesh]
-generator = "cracked_plate"
-crack_length = 200.0
-width = 1000.0
-height = 1000.0
-tip_size = 60.0
-far_size = 600.0
-grading = 0.6
-
-[material]
-type = "rve"
-potential = "Cu_u3.eam"
-lattice = "fcc"
-size = [2, 2, 2]
-vacancy = true
-
-[loading]
-mode = "K"
-value = 0.3
-steps = [0.5, 1.0]
-
-[solver]
-degree = 1
-rtol = 1e-9
-
-[mpi]
-workers = 0
-
-[output]
-directory = "out"
-vtx = true
-checkpoint = true
-"""
+# the cracked plate of 2×2×2 Cu_u3 RVEs with a vacancy (the sections of ``cu_plate_toml``)
+PROBLEM = {
+    "mesh": {"width": 1000.0, "height": 1000.0, "tip_size": 60.0, "far_size": 600.0,
+             "grading": 0.6},
+    "material": {"vacancy": True},
+    "loading": {"mode": "K", "value": 0.3, "steps": [0.5, 1.0]},
+    "solver": {"degree": 1, "rtol": 1e-9},
+    "mpi": {"workers": 0},
+    "output": {"directory": "out", "vtx": True, "checkpoint": True},
+}
 
 
-def _run(tmp_path, name, ranks, workers):
+def _run(tmp_path, problem, name, ranks, workers):
     toml = tmp_path / "problem.toml"
-    toml.write_text(PROBLEM)
+    toml.write_text(problem)
     cmd = [sys.executable, "-m", "coupling.cli", "run", str(toml), "--json",
            "--workers", str(workers), "--outdir", str(tmp_path / name)]
     if ranks > 1:
@@ -71,9 +49,11 @@ def _run(tmp_path, name, ranks, workers):
 
 
 def _gather(outdir: Path):
-    """The whole solution of a run from its checkpoints (one per mesh rank), in an order that
-    does not depend on the partition: nodes sorted by coordinates (ghost copies dropped), Gauss
-    points by (original cell index, point index)."""
+    """Return the whole solution of a run from its checkpoints (one per mesh rank).
+
+    In an order that does not depend on the partition: nodes sorted by coordinates (ghost
+    copies dropped), Gauss points by (original cell index, point index).
+    """
     xs, us, ids, states = [], [], [], []
     files = sorted(outdir.glob("checkpoint_rank*.npz"))
     assert files, f"no checkpoint in {outdir}"
@@ -95,8 +75,9 @@ def _gather(outdir: Path):
 
 
 @pytest.mark.timeout(900)
-def test_same_answer_for_one_and_two_ranks_and_zero_or_one_worker(tmp_path):
-    ref = _run(tmp_path, "serial", 1, 0)
+def test_same_answer_for_one_and_two_ranks_and_zero_or_one_worker(tmp_path, cu_plate_toml):
+    problem = cu_plate_toml(**PROBLEM)
+    ref = _run(tmp_path, problem, "serial", 1, 0)
     assert ref["load_factor"] == pytest.approx(1.0)
     out = tmp_path / "serial"
     # the per-step log carries the Newton history and a Hill-Mandel check of every step
@@ -119,7 +100,7 @@ def test_same_answer_for_one_and_two_ranks_and_zero_or_one_worker(tmp_path):
     assert np.abs(s0).max() > 1e-3  # the vacancy relaxes: there is history to carry
     scale = np.abs(u0).max()
     for name, ranks, workers in [("two_ranks", 2, 0), ("one_worker", 2, 1)]:
-        got = _run(tmp_path, name, ranks, workers)
+        got = _run(tmp_path, problem, name, ranks, workers)
         assert got["newton_iterations"] == ref["newton_iterations"], name
         x, u, ids, s = _gather(tmp_path / name)
         assert x.shape == x0.shape and np.allclose(x, x0, rtol=0, atol=1e-9), name
@@ -140,9 +121,9 @@ def test_demo_problem_files_validate(toml):
         assert cfg.loading.load_factors() == [0.4, 0.7, 1.0]
 
 
-def test_run_refuses_an_unknown_key_before_any_work(tmp_path):
+def test_run_refuses_an_unknown_key_before_any_work(tmp_path, cu_plate_toml):
     toml = tmp_path / "bad.toml"
-    toml.write_text(PROBLEM.replace("grading = 0.6", "grading = 0.6\nrefine = 3"))
+    toml.write_text(cu_plate_toml(**{**PROBLEM, "mesh": {**PROBLEM["mesh"], "refine": 3}}))
     out = subprocess.run([sys.executable, "-m", "coupling.cli", "run", str(toml)],
                          capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.returncode == 2

@@ -1,6 +1,8 @@
-"""`fe2qc run` hygiene: Ctrl-C and dead ranks end every rank promptly (exit 130, one message,
-the last converged checkpoint intact), `--json` keeps stdout to the one JSON object, a non-empty
-output folder is refused unless `--overwrite`, and errors under `mpirun -n 2` print once.
+"""`fe2qc run` hygiene: interrupts, dead ranks, clean stdout, output folders, errors once.
+
+Ctrl-C and dead ranks end every rank promptly (exit 130, one message, the last converged
+checkpoint intact), `--json` keeps stdout to the one JSON object, a non-empty output folder is
+refused unless `--overwrite`, and errors under `mpirun -n 2` print once.
 
 The interrupt tests start `fe2qc run` (serially, and `mpirun -n 2 ... --workers 1`) on a coarse
 RVE problem in a subprocess of its own session, wait until the first load step is checkpointed
@@ -29,38 +31,16 @@ BIN = Path(sys.executable).parent
 MPIRUN = BIN / "mpirun"
 
 # the demo's problem (demos/fe2_crack.toml: Cu_u3 RVEs of 32 atoms) on a coarse P1 mesh with
-# many small load steps, so that a run lasts long enough to be interrupted
-RVE_PROBLEM = """
-[mesh]
-generator = "cracked_plate"
-crack_length = 200.0
-width = 2000.0
-height = 2000.0
-tip_size = 100.0
-far_size = 800.0
-grading = 0.8
-
-[material]
-type = "rve"
-potential = "Cu_u3.eam"
-lattice = "fcc"
-size = [2, 2, 2]
-fmax = 1e-9
-
-[loading]
-mode = "K"
-value = 0.5
-steps = 50
-
-[solver]
-degree = 1
-rtol = 1e-8
-max_iterations = 25
-min_increment = 0.01
-
-[output]
-directory = "out"
-"""
+# many small load steps, so that a run lasts long enough to be interrupted (the sections of
+# the cu_plate_toml fixture)
+RVE_PROBLEM = {
+    "mesh": {"width": 2000.0, "height": 2000.0, "tip_size": 100.0, "far_size": 800.0,
+             "grading": 0.8},
+    "material": {"fmax": 1e-9},
+    "loading": {"mode": "K", "value": 0.5, "steps": 50},
+    "solver": {"degree": 1, "rtol": 1e-8, "max_iterations": 25, "min_increment": 0.01},
+    "output": {"directory": "out"},
+}
 
 # a fast neo-Hookean problem; with value = -3000 Å the plate inverts and the load stepping
 # gives up (CalculationFailed, exit 3)
@@ -220,9 +200,9 @@ def test_checkpoint_block_holds_sigint_back_until_it_ends():
 class _Run:
     """`fe2qc run --json` in its own session; stderr is read line by line."""
 
-    def __init__(self, tmp_path, ranks, workers):
+    def __init__(self, tmp_path, problem, ranks, workers):
         toml = tmp_path / "problem.toml"
-        toml.write_text(RVE_PROBLEM)
+        toml.write_text(problem)
         self.outdir = tmp_path / "out"
         self.proc = subprocess.Popen(_cmd(toml, self.outdir, ranks, workers, "--json"),
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -245,7 +225,7 @@ class _Run:
         time.sleep(1.0)  # inside the next step's RVE relaxations
 
     def rank_pids(self) -> list[int]:
-        """pids of the ranks (descendants of mpirun running fe2qc), in rank order."""
+        """Return the pids of the ranks (descendants of mpirun running fe2qc), in rank order."""
         children: dict[int, list[int]] = {}
         for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
@@ -267,6 +247,20 @@ class _Run:
                 ranks[int(rank[0].split(b"=")[1])] = pid
         return [ranks[k] for k in sorted(ranks)]
 
+    def signal(self, sig, rank=None):
+        """Send ``sig`` to the run, or to one rank of a 2-rank run; return :meth:`finish`.
+
+        With ``rank=None`` it goes to the process group (mpirun forwards it to every rank); the
+        run then has 30 s to end.
+        """
+        if rank is None:
+            os.killpg(self.proc.pid, sig)
+        else:
+            pids = self.rank_pids()
+            assert len(pids) == 2, pids
+            os.kill(pids[rank], sig)
+        return self.finish(30)
+
     def finish(self, timeout):
         t0 = time.monotonic()
         try:
@@ -278,6 +272,18 @@ class _Run:
                         + "".join(self.lines))
         self.reader.join(10)
         return time.monotonic() - t0, "".join(self.lines)
+
+
+@pytest.fixture
+def rve_run(tmp_path, cu_plate_toml):
+    """``rve_run(ranks, workers)``: :data:`RVE_PROBLEM` running, inside its RVE relaxations."""
+
+    def start(ranks, workers):
+        run = _Run(tmp_path, cu_plate_toml(**RVE_PROBLEM), ranks, workers)
+        run.wait_for_rve_work()
+        return run
+
+    return start
 
 
 def _check_interrupted(run, stderr, elapsed, rank_note):
@@ -303,44 +309,32 @@ def _check_interrupted(run, stderr, elapsed, rank_note):
 
 
 @pytest.mark.timeout(180)
-def test_ctrl_c_serial_ends_with_130_and_keeps_the_checkpoint(tmp_path):
-    run = _Run(tmp_path, 1, 0)
-    run.wait_for_rve_work()
-    os.killpg(run.proc.pid, signal.SIGINT)
-    elapsed, stderr = run.finish(30)
+def test_ctrl_c_serial_ends_with_130_and_keeps_the_checkpoint(rve_run):
+    run = rve_run(1, 0)
+    elapsed, stderr = run.signal(signal.SIGINT)
     _check_interrupted(run, stderr, elapsed, "fe2qc run: interrupted (SIGINT);")
     assert "last converged step: load factor" in stderr
     assert run.proc.stdout.read() == ""  # no summary for an interrupted run
 
 
 @pytest.mark.timeout(180)
-def test_ctrl_c_under_mpirun_with_a_worker_ends_every_rank(tmp_path):
-    run = _Run(tmp_path, 2, 1)
-    run.wait_for_rve_work()
-    os.killpg(run.proc.pid, signal.SIGINT)  # mpirun forwards it to both ranks
-    elapsed, stderr = run.finish(30)
+def test_ctrl_c_under_mpirun_with_a_worker_ends_every_rank(rve_run):
+    run = rve_run(2, 1)
+    elapsed, stderr = run.signal(signal.SIGINT)  # mpirun forwards it to both ranks
     _check_interrupted(run, stderr, elapsed, "on rank 0 of 2); last converged step")
 
 
 @pytest.mark.timeout(180)
-def test_sigint_to_the_worker_alone_ends_the_run(tmp_path):
-    run = _Run(tmp_path, 2, 1)
-    run.wait_for_rve_work()
-    pids = run.rank_pids()
-    assert len(pids) == 2, pids
-    os.kill(pids[1], signal.SIGINT)
-    elapsed, stderr = run.finish(30)
+def test_sigint_to_the_worker_alone_ends_the_run(rve_run):
+    run = rve_run(2, 1)
+    elapsed, stderr = run.signal(signal.SIGINT, rank=1)
     _check_interrupted(run, stderr, elapsed, "on rank 1 of 2)")
 
 
 @pytest.mark.timeout(180)
-def test_a_killed_worker_ends_the_run_instead_of_hanging(tmp_path):
-    run = _Run(tmp_path, 2, 1)
-    run.wait_for_rve_work()
-    pids = run.rank_pids()
-    assert len(pids) == 2, pids
-    os.kill(pids[1], signal.SIGKILL)
-    elapsed, stderr = run.finish(30)
+def test_a_killed_worker_ends_the_run_instead_of_hanging(rve_run):
+    run = rve_run(2, 1)
+    elapsed, stderr = run.signal(signal.SIGKILL, rank=1)
     assert run.proc.returncode != 0 and elapsed < 20, (run.proc.returncode, elapsed)
     assert np.load(run.outdir / "checkpoint_rank0.npz")["u"].size > 0
 

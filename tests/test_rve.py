@@ -9,10 +9,9 @@ from atomistic.lattice import crystal
 from atomistic.relax import relax
 from atomistic.rve import AtomisticRVE
 from fe2qc.errors import CalculationFailed, InputError
-from fe2qc.material import MaterialPoint
+from fe2qc.material import MaterialPoint, PointMaterial, PointModel
 from fe2qc.tensors import embed_F
 
-A0 = 3.6149999757646176  # Cu_u3 zero-pressure lattice constant (see test_elastic)
 F_TEST = np.eye(3) + np.array([[0.012, 0.004, -0.002], [0.003, -0.006, 0.001],
                                [-0.001, 0.002, 0.008]])
 
@@ -23,8 +22,8 @@ def cu(cu_u3):
 
 
 @pytest.fixture(scope="module")
-def vacancy_rve(cu):
-    return AtomisticRVE.from_lattice(cu, "fcc", A0, size=(3, 3, 3), vacancy=True, fmax=1e-11)
+def vacancy_rve(cu_vacancy_rve):
+    return cu_vacancy_rve
 
 
 def _fd_tangent(rve, F, u0, h=1e-5):
@@ -64,9 +63,9 @@ def test_rve_stress_is_derivative_of_relaxed_energy_density(vacancy_rve):
         assert dW == pytest.approx(s.P[k, L], abs=1e-6 * np.abs(s.P).max())
 
 
-def test_patch_perfect_lattice_relaxes_to_zero_force_and_gives_cauchy_born_stress(cu):
-    rve = AtomisticRVE(cu, crystal("fcc", A0, size=(3, 3, 3)))
-    cb = CauchyBorn(cu, "fcc", A0)
+def test_patch_perfect_lattice_relaxes_to_zero_force_and_gives_cauchy_born_stress(cu, cu_u3_a0):
+    rve = AtomisticRVE(cu, crystal("fcc", cu_u3_a0, size=(3, 3, 3)))
+    cb = CauchyBorn(cu, "fcc", cu_u3_a0)
     rng = np.random.default_rng(5)
     for F in [np.eye(3), np.eye(3) + rng.uniform(-0.03, 0.03, (3, 3))]:
         s = rve.evaluate_one(F)
@@ -77,8 +76,8 @@ def test_patch_perfect_lattice_relaxes_to_zero_force_and_gives_cauchy_born_stres
         assert np.allclose(s.A, A_cb, atol=1e-9 * np.abs(A_cb).max())
 
 
-def test_cauchy_born_stress_and_tangent_are_derivatives_of_energy(cu):
-    cb = CauchyBorn(cu, "fcc", A0)
+def test_cauchy_born_stress_and_tangent_are_derivatives_of_energy(cu, cu_u3_a0):
+    cb = CauchyBorn(cu, "fcc", cu_u3_a0)
     F = F_TEST
     P, A, _ = cb.evaluate_one(F)
     h = 1e-6
@@ -97,40 +96,45 @@ def test_plane_strain_rve_is_the_in_plane_block_of_3d(vacancy_rve, cu):
     F2 = F_TEST[:2, :2]
     rve2 = AtomisticRVE(cu, vacancy_rve.reference, dim=2, fmax=1e-11)
     rve2.e_ref = vacancy_rve.e_ref
-    P2, A2 = rve2.evaluate(F2[None])
+    P2, A2 = PointMaterial(rve2).evaluate(F2[None])
     F3 = embed_F(F2)
     s = vacancy_rve.evaluate_one(F3)
     assert np.allclose(P2[0], s.P[:2, :2], atol=1e-12)
     assert np.allclose(A2[0], s.A[:2, :2, :2, :2], atol=1e-9 * np.abs(s.A).max())
 
 
-def test_material_point_protocol_and_warm_start(vacancy_rve, cu):
-    assert isinstance(vacancy_rve, MaterialPoint)
-    assert isinstance(CauchyBorn(cu, "fcc", A0), MaterialPoint)
-    rve = AtomisticRVE(cu, vacancy_rve.reference, fmax=1e-10)
+def test_material_point_protocol_and_warm_start(vacancy_rve, cu, cu_u3_a0):
+    assert isinstance(vacancy_rve, PointModel)
+    assert isinstance(PointMaterial(vacancy_rve), MaterialPoint)
+    assert isinstance(CauchyBorn(cu, "fcc", cu_u3_a0), MaterialPoint)
+    assert isinstance(CauchyBorn(cu, "fcc", cu_u3_a0), PointModel)
+    rve = PointMaterial(AtomisticRVE(cu, vacancy_rve.reference, fmax=1e-10))
     F = np.stack([F_TEST, np.eye(3)])
     rve.evaluate(F)
-    cold = rve.last_iterations.copy()
+    cold = rve.last_work.copy()
     rve.commit()
     rve.evaluate(F)  # the same F again, warm-started from the committed state
-    assert rve.last_iterations[0] < cold[0]
-    assert rve.last_iterations[0] == 0
+    assert rve.last_work[0] < cold[0]
+    assert rve.last_work[0] == 0
     rve.revert()
 
 
 def test_bad_deformation_gradients_are_refused(vacancy_rve):
     F = np.eye(3)
     F[0, 0] = -1.0
+    material = PointMaterial(vacancy_rve)
     with pytest.raises(InputError, match="det F"):
-        vacancy_rve.evaluate(F[None])
+        material.evaluate(F[None])
     with pytest.raises(InputError, match="NaN"):
-        vacancy_rve.evaluate(np.full((1, 3, 3), np.nan))
+        material.evaluate(np.full((1, 3, 3), np.nan))
     with pytest.raises(InputError, match="shape"):
-        vacancy_rve.evaluate(np.eye(2)[None])
+        material.evaluate(np.eye(2)[None])
+    with pytest.raises(InputError, match="det F"):
+        vacancy_rve.evaluate_point(F, vacancy_rve.initial_state())
 
 
-def test_relaxation_reports_non_convergence(cu):
-    conf = crystal("fcc", A0, size=(3, 3, 3))
+def test_relaxation_reports_non_convergence(cu, cu_u3_a0):
+    conf = crystal("fcc", cu_u3_a0, size=(3, 3, 3))
     conf.positions_nc += np.random.default_rng(1).normal(0, 0.1, conf.positions_nc.shape)
     calc = Calculator(cu)
     for method in ("fire", "lbfgs", "newton"):

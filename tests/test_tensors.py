@@ -1,6 +1,9 @@
-"""fe2qc.tensors and fe2qc.units against analytic results: Voigt round trips, symmetric parts,
-plane-strain embedding, Cauchy stress of a rotated stressed state, rotation of isotropic and
-cubic stiffnesses, the acoustic tensor of an isotropic tangent, and the unit constants."""
+"""fe2qc.tensors and fe2qc.units against analytic results.
+
+Voigt round trips, symmetric parts, plane-strain embedding, Cauchy stress of a rotated
+stressed state, rotation of isotropic and cubic stiffnesses, the acoustic tensor of an
+isotropic tangent, and the unit constants.
+"""
 
 import numpy as np
 import pytest
@@ -93,9 +96,12 @@ def test_sym_is_the_symmetric_part_over_the_last_two_axes():
 
 
 def test_minor_sym_of_a_stressed_tangent_leaves_the_elastic_tensor():
-    """A_iJkL = C_iJkL + delta_ik S_JL (dP/dF at stress S): minor_sym keeps C, which has the
-    minor symmetries already, and averages the stress term over the four index swaps
-    (ij and kl); the result has the minor symmetries and minor_sym is idempotent."""
+    """minor_sym of a stressed tangent A_iJkL = C_iJkL + delta_ik S_JL keeps C (dP/dF at S).
+
+    minor_sym keeps C, which has the minor symmetries already, and averages the stress term
+    over the four index swaps (ij and kl); the result has the minor symmetries and minor_sym
+    is idempotent.
+    """
     C = _isotropic(0.7, 0.4, 3)
     assert np.allclose(minor_sym(C), C, rtol=0, atol=1e-15)
     S = sym(RNG.normal(size=(3, 3)))
@@ -144,8 +150,10 @@ def test_rotation_leaves_an_isotropic_tensor_unchanged():
 
 
 def test_rotation_by_90_degrees_permutes_the_axes_of_an_orthotropic_and_a_cubic_tensor():
-    """New x = old y, new y = -old x: C'_1111 = C_2222, C'_1133 = C_2233, C'_2323 = C_1313;
-    a cubic tensor maps onto itself."""
+    """New x = old y, new y = -old x: C'_1111 = C_2222, C'_1133 = C_2233, C'_2323 = C_1313.
+
+    A cubic tensor maps onto itself.
+    """
     M = np.array([[10.0, 2, 3, 0, 0, 0], [2, 20, 4, 0, 0, 0], [3, 4, 30, 0, 0, 0],
                   [0, 0, 0, 5, 0, 0], [0, 0, 0, 0, 6, 0], [0, 0, 0, 0, 0, 7]])
     Cr = to_voigt_stiffness(rotate4(from_voigt_stiffness(M), _rot_z(90.0)))
@@ -185,8 +193,10 @@ def test_acoustic_directions_are_unit_vectors():
 
 @pytest.mark.parametrize("d", [2, 3])
 def test_acoustic_tensor_of_an_isotropic_tangent_has_eigenvalues_mu_and_lambda_plus_2mu(d):
-    """Q(N) = (lambda + mu) N x N + mu I: N is the longitudinal eigenvector (lambda + 2 mu),
-    every direction normal to it transverse (mu)."""
+    """Q(N) = (lambda + mu) N x N + mu I: N is the longitudinal eigenvector (lambda + 2 mu).
+
+    Every direction normal to it is transverse (mu).
+    """
     lmbda, mu = 1.5, 0.4
     N = acoustic_directions(d, 30)
     Q = acoustic_tensor(_isotropic(lmbda, mu, d), N)
@@ -203,9 +213,11 @@ def test_acoustic_tensor_of_an_isotropic_tangent_has_eigenvalues_mu_and_lambda_p
 
 @pytest.mark.parametrize("d", [2, 3])
 def test_acoustic_min_eigenvalue_of_an_isotropic_tangent_is_mu(d):
-    """Q(N) = (lambda + mu) N x N + mu I for every unit N: eigenvalues mu (twice in 3D) and
-    lambda + 2 mu, so the minimum over N is mu when lambda + 2 mu > mu, and it is negative
-    (the material lost strong ellipticity) when mu < 0."""
+    """The smallest eigenvalue of Q(N) = (lambda + mu) N x N + mu I over every unit N is mu.
+
+    The eigenvalues are mu (twice in 3D) and lambda + 2 mu, so the minimum over N is mu when
+    lambda + 2 mu > mu, and it is negative (the material lost strong ellipticity) when mu < 0.
+    """
     cases = [(1.5, 1.0), (0.0, 0.3), (-0.2, 0.5), (2.0, -0.1), (0.5, -1e-3)]
     A = np.array([_isotropic(lm, mu, d) for lm, mu in cases])
     got = acoustic_min_eigenvalue(A)
@@ -217,8 +229,11 @@ def test_acoustic_min_eigenvalue_of_an_isotropic_tangent_is_mu(d):
 
 
 def test_acoustic_min_eigenvalue_finds_the_soft_direction_of_an_anisotropic_tangent():
-    """Cubic 2D tangent rotated by 30 deg: Q is invariant under rotating A and N together, so
-    the minimum must not change (the scan covers every direction)."""
+    """Cubic 2D tangent rotated by 30 deg: the minimum over N does not change.
+
+    Q is invariant under rotating A and N together, so the minimum must not change (the scan
+    covers every direction).
+    """
     c11, c12, c44 = 1.0, 0.6, 0.1  # eV/Å³; soft shear
     A = np.zeros((2, 2, 2, 2))
     A[0, 0, 0, 0] = A[1, 1, 1, 1] = c11

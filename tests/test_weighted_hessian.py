@@ -8,14 +8,13 @@ from atomistic.lattice import cluster
 from atomistic.potentials.factory import load_potential
 
 
-@pytest.mark.parametrize("spec", ["Cu_u3.eam", "morse"])
-def test_weighted_hessian_matches_finite_differences_of_weighted_forces(spec):
-    if spec == "morse":
-        pot = load_potential("morse", D0=0.5, alpha=1.6, r0=2.6, cutoff=5.0)
-        conf = cluster("fcc", 3.7, 6.0)
-    else:
-        pot = load_potential(spec)
-        conf = cluster("fcc", 3.615, 6.0)
+@pytest.mark.parametrize("spec,params,a0", [
+    ("Cu_u3.eam", {}, 3.615),
+    ("morse", dict(D0=0.5, alpha=1.6, r0=2.6, cutoff=5.0), 3.7),
+], ids=["Cu_u3.eam", "morse"])
+def test_weighted_hessian_matches_finite_differences_of_weighted_forces(spec, params, a0):
+    pot = load_potential(spec, **params)
+    conf = cluster("fcc", a0, 6.0)
     rng = np.random.default_rng(3)
     conf.positions_nc += 0.05 * rng.standard_normal(conf.positions_nc.shape)
     w = rng.uniform(0.0, 1.0, len(conf))

@@ -177,8 +177,11 @@ def run_lammps(config: Configuration, commands: list[str], *, masses=None, born=
 
 def lammps_cubic_elastic(commands: list[str], a_guess: float, mass: float = 63.546,
                          lattice: str = "fcc", strain: float = 1e-5) -> dict:
-    """a0, Ecoh and C11, C12, C44 (GPa) the LAMMPS way: box/relax + minimize, then central
-    differences of the pressure tensor under ±strain (as LAMMPS's examples/ELASTIC does)."""
+    """Compute a0, Ecoh and C11, C12, C44 (GPa) of a cubic crystal the LAMMPS way.
+
+    box/relax + minimize, then central differences of the pressure tensor under ±strain (as
+    LAMMPS's examples/ELASTIC does).
+    """
     from fe2qc.mpi import lammps, mpi
 
     lmp = lammps().lammps(cmdargs=["-log", "none", "-screen", "none"], comm=mpi().COMM_SELF)

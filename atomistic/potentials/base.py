@@ -1,5 +1,8 @@
-"""The potential protocol: two kernels over a half pair list, a fused energy-and-forces
-evaluation from positions, and the LAMMPS commands of the same interaction."""
+"""The potential protocol: what an interatomic potential must provide.
+
+Two kernels over a half pair list, a fused energy-and-forces evaluation from positions, and the
+LAMMPS commands of the same interaction.
+"""
 
 from __future__ import annotations
 
@@ -74,8 +77,10 @@ class Potential(Protocol):
 
     def second_order(self, r_p: np.ndarray, i_p: np.ndarray, j_p: np.ndarray,
                      types_n: np.ndarray, weights_n: np.ndarray | None = None) -> SecondOrder:
-        """Return the second-order data of ``sum_a w_a E_a`` (see :class:`SecondOrder`); all
-        weights one (None) gives the total energy."""
+        """Return the second-order data of ``sum_a w_a E_a`` (see :class:`SecondOrder`).
+
+        All weights one (None) gives the total energy.
+        """
         ...
 
     def energy_forces(self, x_nc: np.ndarray, cell_cc: np.ndarray, i_p: np.ndarray,
@@ -91,6 +96,9 @@ class Potential(Protocol):
         ...
 
     def lammps_commands(self) -> list[str]:
-        """LAMMPS ``pair_style``/``pair_coeff`` (and ``pair_modify``) lines of the same
-        interaction, for atom types 1, 2, ... = :attr:`elements` (see :mod:`atomistic.lammps`)."""
+        """Return the LAMMPS ``pair_style``/``pair_coeff`` (``pair_modify``) lines of the potential.
+
+        They give the same interaction, for atom types 1, 2, ... = :attr:`elements` (see
+        :mod:`atomistic.lammps`).
+        """
         ...

@@ -28,6 +28,7 @@ import numba
 import numpy as np
 
 from atomistic.lammps.files import lammps_potential_path, potential_dirs
+from atomistic.neighbors import pair_vector
 from atomistic.potentials.base import SecondOrder, checked_distances
 from atomistic.structure import check_coordinates
 from fe2qc.checks import require_finite
@@ -141,8 +142,10 @@ def _element_line(words: list[str], path: Path, lineno: int):
 
 
 def _element_symbol(z: int, path: Path) -> str:
-    """The chemical symbol of atomic number ``z`` (line 2 of a funcfl file); ``"X"`` when the
-    number is no element's (pass ``element=`` then)."""
+    """Return the chemical symbol of atomic number ``z`` (line 2 of a funcfl file).
+
+    ``"X"`` when the number is no element's (pass ``element=`` then).
+    """
     from ase.data import chemical_symbols
 
     return chemical_symbols[z] if 1 <= z < len(chemical_symbols) else "X"
@@ -209,9 +212,11 @@ def _interpolate(f1: np.ndarray, delta: float) -> np.ndarray:
 
 @numba.njit(cache=True, inline="always")
 def _locate(x, rdelta, n):
-    """LAMMPS's interval ``m`` and position ``p`` in it of ``x`` on a table of step
-    ``1/rdelta`` (``PairEAM::compute``): ``p = x/delta + 1``, ``m = max(1, min(int(p), n-1))``,
-    ``p = min(p - m, 1)``; ``clamped`` is True beyond the table's end.
+    """Return LAMMPS's interval ``m`` of ``x`` on a table, the position ``p`` in it, ``clamped``.
+
+    The table's step is ``1/rdelta``; as in ``PairEAM::compute``, ``p = x/delta + 1``,
+    ``m = max(1, min(int(p), n-1))``, ``p = min(p - m, 1)``; ``clamped`` is True beyond the
+    table's end.
 
     LAMMPS clamps the density index from below at 1, the distance index not at all; for
     distances (r >= 0, so ``int(p) >= 1``) the lower clamp never acts.
@@ -262,40 +267,53 @@ def _embed(rho, frho, rdrho, nrho, rhomax):
     return f, fp, fpp
 
 
+@numba.njit(cache=True, inline="always")
+def _pair_at(q, r, i_p, j_p, types_n, rdr, nr):
+    """Return ``(i, j, type_i, type_j, m, p, clamped)`` of pair ``q`` at distance ``r``."""
+    i = i_p[q]
+    j = j_p[q]
+    m, p, clamped = _locate(r, rdr, nr)
+    return i, j, types_n[i], types_n[j], m, p, clamped
+
+
 @numba.njit(cache=True)
 def _density(r_p, i_p, j_p, types_n, rhor, rdr, nr, cut, rho):
     for q in range(r_p.shape[0]):
         r = r_p[q]
         if r < cut:
-            i = i_p[q]
-            j = j_p[q]
-            m, p, _ = _locate(r, rdr, nr)
-            rho[i] += _spline(rhor[types_n[j], m], p, rdr)[0]
-            rho[j] += _spline(rhor[types_n[i], m], p, rdr)[0]
+            i, j, ti, tj, m, p, _ = _pair_at(q, r, i_p, j_p, types_n, rdr, nr)
+            rho[i] += _spline(rhor[tj, m], p, rdr)[0]
+            rho[j] += _spline(rhor[ti, m], p, rdr)[0]
+
+
+@numba.njit(cache=True, inline="always")
+def _embedding(r_p, i_p, j_p, types_n, w_n, rhor, frho, rdr, rdrho, nr, nrho, rhomax, cut):
+    """Return ``(F_n, w F'_n, w F''_n)``: embedding energies and weighted derivatives per atom."""
+    n = types_n.shape[0]
+    rho = np.zeros(n)
+    _density(r_p, i_p, j_p, types_n, rhor, rdr, nr, cut, rho)
+    f_n = np.empty(n)
+    fp_n = np.empty(n)
+    fpp_n = np.empty(n)
+    for a in range(n):
+        f, fp, fpp = _embed(rho[a], frho[types_n[a]], rdrho, nrho, rhomax)
+        f_n[a] = f
+        fp_n[a] = w_n[a] * fp
+        fpp_n[a] = w_n[a] * fpp
+    return f_n, fp_n, fpp_n
 
 
 @numba.njit(cache=True)
 def _first_order(r_p, i_p, j_p, types_n, w_n, rhor, z2r, z2r_idx, frho, rdr, rdrho, nr, nrho,
                  rhomax, cut):
-    n = types_n.shape[0]
-    rho = np.zeros(n)
-    _density(r_p, i_p, j_p, types_n, rhor, rdr, nr, cut, rho)
-    e_n = np.empty(n)
-    wfp = np.empty(n)
-    for a in range(n):
-        f, fp, _ = _embed(rho[a], frho[types_n[a]], rdrho, nrho, rhomax)
-        e_n[a] = f
-        wfp[a] = w_n[a] * fp
+    e_n, wfp, _ = _embedding(r_p, i_p, j_p, types_n, w_n, rhor, frho, rdr, rdrho, nr, nrho,
+                             rhomax, cut)
     npair = r_p.shape[0]
     dedr = np.zeros(npair)
     for q in range(npair):
         r = r_p[q]
         if r < cut:
-            i = i_p[q]
-            j = j_p[q]
-            ti = types_n[i]
-            tj = types_n[j]
-            m, p, _ = _locate(r, rdr, nr)
+            i, j, ti, tj, m, p, _ = _pair_at(q, r, i_p, j_p, types_n, rdr, nr)
             rhoip = _spline(rhor[ti, m], p, rdr)[1]
             rhojp = _spline(rhor[tj, m], p, rdr)[1]
             phi, phip, _ = _pair(z2r[z2r_idx[ti, tj], m], p, rdr, r)
@@ -308,15 +326,8 @@ def _first_order(r_p, i_p, j_p, types_n, w_n, rhor, z2r, z2r_idx, frho, rdr, rdr
 @numba.njit(cache=True)
 def _second_order(r_p, i_p, j_p, types_n, w_n, rhor, z2r, z2r_idx, frho, rdr, rdrho, nr, nrho,
                   rhomax, cut):
-    n = types_n.shape[0]
-    rho = np.zeros(n)
-    _density(r_p, i_p, j_p, types_n, rhor, rdr, nr, cut, rho)
-    fp_n = np.empty(n)
-    fpp_n = np.empty(n)
-    for a in range(n):
-        _, fp, fpp = _embed(rho[a], frho[types_n[a]], rdrho, nrho, rhomax)
-        fp_n[a] = w_n[a] * fp
-        fpp_n[a] = w_n[a] * fpp
+    _, fp_n, fpp_n = _embedding(r_p, i_p, j_p, types_n, w_n, rhor, frho, rdr, rdrho, nr, nrho,
+                                rhomax, cut)
     npair = r_p.shape[0]
     dedr = np.zeros(npair)
     d2 = np.zeros(npair)
@@ -325,11 +336,7 @@ def _second_order(r_p, i_p, j_p, types_n, w_n, rhor, z2r, z2r_idx, frho, rdr, rd
     for q in range(npair):
         r = r_p[q]
         if r < cut:
-            i = i_p[q]
-            j = j_p[q]
-            ti = types_n[i]
-            tj = types_n[j]
-            m, p, clamped = _locate(r, rdr, nr)
+            i, j, ti, tj, m, p, clamped = _pair_at(q, r, i_p, j_p, types_n, rdr, nr)
             k = 0.0 if clamped else rdr
             _, rhoip, rhoipp = _spline(rhor[ti, m], p, k)
             _, rhojp, rhojpp = _spline(rhor[tj, m], p, k)
@@ -347,26 +354,9 @@ def _energy_forces(x, cell, i_p, j_p, s_pc, types_n, rhor, z2r, z2r_idx, frho, r
                    nr, nrho, rhomax, cutsq):
     n = x.shape[0]
     npair = i_p.shape[0]
-    c00 = cell[0, 0]
-    c01 = cell[0, 1]
-    c02 = cell[0, 2]
-    c10 = cell[1, 0]
-    c11 = cell[1, 1]
-    c12 = cell[1, 2]
-    c20 = cell[2, 0]
-    c21 = cell[2, 1]
-    c22 = cell[2, 2]
     rho = np.zeros(n)
     for q in range(npair):
-        i = i_p[q]
-        j = j_p[q]
-        sx = s_pc[q, 0]
-        sy = s_pc[q, 1]
-        sz = s_pc[q, 2]
-        dx = x[j, 0] - x[i, 0] + sx * c00 + sy * c10 + sz * c20
-        dy = x[j, 1] - x[i, 1] + sx * c01 + sy * c11 + sz * c21
-        dz = x[j, 2] - x[i, 2] + sx * c02 + sy * c12 + sz * c22
-        rsq = dx * dx + dy * dy + dz * dz
+        i, j, _, _, _, rsq = pair_vector(x, cell, i_p, j_p, s_pc, q)
         if rsq < cutsq:
             m, p, _ = _locate(np.sqrt(rsq), rdr, nr)
             rho[i] += _spline(rhor[types_n[j], m], p, rdr)[0]
@@ -385,15 +375,7 @@ def _energy_forces(x, cell, i_p, j_p, s_pc, types_n, rhor, z2r, z2r_idx, frho, r
     vxz = 0.0
     vyz = 0.0
     for q in range(npair):
-        i = i_p[q]
-        j = j_p[q]
-        sx = s_pc[q, 0]
-        sy = s_pc[q, 1]
-        sz = s_pc[q, 2]
-        dx = x[j, 0] - x[i, 0] + sx * c00 + sy * c10 + sz * c20
-        dy = x[j, 1] - x[i, 1] + sx * c01 + sy * c11 + sz * c21
-        dz = x[j, 2] - x[i, 2] + sx * c02 + sy * c12 + sz * c22
-        rsq = dx * dx + dy * dy + dz * dz
+        i, j, dx, dy, dz, rsq = pair_vector(x, cell, i_p, j_p, s_pc, q)
         if rsq < cutsq:
             ti = types_n[i]
             tj = types_n[j]
@@ -628,8 +610,10 @@ class EAM:
                             np.ascontiguousarray(j_p), t, w, *self._args(), self.cutoff)
 
     def second_order(self, r_p, i_p, j_p, types_n, weights_n=None) -> SecondOrder:
-        """Return the :class:`SecondOrder` data of ``sum_a w_a E_a`` (all ``w = 1``: the total
-        energy), from the differentiated splines."""
+        """Return the :class:`SecondOrder` data of ``sum_a w_a E_a`` from the spline derivatives.
+
+        All ``w = 1`` gives the total energy.
+        """
         t = self._check_types(types_n)
         w = self._weights(weights_n, t)
         out = _second_order(checked_distances(r_p), np.ascontiguousarray(i_p),

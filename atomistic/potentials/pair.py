@@ -25,6 +25,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from atomistic.neighbors import pair_vector
 from atomistic.potentials.base import SecondOrder, checked_distances
 from atomistic.structure import check_coordinates
 from fe2qc.checks import require_finite, require_positive
@@ -109,14 +110,8 @@ def _energy_forces(kind, prm, x, cell, i_p, j_p, s_pc):
     d = np.empty(3)
     energy = 0.0
     for p in range(i_p.shape[0]):
-        i = i_p[p]
-        j = j_p[p]
-        sx = s_pc[p, 0]
-        sy = s_pc[p, 1]
-        sz = s_pc[p, 2]
-        for c in range(3):
-            d[c] = x[j, c] - x[i, c] + sx * cell[0, c] + sy * cell[1, c] + sz * cell[2, c]
-        r = np.sqrt(d[0] ** 2 + d[1] ** 2 + d[2] ** 2)
+        i, j, d[0], d[1], d[2], rsq = pair_vector(x, cell, i_p, j_p, s_pc, p)
+        r = np.sqrt(rsq)
         phi, dphi, _ = _radial(kind, prm, r)
         energy += phi
         if dphi == 0.0:
@@ -193,8 +188,10 @@ class PairPotential:
                            np.zeros(npair))
 
     def energy_forces(self, x_nc, cell_cc, i_p, j_p, s_pc, types_n):
-        """Fused evaluation from positions: ``(energy, forces_nc, virial_cc)``; see
-        :meth:`atomistic.potentials.base.Potential.energy_forces`."""
+        """Return ``(energy, forces_nc, virial_cc)`` from positions in one fused pass.
+
+        See :meth:`atomistic.potentials.base.Potential.energy_forces`.
+        """
         types_n = np.asarray(types_n)
         self._check_types(types_n)
         check_coordinates(x_nc, cell_cc)
@@ -253,6 +250,7 @@ class LennardJones(PairPotential):
         self._params = np.array([self.epsilon, self.sigma, self.cutoff, offset, 0.0])
 
     def lammps_commands(self) -> list[str]:
+        """Return ``pair_style lj/cut``, ``pair_coeff`` (and ``pair_modify shift yes``)."""
         cmds = [f"pair_style lj/cut {_g(self.cutoff)}",
                 f"pair_coeff * * {_g(self.epsilon)} {_g(self.sigma)}"]
         if self.shift:
@@ -285,6 +283,7 @@ class LennardJonesSmooth(PairPotential):
         self._params = np.array([self.epsilon, self.sigma, self.cutoff, offset, slope])
 
     def lammps_commands(self) -> list[str]:
+        """Return ``pair_style lj/smooth/linear`` and ``pair_coeff``."""
         return [f"pair_style lj/smooth/linear {_g(self.cutoff)}",
                 f"pair_coeff * * {_g(self.epsilon)} {_g(self.sigma)}"]
 
@@ -318,6 +317,7 @@ class Morse(PairPotential):
         self._params = np.array([self.D0, self.alpha, self.r0, self.cutoff, offset])
 
     def lammps_commands(self) -> list[str]:
+        """Return ``pair_style morse``, ``pair_coeff`` (and ``pair_modify shift yes``)."""
         cmds = [f"pair_style morse {_g(self.cutoff)}",
                 f"pair_coeff * * {_g(self.D0)} {_g(self.alpha)} {_g(self.r0)}"]
         if self.shift:

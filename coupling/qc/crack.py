@@ -37,6 +37,7 @@ class CrackField:
 
     @property
     def K_G(self) -> float:
+        """Griffith's stress intensity factor ``sqrt(2 γ E')`` (eV/Å^{5/2})."""
         return float(self.griffith["K_G"])
 
     def displacements(self, K: float, X_n2: np.ndarray) -> np.ndarray:
@@ -58,7 +59,7 @@ def crack_field(potential, lattice: str, a0: float) -> CrackField:
 def k_field(field: CrackField, system: QCSystem, K: float, points_md: np.ndarray | None = None
             ) -> np.ndarray:
     """Nodal displacements (m, c) of the K-field (out-of-plane component zero)."""
-    X = system.points_md if points_md is None else points_md
+    X = system.mesh.points_md if points_md is None else points_md
     U = np.zeros((len(X), system.ncomp))
     U[:, :2] = field.displacements(K, X)
     return U

@@ -14,10 +14,19 @@ import numpy as np
 __all__ = ["Box", "Crack", "Disc"]
 
 
+def _point(X: np.ndarray, x: float, y: float) -> np.ndarray:
+    """The point ``(x, y)`` cut to the dimension of the points ``X`` (n, d), d = 1 or 2."""
+    return np.array([x, y])[: X.shape[1]]
+
+
 class _Region:
     """A region given by its signed distance to the boundary (``distance_inside``)."""
 
-    def distance_inside(self, X: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+    def distance_inside(self, X: np.ndarray) -> np.ndarray:
+        """Distance from each point of ``X`` (n, d) to the boundary, positive inside."""
+        return self._distance(np.asarray(X, float))
+
+    def _distance(self, X: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def contains(self, X: np.ndarray, tol: float = 1e-9) -> np.ndarray:
@@ -27,18 +36,17 @@ class _Region:
 
 @dataclass(frozen=True)
 class Disc(_Region):
-    """A disc of centre (cx, cy) and radius ``radius`` (Å); in 1D the interval
-    ``|x - cx| <= radius``."""
+    """A disc of centre (cx, cy) and radius ``radius`` (Å).
+
+    In 1D it is the interval ``|x - cx| <= radius``.
+    """
 
     cx: float
     cy: float
     radius: float
 
-    def distance_inside(self, X: np.ndarray) -> np.ndarray:
-        """Distance from each point to the boundary, positive inside."""
-        X = np.asarray(X, float)
-        c = np.array([self.cx, self.cy])[: X.shape[1]]
-        return self.radius - np.linalg.norm(X - c, axis=1)
+    def _distance(self, X: np.ndarray) -> np.ndarray:
+        return self.radius - np.linalg.norm(X - _point(X, self.cx, self.cy), axis=1)
 
 
 @dataclass(frozen=True)
@@ -50,11 +58,10 @@ class Box(_Region):
     xmax: float
     ymax: float
 
-    def distance_inside(self, X: np.ndarray) -> np.ndarray:
-        """Distance from each point to the nearest side, positive inside."""
-        X = np.asarray(X, float)
-        lo = np.array([self.xmin, self.ymin])[: X.shape[1]]
-        hi = np.array([self.xmax, self.ymax])[: X.shape[1]]
+    def _distance(self, X: np.ndarray) -> np.ndarray:
+        # to the nearest side
+        lo = _point(X, self.xmin, self.ymin)
+        hi = _point(X, self.xmax, self.ymax)
         return np.minimum(X - lo, hi - X).min(axis=1)
 
 

@@ -27,7 +27,7 @@ def interpolation_matrix(mesh: QCMesh, Y_q2, *, outside="raise", tol=1e-9) -> sp
     """
     if outside not in ("raise", "nan", "nearest", "zero"):
         raise InputError(f"outside must be 'raise', 'nan', 'nearest' or 'zero', got {outside!r}")
-    P = mesh.points_m2
+    P = mesh.points_md
     d = mesh.dim
     Y = np.asarray(Y_q2, float)
     if Y.ndim == 1 and d == 1:
@@ -60,7 +60,7 @@ def interpolation_matrix(mesh: QCMesh, Y_q2, *, outside="raise", tol=1e-9) -> sp
         lam = np.clip(lam, 0.0, None)
         lam /= lam.sum(axis=1, keepdims=True)
         W[r] = lam
-        N[r] = mesh.cells_k3[kk]
+        N[r] = mesh.cells_kv[kk]
     if not np.all(found):
         bad = np.flatnonzero(~found)
         if outside == "raise":
@@ -84,7 +84,7 @@ def interpolation_matrix(mesh: QCMesh, Y_q2, *, outside="raise", tol=1e-9) -> sp
 def _barycentric(mesh, Y, k):
     d = mesh.dim
     J = mesh.jac_kdd[k]
-    P0 = mesh.points_m2[mesh.cells_k3[k, 0]]
+    P0 = mesh.points_md[mesh.cells_kv[k, 0]]
     if d == 1:
         lam1 = ((Y - P0)[:, 0] / J[:, 0, 0])[:, None]
     else:
@@ -93,8 +93,8 @@ def _barycentric(mesh, Y, k):
 
 
 def _locate_1d(mesh, y, atol):
-    x0 = mesh.points_m2[mesh.cells_k3[:, 0], 0]
-    x1 = mesh.points_m2[mesh.cells_k3[:, 1], 0]
+    x0 = mesh.points_md[mesh.cells_kv[:, 0], 0]
+    x1 = mesh.points_md[mesh.cells_kv[:, 1], 0]
     lo, hi = np.minimum(x0, x1), np.maximum(x0, x1)
     order = np.argsort(lo)
     lo_s, hi_s = lo[order], hi[order]
@@ -108,7 +108,7 @@ def _trifinder(mesh):
     if tf is None:
         import matplotlib.tri as mtri
 
-        T = mtri.Triangulation(mesh.points_m2[:, 0], mesh.points_m2[:, 1], mesh.cells_k3)
+        T = mtri.Triangulation(mesh.points_md[:, 0], mesh.points_md[:, 1], mesh.cells_kv)
         tf = T.get_trifinder()
         mesh.__dict__["_trifinder_cache"] = tf
     return tf
@@ -118,9 +118,9 @@ def _locate_2d(mesh, Y, tol):
     k = np.asarray(_trifinder(mesh)(Y[:, 0], Y[:, 1]), dtype=np.int64)
     miss = np.flatnonzero(k < 0)
     if len(miss):  # points on boundary edges: tolerant test over nearby cells
-        P = mesh.points_m2
-        cent = P[mesh.cells_k3].mean(axis=1)
-        ncand = min(32, mesh.num_cells)
+        P = mesh.points_md
+        cent = P[mesh.cells_kv].mean(axis=1)
+        ncand = min(32, mesh.n_cells)
         _, cand = cKDTree(cent).query(Y[miss], k=ncand)
         cand = cand.reshape(len(miss), ncand)
         for c in range(ncand):

@@ -1,5 +1,6 @@
-"""Builders of QC meshes: a 1D chain (:func:`build_mesh_1d`) and a gmsh-coarsened 2D mesh
-(:func:`build_mesh`) whose nodes are lattice sites.
+"""Builders of QC meshes whose nodes are lattice sites.
+
+A 1D chain (:func:`build_mesh_1d`) and a gmsh-coarsened 2D mesh (:func:`build_mesh`).
 
 Near the atomistic region every site is a node; away from it the mesh coarsens with a size
 field ``h(d) = min(max_size, spacing + growth * d)``, d the distance to the refined/unrefined
@@ -108,7 +109,7 @@ class _SizeField:
 
 
 def _gmsh_nodes(domain, size: _SizeField) -> tuple[np.ndarray, np.ndarray]:
-    """gmsh nodes (n, 2) of the 2D domain with the size field, and a mask of boundary nodes."""
+    """Generate gmsh nodes (n, 2) of the 2D domain with the size field, and a boundary mask."""
     import gmsh
 
     if gmsh.isInitialized():
@@ -155,8 +156,10 @@ def _gmsh_nodes(domain, size: _SizeField) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _crack_rows(X, cand, crack: Crack, spacing):
-    """Indices (into X) of the rows just above and just below the crack plane (the crack
-    faces behind the tip, the ligament ahead of it), sorted by -x, and their y."""
+    """Indices (into X) of the rows just above and just below the crack plane, and their y.
+
+    The rows are the crack faces behind the tip and the ligament ahead of it, sorted by -x.
+    """
     behind = cand[X[cand, 0] < crack.tip_x]
     y = X[behind, 1]
     above, below = behind[y > crack.y_plane], behind[y < crack.y_plane]
@@ -180,8 +183,10 @@ def _crack_rows(X, cand, crack: Crack, spacing):
 
 
 def _thin(order, x, h, refined_row):
-    """Positions (into the row) to keep along ``order`` (walking away from the tip): the first,
-    the last, every refined site, and otherwise one site per local mesh size."""
+    """Positions (into the row) to keep along ``order`` (walking away from the tip).
+
+    The first, the last, every refined site, and otherwise one site per local mesh size.
+    """
     keep = [order[0]]
     last = x[order[0]]
     for i, hi in zip(order[1:-1], h[1:-1], strict=True):
@@ -197,9 +202,11 @@ def _thin(order, x, h, refined_row):
 
 
 def _pick_face_nodes(X, row, refined, size: _SizeField, tip_x, *, ahead: bool):
-    """Nodes of one face row (sorted by -x): spaced like the local mesh size behind the tip
-    (refined sites always, both ends); ahead of the tip the same rule if ``ahead``, else only
-    the refined sites."""
+    """Nodes of one face row (sorted by -x).
+
+    Behind the tip they are spaced like the local mesh size (refined sites always, both ends);
+    ahead of the tip the same rule if ``ahead``, else only the refined sites.
+    """
     x = X[row, 0]
     is_ahead = x >= tip_x
     keep = []

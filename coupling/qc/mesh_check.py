@@ -1,5 +1,7 @@
-"""Validation of QC meshes: user meshes (:func:`user_mesh`), nodes on lattice sites
-(:func:`check_nodes_on_sites`) and conformity (:func:`check_conforming`).
+"""Validation of QC meshes.
+
+User meshes (:func:`user_mesh`), nodes on lattice sites (:func:`check_nodes_on_sites`) and
+conformity (:func:`check_conforming`).
 
 A user mesh's nodes must sit on lattice sites wherever the QC schemes need atoms (the
 atomistic region, its handshake and padding, a resolved clamped layer); every error says
@@ -39,15 +41,15 @@ def user_mesh(points, cells, X_s2, *, required_mask_s=None, tol=1e-6,
     check_nodes_on_sites(mesh, X, required_mask_s, tol=tol, tree=tree)
     if len(np.unique(site)) != len(site):
         raise InputError("two mesh nodes sit on the same lattice site; remove the duplicate")
-    s = mesh.signed_areas_k
+    s = mesh.signed_volumes_k
     scale = np.ptp(P, axis=0).max() if len(P) else 1.0
     if np.any(np.abs(s) <= 1e-14 * scale ** P.shape[1]):
         k = int(np.argmin(np.abs(s)))
-        raise InputError(f"cell {k} ({mesh.cells_k3[k].tolist()}) is degenerate (zero "
+        raise InputError(f"cell {k} ({mesh.cells_kv[k].tolist()}) is degenerate (zero "
                          f"measure); remove it from the mesh")
     neg = s < 0
     if np.any(neg):
-        C = mesh.cells_k3.copy()
+        C = mesh.cells_kv.copy()
         C[neg, -2:] = C[neg, -2:][:, ::-1]
         mesh = QCMesh(P, site, C, len(X))
     return mesh
@@ -62,7 +64,7 @@ def check_nodes_on_sites(mesh: QCMesh, X_s2, required_mask_s=None, tol=1e-6, *,
     ``tree`` is the sites' KD-tree (:func:`coupling.qc.mesh.site_tree`) if the caller has one.
     """
     X = as_sites(X_s2)
-    P = mesh.points_m2
+    P = mesh.points_md
     if P.shape[1] != X.shape[1]:
         raise InputError(f"mesh is {P.shape[1]}D but the sites are {X.shape[1]}D")
     dist, site = (site_tree(X) if tree is None else tree).query(P)
@@ -103,14 +105,14 @@ def check_conforming(mesh: QCMesh, tol=1e-9) -> None:
     """Raise RuntimeError if an edge has more than two cells or a node hangs on a boundary edge."""
     if mesh.dim != 2:
         return
-    C = mesh.cells_k3
+    C = mesh.cells_kv
     E = np.sort(np.concatenate([C[:, [0, 1]], C[:, [1, 2]], C[:, [2, 0]]]), axis=1)
     _, c = np.unique(E, axis=0, return_counts=True)
     if np.any(c > 2):
         raise RuntimeError("non-manifold mesh: an edge belongs to more than two triangles")
-    if np.any(mesh.signed_areas_k <= 0):
+    if np.any(mesh.signed_volumes_k <= 0):
         raise RuntimeError("mesh has a triangle of non-positive area")
-    P = mesh.points_m2
+    P = mesh.points_md
     bf = mesh.boundary_facets
     p0, p1 = P[bf[:, 0]], P[bf[:, 1]]
     mid, half = 0.5 * (p0 + p1), 0.5 * np.linalg.norm(p1 - p0, axis=1)

@@ -6,7 +6,10 @@ fully refined, so every atom there is a node; the positions of all other atoms t
 need (padding atoms) are interpolated from the elements, ``x_s = X_s + (P U)_s``, with
 ``P`` the P1 interpolation matrix (a unit row for a site that is a node). The continuum is
 the Cauchy-Born site energy ``e(F)`` per element (constant F in a P1 element), counted as
-``|T|/omega`` sites, with ``omega`` the measure (length, area) per site.
+``|T|/omega`` sites, with ``omega`` the measure (length, area) per site. It is computed by
+the own P1 kernel (``continuum="p1"``, Cauchy-Born only) or by DOLFINx forms from any 3D
+material point (``continuum="dolfinx"``, :mod:`coupling.qc.continuum`; the same numbers to
+round-off with Cauchy-Born).
 
 The blended energy (``beta = 0`` atomistic, ``1`` continuum, given per site)::
 
@@ -41,12 +44,14 @@ from coupling.qc.system import QCSystem, check_scheme
 from fe2qc.checks import MAX_COORDINATE, MAX_F_ENTRY, require_finite
 from fe2qc.errors import InputError
 
-__all__ = ["QCModel", "element_min_stretch", "MIN_STRETCH"]
+__all__ = ["QCModel", "CONTINUA", "element_min_stretch", "MIN_STRETCH"]
 
 
 def _finite(name: str, value, bound: float) -> np.ndarray:
-    """``value`` as floats, refused (InputError naming the entry) if not finite or beyond
-    ``bound``: NaN or inf must never reach the numba kernels."""
+    """Return ``value`` as floats, refused if not finite or beyond ``bound``.
+
+    The InputError names the entry: NaN or inf must never reach the numba kernels.
+    """
     return require_finite(name, value, bound=bound)
 
 
@@ -75,14 +80,14 @@ def element_min_stretch(system: QCSystem, cells_k: np.ndarray, U: np.ndarray):
     cells_k = np.asarray(cells_k, np.int64)
     if len(cells_k) == 0:
         return 1.0, -1
-    c, d = system.ncomp, system.mesh_dim
-    Ue = np.asarray(U, float).reshape(system.n_nodes, c)[system.cells_kv[cells_k]]
+    c, d = system.ncomp, system.mesh.dim
+    Ue = np.asarray(U, float).reshape(system.n_nodes, c)[system.mesh.cells_kv[cells_k]]
     F = np.broadcast_to(np.eye(3), (len(cells_k), 3, 3)).copy()
-    F[:, :c, :d] += np.matmul(Ue.transpose(0, 2, 1), system.grad_kvd[cells_k])
+    F[:, :c, :d] += np.matmul(Ue.transpose(0, 2, 1), system.mesh.grad_kvd[cells_k])
     if not np.isfinite(F).all():
         k = int(cells_k[np.flatnonzero(~np.isfinite(F).all(axis=(1, 2)))[0]])
         raise InputError(f"the displacements of mesh cell {k} (nodes "
-                         f"{system.cells_kv[k].tolist()}) are not finite numbers")
+                         f"{system.mesh.cells_kv[k].tolist()}) are not finite numbers")
     s = np.linalg.svd(F, compute_uv=False)[:, -1]
     j = int(np.argmin(s))
     return float(min(1.0, s[j])), int(cells_k[j])
@@ -145,11 +150,13 @@ class _Cluster:
         # the elements the bound must hold on: every element with a node the cluster uses
         touch = np.zeros(system.n_nodes, bool)
         touch[used_nodes] = True
-        self.cells_near = np.flatnonzero(touch[system.cells_kv].any(axis=1))
+        self.cells_near = np.flatnonzero(touch[system.mesh.cells_kv].any(axis=1))
 
     def ensure(self, U: np.ndarray) -> None:
-        """Rebuild the padding if the displacements ``U`` compress an element near the
-        cluster beyond what it covers; refuse stretches below :data:`MIN_STRETCH`."""
+        """Rebuild the padding if ``U`` compresses an element near the cluster beyond its cover.
+
+        Refuse stretches below :data:`MIN_STRETCH`.
+        """
         for _ in range(20):
             sigma, cell = element_min_stretch(self.system, self.cells_near, U)
             if sigma >= self.sigma:
@@ -157,7 +164,7 @@ class _Cluster:
             if sigma <= MIN_STRETCH:
                 from fe2qc.errors import CalculationFailed
 
-                nodes = self.system.cells_kv[cell].tolist()
+                nodes = self.system.mesh.cells_kv[cell].tolist()
                 raise CalculationFailed(
                     f"mesh cell {cell} (nodes {nodes}) is compressed to a stretch of "
                     f"{sigma:.3g} (smallest singular value of its deformation gradient; the "
@@ -171,12 +178,12 @@ class _Cluster:
     def _interpolation(system: QCSystem, idx: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
         """``(P over dofs (3 per atom, c per node), the nodes P uses)``."""
         c = system.ncomp
-        nodes = system.node_of_site[idx]
+        nodes = system.mesh.node_of_site[idx]
         is_node = nodes >= 0
         rows, cols, vals = [np.flatnonzero(is_node)], [nodes[is_node]], [np.ones(is_node.sum())]
         if not is_node.all():
             q = np.flatnonzero(~is_node)
-            Pq = system.interpolate(system.reference.positions_nc[idx[q], :system.mesh_dim])
+            Pq = system.interpolate(system.reference.positions_nc[idx[q], :system.mesh.dim])
             Pq = sp.coo_matrix(Pq)
             rows.append(q[Pq.row])
             cols.append(Pq.col)
@@ -212,15 +219,15 @@ class _Continuum:
         self.system = system
         keep = np.flatnonzero(c_k != 0.0)
         self.c = c_k[keep]
-        self.cells = system.cells_kv[keep]
-        self.grad = system.grad_kvd[keep]
-        c, v = system.ncomp, system.cells_kv.shape[1]
+        self.cells = system.mesh.cells_kv[keep]
+        self.grad = system.mesh.grad_kvd[keep]
+        c, v = system.ncomp, system.mesh.cells_kv.shape[1]
         # dof indices of each element, (k, v*c)
         self.dofs = (c * self.cells[:, :, None] + np.arange(c)).reshape(len(keep), v * c)
 
     def F(self, U: np.ndarray) -> np.ndarray:
         s = self.system
-        c, d = s.ncomp, s.mesh_dim
+        c, d = s.ncomp, s.mesh.dim
         Ue = U[self.cells]  # (k, v, c)
         G = np.matmul(Ue.transpose(0, 2, 1), self.grad)  # (k, c, d)
         F = np.broadcast_to(np.eye(3), (len(self.cells), 3, 3)).copy()
@@ -229,7 +236,7 @@ class _Continuum:
 
     def energy_gradient(self, U: np.ndarray, *, order: int = 1):
         s = self.system
-        c, d = s.ncomp, s.mesh_dim
+        c, d = s.ncomp, s.mesh.dim
         n = s.n_dofs
         if len(self.cells) == 0:
             return 0.0, np.zeros(n), (sp.csr_matrix((n, n)) if order > 1 else None)
@@ -254,6 +261,11 @@ class _Continuum:
         return E, g, K
 
 
+#: the continuum implementations :class:`QCModel` takes: the own P1 kernel (Cauchy-Born only)
+#: and the DOLFINx forms of :mod:`coupling.qc.continuum` (any 3D material point)
+CONTINUA = ("p1", "dolfinx")
+
+
 class QCModel:
     """One QC scheme on a :class:`QCSystem`.
 
@@ -261,26 +273,35 @@ class QCModel:
         system: sites, mesh, regions and blending weights.
         scheme: one of :data:`SCHEMES`.
         F_ref: the homogeneous deformation at which ``bgfc`` takes its correction (default I).
+        continuum: ``"p1"`` (the own P1 Cauchy-Born kernel, default) or ``"dolfinx"``
+            (:class:`coupling.qc.continuum.DolfinxContinuum`, serial, for every continuum
+            the scheme builds: the blended one, the full one of ``qcf``/``gfc`` and
+            ``bgfc``'s correction at ``F_ref``).
+        material: the continuum's 3D material point with ``continuum="dolfinx"`` (default:
+            :class:`coupling.qc.continuum.LatticeCauchyBorn` of the system's own potential
+            and lattice). A Cauchy-Born point must have the system's volume per site.
     """
 
-    def __init__(self, system: QCSystem, scheme: str, *, F_ref: np.ndarray | None = None):
+    def __init__(self, system: QCSystem, scheme: str, *, F_ref: np.ndarray | None = None,
+                 continuum: str = "p1", material=None):
         self.system = s = system
         self.scheme = check_scheme(scheme)
         self.F_ref = np.eye(3) if F_ref is None else _finite("F_ref", F_ref, MAX_F_ENTRY)
         if self.F_ref.shape != (3, 3) or not np.linalg.det(self.F_ref) > 0:
             raise InputError(f"F_ref must be a 3x3 deformation gradient with det F > 0, got "
                              f"{self.F_ref.tolist()}")
-        beta_nodes = s.beta_s[s.node_site_m]
-        frac = beta_nodes[s.cells_kv].mean(axis=1)
+        make_continuum = self._continuum_factory(continuum, material)
+        beta_nodes = s.beta_s[s.mesh.node_site_m]
+        frac = beta_nodes[s.mesh.cells_kv].mean(axis=1)
         self.energy_based = self.scheme in ("qce", "bqce", "bgfc", "gfc")
         if self.scheme in ("qce", "bqce", "bgfc", "gfc"):
             self.atoms = _Cluster(s, 1.0 - s.beta_s)
-            self.cont = _Continuum(s, s.volumes_k / s.omega * frac)
+            self.cont = make_continuum(frac)
         if self.scheme in ("qcf", "gfc"):
             # weights 1 on the atoms and on every site that can reach them (the halo)
             self.qcf_atoms = _Cluster(s, None, halo_of=s.atomistic_s & s.present_s)
-            self.qcf_cont = _Continuum(s, s.volumes_k / s.omega)
-            node_is_atom = s.atomistic_s[s.node_site_m]
+            self.qcf_cont = make_continuum(np.ones(s.mesh.n_cells))
+            node_is_atom = s.atomistic_s[s.mesh.node_site_m]
             self.atom_dof = np.repeat(node_is_atom, s.ncomp)
         self.dead_load = np.zeros(s.n_dofs)
         if self.scheme == "bgfc":
@@ -289,6 +310,33 @@ class QCModel:
             _, g1 = perfect.energy_gradient(UF)
             _, g2, _ = self.cont.energy_gradient(UF)
             self.dead_load = g1 + g2
+
+    def _continuum_factory(self, continuum: str, material):
+        """``weights_k -> continuum`` for the chosen implementation (validated here)."""
+        s = self.system
+        key = str(continuum).strip().lower()
+        if key not in CONTINUA:
+            raise InputError(f"unknown QC continuum {continuum!r}; choose one of "
+                             f"{', '.join(CONTINUA)} (p1: the own Cauchy-Born P1 kernel; "
+                             "dolfinx: DOLFINx forms with any 3D material point)")
+        self.continuum = key
+        if key == "p1":
+            if material is not None:
+                raise InputError("the p1 continuum is Cauchy-Born of the system's potential "
+                                 "only; give continuum='dolfinx' to use another material")
+            self.material = None
+            return lambda w_k: _Continuum(s, s.mesh.volumes_k / s.omega * w_k)
+        from coupling.qc.continuum import (
+            DolfinxContinuum,
+            LatticeCauchyBorn,
+            QCSpace,
+            qc_thickness,
+        )
+
+        self.material = LatticeCauchyBorn.of_system(s) if material is None else material
+        t = qc_thickness(s, self.material)
+        space = QCSpace(s.mesh, s.ncomp)  # one DOLFINx mesh for every continuum of the scheme
+        return lambda w_k: DolfinxContinuum(space, self.material, w_k, thickness=t)
 
     # -- energies and residuals ---------------------------------------------------------------
     def energy(self, U: np.ndarray) -> float | None:
@@ -322,7 +370,7 @@ class QCModel:
         return self.energy_residual(U)[1]
 
     def jacobian(self, U: np.ndarray) -> sp.csr_matrix:
-        """d residual / dU (symmetric for the energy-based schemes)."""
+        """Jacobian d residual / dU (symmetric for the energy-based schemes)."""
         U = _as_U(self.system, U)
         if self.scheme == "qcf":
             Ha = self.qcf_atoms.hessian(U)

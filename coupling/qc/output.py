@@ -4,7 +4,9 @@
 ``MPI.COMM_SELF`` by default, since QC runs serially) and writes a P1 vector function
 ``displacement`` with any number of components (3 for an fcc slab on its 2D projection)
 at successive times to an ADIOS2 ``.bp`` folder. DOLFINx reorders the nodes; the writer
-maps QC node values to DOLFINx dofs through the geometry's input indices.
+maps QC node values to DOLFINx dofs through the geometry's input indices. The conversion
+(:func:`coupling.qc.continuum.to_dolfinx`, :func:`coupling.qc.continuum.node_of_dof`) is the
+DOLFINx continuum's.
 """
 
 from __future__ import annotations
@@ -15,31 +17,14 @@ import fe2qc.mpi
 
 fe2qc.mpi.bootstrap()
 
-import basix.ufl  # noqa: E402
 import numpy as np  # noqa: E402
 from dolfinx import fem  # noqa: E402
-from dolfinx import mesh as dmesh  # noqa: E402
 from dolfinx.io import VTXWriter  # noqa: E402
-from mpi4py import MPI  # noqa: E402
 
+from coupling.qc.continuum import node_of_dof, to_dolfinx  # noqa: E402
 from fe2qc.errors import InputError  # noqa: E402
 
 __all__ = ["QCVTXWriter", "to_dolfinx", "write_extxyz", "write_vtx"]
-
-_CELL = {1: "interval", 2: "triangle"}
-
-
-def to_dolfinx(mesh, comm=None):
-    """The DOLFINx mesh of a QC mesh, and for each DOLFINx geometry node its QC node index."""
-    comm = MPI.COMM_SELF if comm is None else comm
-    d = mesh.dim
-    element = basix.ufl.element("Lagrange", _CELL[d], 1, shape=(d,))
-    if comm.rank == 0:
-        cells, x = mesh.cells_k3.astype(np.int64), mesh.points_m2
-    else:  # the whole mesh is given on rank 0 and distributed by DOLFINx
-        cells, x = np.empty((0, d + 1), np.int64), np.empty((0, d))
-    dm = dmesh.create_mesh(comm, cells, element, x)
-    return dm, np.asarray(dm.geometry.input_global_indices, dtype=np.int64)
 
 
 class QCVTXWriter:
@@ -59,13 +44,7 @@ class QCVTXWriter:
         dm = self.dolfinx_mesh
         V = fem.functionspace(dm, ("Lagrange", 1, (self.ncomp,)))
         self.function = fem.Function(V, name=name)
-        # P1 on the P1 geometry: dofs and geometry nodes follow the same local vertex order
-        nloc = V.dofmap.index_map.size_local + V.dofmap.index_map.num_ghosts
-        self._node_of_dof = np.full(nloc, -1, dtype=np.int64)
-        geom_dofmap = np.asarray(dm.geometry.dofmaps[0])
-        self._node_of_dof[np.asarray(V.dofmap.list)] = node_of_geom[geom_dofmap]
-        if np.any(self._node_of_dof < 0):  # pragma: no cover - DOLFINx invariant
-            raise RuntimeError("a dof is not attached to any mesh node")
+        self._node_of_dof = node_of_dof(V, node_of_geom)
         path = Path(path)
         if path.suffix != ".bp":
             path = path.with_suffix(".bp")
@@ -73,10 +52,11 @@ class QCVTXWriter:
         self._writer = VTXWriter(dm.comm, str(path), [self.function], engine)
 
     def set_values(self, U_m_by_c) -> None:
+        """Set :attr:`function` from the nodal values U (m, ncomp) without writing them."""
         U = np.asarray(U_m_by_c, float)
         if U.ndim == 1 and self.ncomp == 1:
             U = U[:, None]
-        m = self.qc_mesh.num_nodes
+        m = self.qc_mesh.n_nodes
         if U.shape != (m, self.ncomp):
             raise InputError(f"nodal values must have shape ({m}, {self.ncomp}), got {U.shape}")
         self.function.x.array[:] = U[self._node_of_dof].ravel()
@@ -87,6 +67,7 @@ class QCVTXWriter:
         self._writer.write(float(t))
 
     def close(self) -> None:
+        """Close the VTX file (collective); closing again does nothing."""
         if self._writer is not None:
             self._writer.close()
             self._writer = None

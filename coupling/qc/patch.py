@@ -60,10 +60,12 @@ _F_BLOCK = {1: (1, 1), 2: (2, 2), 3: (3, 2)}
 
 
 def _random_F(rng, dim: int, amplitude: float) -> np.ndarray:
-    """``F = I + amplitude * R``, R uniform in [-1, 1] on the entries the model can change
-    (seeded): F_xx for the chain, the in-plane 2x2 block for the triangular lattice, the
-    first two columns for the slab (its displacements, all three components, depend on x
-    and y; the z column stays (0, 0, 1))."""
+    """Random ``F = I + amplitude * R``, R uniform in [-1, 1] on the entries the model changes.
+
+    Seeded by ``rng``. The entries are F_xx for the chain, the in-plane 2x2 block for the
+    triangular lattice, the first two columns for the slab (its displacements, all three
+    components, depend on x and y; the z column stays (0, 0, 1)).
+    """
     F = np.eye(3)
     r, k = _F_BLOCK[dim]
     F[:r, :k] += amplitude * rng.uniform(-1, 1, (r, k))
@@ -203,7 +205,7 @@ def _require_stable(dim: int, F: np.ndarray, setup) -> dict:
 
 
 def patch_test(scheme: str, dim: int = 2, *, seed: int = 0, amplitude: float = 0.02,
-               F=None, interface_band: float | None = None) -> dict:
+               F=None, interface_band: float | None = None, continuum: str = "p1") -> dict:
     """Forces of ``scheme`` under homogeneous deformations; JSON-ready dictionary.
 
     Two cases: ``F = I`` and ``F = I + amplitude * R`` (``R`` uniform in [-1, 1] on the
@@ -212,6 +214,7 @@ def patch_test(scheme: str, dim: int = 2, *, seed: int = 0, amplitude: float = 0
     (:func:`lattice_stability`), else InputError before any work. ``status`` is ``PASS`` or
     ``FAIL`` against :data:`PATCH_TOLERANCE` for the schemes that claim the patch test
     (``gfc``, ``qcf``, ``bgfc``) and ``GHOST_FORCES`` for ``qce``/``bqce`` (expected).
+    ``continuum`` is :class:`~coupling.qc.model.QCModel`'s (``p1`` or ``dolfinx``).
     """
     from fe2qc.checks import require_nonnegative
 
@@ -239,8 +242,8 @@ def patch_test(scheme: str, dim: int = 2, *, seed: int = 0, amplitude: float = 0
     else:
         domain, region = Disc(0.0, 0.0, 42.0), Disc(0.0, 0.0, 8.0)
     system = build_system(pot, lattice, a0, domain=domain, atomistic=region, scheme=scheme)
-    X = system.node_positions()[:, :system.mesh_dim]
-    in_A = system.atomistic_s[system.node_site_m]
+    X = system.node_positions()[:, :system.mesh.dim]
+    in_A = system.atomistic_s[system.mesh.node_site_m]
     from scipy.spatial import cKDTree
 
     d_int = cKDTree(X[in_A]).query(X)[0]
@@ -249,7 +252,7 @@ def patch_test(scheme: str, dim: int = 2, *, seed: int = 0, amplitude: float = 0
     band = 2.5 * rc if interface_band is None else interface_band
     cases = []
     for _label, Fc in (("identity", np.eye(3)), (label, F)):
-        model = QCModel(system, scheme, F_ref=Fc)
+        model = QCModel(system, scheme, F_ref=Fc, continuum=continuum)
         U = system.homogeneous(Fc)
         if scheme == "gfc":
             model.dead_load = model.ghost_force(U)
@@ -282,7 +285,7 @@ def patch_test(scheme: str, dim: int = 2, *, seed: int = 0, amplitude: float = 0
     else:
         status = "GHOST_FORCES"
     out = {
-        "scheme": scheme, "dim": dim, "lattice": lattice, "a0": a0,
+        "scheme": scheme, "dim": dim, "lattice": lattice, "a0": a0, "continuum": continuum,
         "potential": type(pot).__name__, "cutoff": rc,
         "sites": int(system.present_s.sum()), "nodes": system.n_nodes,
         "atomistic_sites": int(system.atomistic_s.sum()),
@@ -350,8 +353,11 @@ def chain_hand_ghost_forces(potential, a0: float, F: float) -> dict[int, float]:
     return {-1: -b / 2, 0: b / 2, 1: b / 2, 2: -b / 2}
 
 
-def chain_ghost_forces(F: float = 1.0) -> dict:
-    """QCE on the 1D chain (atoms xi <= 0) against the hand calculation."""
+def chain_ghost_forces(F: float = 1.0, *, continuum: str = "p1") -> dict:
+    """QCE on the 1D chain (atoms xi <= 0) against the hand calculation.
+
+    ``continuum`` is :class:`~coupling.qc.model.QCModel`'s (``p1`` or ``dolfinx``).
+    """
     pot, lattice, a0 = default_setup(1)
     if not 2 * a0 < pot.cutoff < 3 * a0:
         raise InputError("the chain check needs first and second neighbours only")
@@ -359,12 +365,12 @@ def chain_ghost_forces(F: float = 1.0) -> dict:
     system = build_system(pot, "chain", a0, domain=Disc(0.0, 0.0, 45 * a0),
                           atomistic=lambda X: np.abs(X[:, 0] / a0 + 10.0) <= 10.0 + 1e-9,
                           scheme="qce", clamp_width=2 * pot.cutoff)
-    model = QCModel(system, "qce")
+    model = QCModel(system, "qce", continuum=continuum)
     Fm = np.eye(3)
     Fm[0, 0] = F
     U = system.homogeneous(Fm)
     f = model.node_forces(U)[:, 0]
-    xi = np.rint(system.points_md[:, 0] / a0).astype(int)
+    xi = np.rint(system.mesh.points_md[:, 0] / a0).astype(int)
     hand = chain_hand_ghost_forces(pot, a0, F)
     mirror = {-20 - k: -v for k, v in hand.items()}  # x -> -x flips the force
     expected = np.array([hand.get(int(k), mirror.get(int(k), 0.0)) for k in xi])

@@ -45,12 +45,15 @@ class AtomisticModel:
         self.system = self
 
     def free_dofs(self) -> np.ndarray:
+        """Flat mask over dofs (n_dofs,): True where the atom is not clamped."""
         return np.repeat(~self.fixed_m, self.ncomp)
 
     def node_positions(self) -> np.ndarray:
+        """Reference positions of the atoms (n_atoms, 3) (Å)."""
         return self.X
 
     def homogeneous(self, F: np.ndarray) -> np.ndarray:
+        """Displacements (n_atoms, ncomp) of the affine map ``x = F X``."""
         return (self.X @ (np.asarray(F, float) - np.eye(3)).T)[:, :self.ncomp]
 
     def _set(self, U):
@@ -59,17 +62,21 @@ class AtomisticModel:
         self.config.positions_nc = x
 
     def energy_residual(self, U):
+        """Energy (eV) and minus the forces, flat over dofs (eV/Å), at displacements U."""
         self._set(U)
         res = self.calc.compute(self.config)
         return res.energy, -res.forces_nc[:, :self.ncomp].ravel()
 
     def energy(self, U) -> float:
+        """Energy (eV) of the atoms at displacements U."""
         return self.energy_residual(U)[0]
 
     def residual(self, U):
+        """Minus the forces on the atoms, flat over dofs (eV/Å), at displacements U."""
         return self.energy_residual(U)[1]
 
     def jacobian(self, U) -> sp.csr_matrix:
+        """Hessian of the energy over the dofs (eV/Å²), sparse, at displacements U."""
         self._set(U)
         H = self.calc.hessian(self.config)
         if self.ncomp == 3:
@@ -82,11 +89,11 @@ def site_displacements(qc: QCSystem, U: np.ndarray, sites: np.ndarray) -> np.nda
     """QC displacements at arbitrary present ``sites`` (nodes directly, others by P1)."""
     sites = np.asarray(sites, np.int64)
     U = np.asarray(U, float).reshape(qc.n_nodes, qc.ncomp)
-    nodes = qc.node_of_site[sites]
+    nodes = qc.mesh.node_of_site[sites]
     out = np.empty((len(sites), qc.ncomp))
     is_node = nodes >= 0
     out[is_node] = U[nodes[is_node]]
     if (~is_node).any():
-        Y = qc.reference.positions_nc[sites[~is_node], :qc.mesh_dim]
+        Y = qc.reference.positions_nc[sites[~is_node], :qc.mesh.dim]
         out[~is_node] = qc.interpolate(Y) @ U
     return out

@@ -38,6 +38,7 @@ class RelaxReport:
     history: list = field(default_factory=list)
 
     def as_dict(self) -> dict:
+        """The report's scalar fields as a JSON-ready dict (without ``history``)."""
         return {k: getattr(self, k) for k in ("converged", "iterations", "max_force", "energy",
                                               "outer_iterations", "shifts", "wall_time")}
 
@@ -102,8 +103,11 @@ def linear_solve(J: sp.csr_matrix, b: np.ndarray, *, symmetric: bool):
 def newton(model, U: np.ndarray, *, tol: float = 1e-8, max_iter: int = 60,
            max_step: float = 0.5, log=None, raise_on_failure: bool = True
            ) -> tuple[np.ndarray, RelaxReport]:
-    """Relax the free dofs of ``U`` (fixed ones are kept) until the largest node force is at
-    most ``tol`` (eV/Å). ``max_step`` (Å) caps the largest node move per iteration."""
+    """Relax the free dofs of ``U`` (fixed ones are kept) with Newton's method.
+
+    Iterates until the largest node force is at most ``tol`` (eV/Å). ``max_step`` (Å) caps the
+    largest node move per iteration.
+    """
     t0 = time.perf_counter()
     s = model.system
     c = s.ncomp

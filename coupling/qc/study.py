@@ -151,7 +151,7 @@ class SiteMesh:
             raise CalculationFailed("no lattice triangle in the site triangulation")
         mesh = QCMesh(X_n2, np.arange(len(X_n2)), self.cells, len(X_n2))
         mesh.check_nondegenerate()
-        self.area, self.grad = mesh.areas_k, mesh.grad_shape_k32
+        self.area, self.grad = mesh.volumes_k, mesh.grad_kvd
 
     def strain_norm(self, u_n2: np.ndarray) -> float:
         """``||∇u||_{L²}`` of the P1 interpolant of site displacements ``u``."""
@@ -182,6 +182,7 @@ def convergence_study(defect: str = "vacancy", *, schemes=SCHEMES,
         blend_fraction: blending width of ``bqce``/``bgfc`` as a fraction of ``R_a a0``
             (at least twice the cutoff).
         growth: mesh coarsening rate, a number, or ``"scaled"`` for ``growth_scale / R_a``.
+        growth_scale: numerator of the ``"scaled"`` growth rate.
         crack_sites: vacancies in the microcrack row.
         tol: force tolerance (eV/Å) of every relaxation, reference included.
         log: optional callable for progress lines.

@@ -168,8 +168,9 @@ class QCSystem:
         reference: all lattice sites of the domain (reference positions, cell, pbc, types);
             for a slab the cell's third vector is the periodic length along the crack front.
         present_s: sites that hold an atom (vacancies are False).
-        mesh: the P1 mesh whose nodes are sites; it holds the element measures and shape
-            gradients (:attr:`volumes_k`, :attr:`grad_kvd` read them).
+        mesh: the P1 mesh whose nodes are sites; it holds the nodes, cells, element measures
+            and shape gradients (``mesh.points_md``, ``mesh.cells_kv``, ``mesh.volumes_k``,
+            ``mesh.grad_kvd``, ``mesh.dim``...).
         ncomp: displacement components per node (1, 2 or 3; 3 on a 2D mesh is the slab).
         atomistic_s: the atomistic region (every such site is a node).
         beta_s: blending weight per site (0 atomistic .. 1 continuum).
@@ -208,63 +209,31 @@ class QCSystem:
         if self.mesh.n_sites != ns:
             raise InputError(f"the mesh is built on {self.mesh.n_sites} sites, the system has "
                              f"{ns}")
-        m = self.mesh.num_nodes
+        m = self.mesh.n_nodes
         if self.fixed_m.shape != (m,):
             raise InputError(f"fixed_m needs one entry per node ({m}), got {self.fixed_m.shape}")
-        missing = np.flatnonzero(self.atomistic_s & self.present_s & (self.node_of_site < 0))
+        missing = np.flatnonzero(self.atomistic_s & self.present_s & (self.mesh.node_of_site < 0))
         if len(missing):
             s = int(missing[0])
             raise InputError(
                 f"{len(missing)} atomistic-region sites are not mesh nodes (e.g. site {s} at "
-                f"{self.reference.positions_nc[s, :self.mesh_dim].round(4).tolist()}); the "
+                f"{self.reference.positions_nc[s, :self.mesh.dim].round(4).tolist()}); the "
                 "mesh must be fully refined over the atomistic region")
-        if not np.all(self.present_s[self.node_site_m]):
+        if not np.all(self.present_s[self.mesh.node_site_m]):
             raise InputError("a mesh node sits on a vacancy; remove vacancy sites from the mesh")
         self.mesh.check_nondegenerate()
         if self.tree is None:
-            self.tree = site_tree(self.reference.positions_nc[:, :self.mesh_dim])
+            self.tree = site_tree(self.reference.positions_nc[:, :self.mesh.dim])
 
-    # ---- the mesh, read from :attr:`mesh` ---------------------------------------------------
-    @property
-    def mesh_dim(self) -> int:
-        return self.mesh.dim
-
-    @property
-    def points_md(self) -> np.ndarray:
-        """(m, d) node reference coordinates in the mesh plane."""
-        return self.mesh.points_m2
-
-    @property
-    def node_site_m(self) -> np.ndarray:
-        """(m,) site index of each node."""
-        return self.mesh.node_site_m
-
-    @property
-    def cells_kv(self) -> np.ndarray:
-        """(k, d+1) simplices."""
-        return self.mesh.cells_k3
-
-    @property
-    def node_of_site(self) -> np.ndarray:
-        """(n_sites,) node index of each site, -1 where the site is not a node."""
-        return self.mesh.node_of_site
-
-    @property
-    def volumes_k(self) -> np.ndarray:
-        """(k,) element measures (length or area, Å^d)."""
-        return self.mesh.areas_k
-
-    @property
-    def grad_kvd(self) -> np.ndarray:
-        """(k, d+1, d) P1 shape-function gradients in reference coordinates (1/Å)."""
-        return self.mesh.grad_shape_k32
-
+    # ---- sizes (shared with the fully atomistic reference the solver also takes) ---------
     @property
     def n_nodes(self) -> int:
-        return self.mesh.num_nodes
+        """Number of mesh nodes (the mesh and its fields are read from :attr:`mesh`)."""
+        return self.mesh.n_nodes
 
     @property
     def n_dofs(self) -> int:
+        """Number of degrees of freedom: nodes times displacement components."""
         return self.n_nodes * self.ncomp
 
     def free_dofs(self) -> np.ndarray:
@@ -273,7 +242,7 @@ class QCSystem:
 
     def node_positions(self) -> np.ndarray:
         """Reference 3D positions of the nodes."""
-        return self.reference.positions_nc[self.node_site_m]
+        return self.reference.positions_nc[self.mesh.node_site_m]
 
     def homogeneous(self, F: np.ndarray) -> np.ndarray:
         """Nodal displacements ``(F - I) X`` of a homogeneous deformation, shape (m, c)."""
@@ -282,15 +251,20 @@ class QCSystem:
         return (X @ (F - np.eye(3)).T)[:, :self.ncomp]
 
     def interpolate(self, Y_qd: np.ndarray) -> sp.csr_matrix:
-        """P1 interpolation ``(q, m)`` at points ``Y_qd`` of the mesh plane (e.g. sites that
-        are not nodes: padding atoms in coarse elements)."""
+        """Return the P1 interpolation matrix ``(q, m)`` at points ``Y_qd`` of the mesh plane.
+
+        E.g. at sites that are not nodes: padding atoms in coarse elements.
+        """
         return interpolation_matrix(self.mesh, Y_qd)
 
     def neighbours_within(self, mask_s: np.ndarray, radius: float, *,
                           present_s: np.ndarray | None = None) -> np.ndarray:
-        """Present sites within ``radius`` (in the mesh plane, reference positions) of any
-        site in ``mask_s``; ``present_s`` overrides which sites hold an atom."""
-        pts = self.reference.positions_nc[np.flatnonzero(mask_s), :self.mesh_dim]
+        """Mask of the present sites within ``radius`` of any site in ``mask_s``.
+
+        Distances are in the mesh plane, between reference positions; ``present_s`` overrides
+        which sites hold an atom.
+        """
+        pts = self.reference.positions_nc[np.flatnonzero(mask_s), :self.mesh.dim]
         out = np.zeros(len(self.reference), bool)
         if len(pts):
             for lst in self.tree.query_ball_point(pts, radius):
@@ -321,7 +295,9 @@ def build_system(potential, lattice: str, a0: float, *, domain, atomistic, schem
     Args:
         potential: interatomic potential (pair potentials for ``triangular``/``chain``, any
             for ``fcc``).
-        lattice, a0: see :func:`lattice_sites`.
+        lattice: one of :data:`QC_LATTICES` (``triangular``, ``fcc``, ``chain``); see
+            :func:`lattice_sites`.
+        a0: lattice parameter (Å).
         domain: outer boundary, a :class:`~coupling.qc.geometry.Disc` or
             :class:`~coupling.qc.geometry.Box`.
         atomistic: the atomistic region, a ``Disc``, a ``Box`` or a predicate on
@@ -343,11 +319,14 @@ def build_system(potential, lattice: str, a0: float, *, domain, atomistic, schem
             boundary condition then differs from the atomistic one by the interpolation of
             the imposed field over one boundary element, but the mesh need not grade down
             to the lattice spacing at the outer boundary (far fewer nodes on large domains).
-        growth, max_size: mesh coarsening rate and largest element size (Å).
+        growth: mesh coarsening rate: the element size grows by ``growth`` Å per Å of
+            distance from the refined region.
         clamp_growth: coarsening rate away from a resolved clamped layer (default
             ``growth``); the layer is far from the defect, so it can coarsen faster.
+        max_size: largest element size (Å); None: no bound.
         mesh: optional user mesh ``(points (m, d), cells (k, d+1))``; its nodes are matched
             to sites and validated.
+        type_index: species (atom type) of the lattice's sites.
     """
     scheme = check_scheme(scheme)
     blended = scheme in ("bqce", "bgfc")

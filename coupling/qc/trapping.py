@@ -40,6 +40,7 @@ from coupling.qc.model import QCModel
 from coupling.qc.reference import site_displacements
 from coupling.qc.solver import relax
 from fe2qc.errors import CalculationFailed, InputError
+from fe2qc.stepping import LoadStepper
 
 __all__ = ["CrackBonds", "crack_plane_bonds", "cohesive_bond_cut", "crack_tip_position",
            "bond_lengths", "trapping_scan"]
@@ -47,8 +48,11 @@ __all__ = ["CrackBonds", "crack_plane_bonds", "cohesive_bond_cut", "crack_tip_po
 
 @dataclass
 class CrackBonds:
-    """Crack-plane bonds: site pairs ``(i below, j above)``, their reference midpoints and the
-    lattice period along the crack line."""
+    """Crack-plane bonds and the lattice period along the crack line.
+
+    Holds the site pairs ``(i below, j above)``, the periodic image shift of ``j``, the bonds'
+    reference x-midpoints, the nearest-neighbour distance and the period.
+    """
 
     i: np.ndarray
     j: np.ndarray
@@ -106,8 +110,10 @@ def cohesive_bond_cut(system, bonds: CrackBonds | None = None, *, layers: int = 
 
 
 def _bond_sites(system, U, bonds: CrackBonds):
-    """``(X, x, n)``: reference and current positions of the sites ``bonds.i`` then
-    ``bonds.j`` (bond k joins rows k and n + k)."""
+    """Return ``(X, x, n)``: reference and current positions of the bond sites, bond count.
+
+    The rows are the sites ``bonds.i`` then ``bonds.j``: bond k joins rows k and n + k.
+    """
     X = system.reference.positions_nc
     c = system.ncomp
     sites = np.concatenate([bonds.i, bonds.j])
@@ -125,7 +131,7 @@ def bond_lengths(system, U, bonds: CrackBonds) -> np.ndarray:
 
 def crack_tip_position(system, U, *, bond_cut: float | None = None,
                        bonds: CrackBonds | None = None) -> float:
-    """x of the crack tip: the largest x-midpoint of a broken crack-plane bond.
+    """Locate the crack tip: the largest x-midpoint of a broken crack-plane bond.
 
     ``bond_cut`` defaults to :func:`cohesive_bond_cut` (computed once per call; pass it in
     loops). Returns ``-inf`` when no crack-plane bond in the atomistic region is broken.
@@ -165,8 +171,11 @@ def lattice_bonds(system) -> CrackBonds:
 
 
 def off_plane_broken(system, U, bonds_all: CrackBonds, y_plane: float, bond_cut: float) -> int:
-    """Broken nearest-neighbour bonds that do not cross the crack plane: zero for clean
-    cleavage; non-zero for blunting, dislocation emission or other off-plane damage."""
+    """Count the broken nearest-neighbour bonds that do not cross the crack plane.
+
+    Zero for clean cleavage; non-zero for blunting, dislocation emission or other off-plane
+    damage.
+    """
     X = system.reference.positions_nc
     cross = (X[bonds_all.i, 1] - y_plane) * (X[bonds_all.j, 1] - y_plane) < 0
     return int((bond_lengths(system, U, bonds_all)[~cross] > bond_cut).sum())
@@ -190,8 +199,21 @@ def trapping_scan(system, field, scheme: str = "bgfc", *, K_start: float | None 
     default ``K_step / 16``) and retries from the last converged state.
 
     Args:
+        system: The QC system holding the crack (:class:`coupling.qc.system.QCSystem`).
+        field: The crack's K-field (:class:`coupling.qc.crack.CrackField`); gives ``K_G``.
+        scheme: QC scheme of the relaxations (one of :data:`coupling.qc.system.SCHEMES`).
+        K_start: First K (units of ``K_G``); default ``1 - K_step``.
+        K_step: Largest K step (units of ``K_G``).
+        K_max: Upper end of the loading scan (units of ``K_G``).
+        K_min: Lower end of the healing scan (units of ``K_G``).
+        min_step: Smallest K step after cut-backs (units of ``K_G``); default ``K_step / 16``.
+        tol: Largest node force (eV/Å) at which a relaxation has converged.
+        max_iter: Most Newton iterations per relaxation.
+        bond_cut: Length (Å) beyond which a bond counts as broken; default the ``bond_cut`` of
+            :func:`cohesive_bond_cut`.
         advance: tip motion (Å) that counts as advance / healing; default one lattice period
             along the crack line.
+        log: ``log(line)`` gets a progress line per relaxation; default silent.
         callback: ``callback(record, U)`` after every converged relaxation.
 
     Returns:
@@ -253,34 +275,31 @@ def trapping_scan(system, field, scheme: str = "bgfc", *, K_start: float | None 
             f"(longer than {bcut:.3f} Å) in the atomistic region; start at a larger K")
 
     def walk(sign, K_lim, stage, K, U):
-        dK = K_step
-        status, bracket, moved = None, None, None
-        while True:
-            K_try = K + sign * dK
-            if sign * (K_try - K_lim) > 1e-12:
-                if sign * (K - K_lim) >= -1e-12:
-                    status = "limit"
-                    break
-                K_try = K_lim
+        # steps of K_step towards K_lim, halved when a relaxation fails and doubled again
+        # (up to K_step) after one converges (fe2qc.stepping: the FE² solver's load stepping)
+        target = K_lim if sign * (K_lim - K) > 0 else K  # already past the limit: stop there
+        stepper = LoadStepper(K, target, K_step, min_increment=min_step, tol=1e-12)
+        status, bracket, moved = "limit", None, None
+        for K_try in stepper:
             try:
-                U_new, tip = solve(K_try, U, K, stage)
+                U_new, tip = solve(K_try, U, stepper.value, stage)
             except CalculationFailed as err:
                 say(f"  [{stage:>5s}] K/K_G = {K_try:.4f}: relaxation failed ({err}); "
                     "halving the K step")
-                dK *= 0.5
-                if dK < min_step:
+                if not stepper.cut_back(str(err)):
                     status = "failed"
                     break
                 continue
             moved_by = (tip - tip0) if np.isfinite(tip) else -np.inf
             if sign * moved_by >= period - 1e-6:
-                bracket = sorted([K, K_try])
+                # the tip moved: the trial is not accepted; K_± lies in [K, K_try]
+                bracket = sorted([stepper.value, K_try])
                 moved = K_try
                 status = "moved"
                 break
-            K, U = K_try, U_new
-            dK = min(K_step, 2 * dK)
-        return status, bracket, moved, K, U
+            stepper.accept()
+            U = U_new
+        return status, bracket, moved, stepper.value, U
 
     t_up = time.perf_counter()
     st_up, br_up, K_plus, K_last, U_last = walk(+1, K_max, "load", K_start, U_start)
