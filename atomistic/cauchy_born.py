@@ -43,6 +43,10 @@ class CauchyBorn:
         a0: lattice parameter (Å).
         dim: 2 (plane strain) or 3.
         type_index: species of the lattice.
+
+    Attributes:
+        V0: the primitive cell's volume (Å³); W is per this volume.
+        site_volume: the volume per lattice site (Å³): ``V0`` (one site per primitive cell).
     """
 
     def __init__(self, potential: Potential, lattice: str, a0: float, *, dim: int = 3,
@@ -59,6 +63,7 @@ class CauchyBorn:
             self.V0 = float(np.linalg.norm(np.cross(self.cell.cell_cc[0], self.cell.cell_cc[1])))
         else:
             self.V0 = self.cell.volume
+        self.site_volume = float(self.V0)  # a Bravais lattice: one site per primitive cell
         self.batch = BatchCauchyBorn(potential, self.cell.cell_cc, type_index=int(type_index))
 
     def _evaluate(self, F_t33: np.ndarray, tangent: bool):
@@ -84,6 +89,19 @@ class CauchyBorn:
         """Return W (eV/Å³) at each point (absolute: includes the cohesive energy)."""
         F = embed_F(check_deformation_gradients(F_qij, self.dim))
         return self._evaluate(F, False)[0]
+
+    def energy_stress_tangent(self, F_qij: np.ndarray, *, tangent: bool = True
+                              ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Return ``(W_q, P_qij, A_qijkl or None)`` from one kernel call (eV/Å³).
+
+        W is absolute (includes the cohesive energy), as :meth:`energy_density`; A is None
+        without ``tangent``. No history, so nothing to record.
+        """
+        F = embed_F(check_deformation_gradients(F_qij, self.dim))
+        d = self.dim
+        W, P, A = self._evaluate(F, tangent)
+        A = None if A is None else np.ascontiguousarray(A[:, :d, :d, :d, :d])
+        return W, np.ascontiguousarray(P[:, :d, :d]), A
 
     def commit(self) -> None:
         """No history."""

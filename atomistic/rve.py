@@ -12,11 +12,17 @@ macroscopic deformation gradient F its cell is ``F L`` and its atoms sit at
 pinned: translations are free). With ``e(F, u)`` the cell energy and
 ``V0 = |det L|``,
 
-* ``W(F) = (e(F, u*) - e_ref) / V0`` (eV/Å³; ``e_ref`` is the reference energy),
+* ``W(F) = (e(F, u*) - e_ref) / V0`` (eV/Å³; ``e_ref`` is the reference energy; add
+  ``W_ref = e_ref / V0`` for Cauchy-Born's absolute convention),
 * ``P = (1/V0) de/dF`` at fixed u (u* is a stationary point, so this is dW/dF),
 * ``A = dP/dF = (1/V0) (e_FF - e_Fu e_uu^{-1} e_uF)``: the Born term minus the relaxation
   correction through the (sparse, analytic) Hessian. This is the consistent 0 K tangent;
   no finite differences.
+
+The volume per lattice site is ``site_volume = V0 / n_sites`` (vacant sites counted): the
+energy per site is ``W * site_volume``, as for Cauchy-Born, which the QC continuum checks. A
+layer (the ``triangular`` lattice, vacuum along z) counts a unit thickness as Cauchy-Born does:
+``V0`` is then the in-plane area × 1 Å.
 
 In 2D (``dim=2``, plane strain) F is embedded as ``[[F, 0], [0, 1]]`` and P, A are
 restricted to the in-plane components.
@@ -73,11 +79,23 @@ class AtomisticRVE:
         max_iter: Newton iterations per relaxation before :class:`CalculationFailed`.
         skin: neighbour-list skin (Å).
         multiple_images: allow cells narrower than twice the cutoff.
+        n_sites: lattice sites of the cell, vacant ones included (default: its atoms, every
+            site occupied); sets :attr:`site_volume`.
+        thickness: None (W, P, A per the cell's volume), or, for a layer in the xy plane whose
+            third cell vector spans vacuum, the thickness (Å) it counts: the reference volume is
+            then the in-plane cell area × ``thickness`` (1 Å: Cauchy-Born's layer convention).
+
+    Attributes:
+        V0: the reference volume (Å³): the cell's, or area × ``thickness`` for a layer; W, P
+            and A are per this volume.
+        e_ref: the reference cell's energy (eV); W is relative to it.
+        n_sites: lattice sites of the cell (vacant ones included).
     """
 
     def __init__(self, potential: Potential, reference: Configuration, *, dim: int = 3,
                  fmax: float = 1e-9, max_iter: int = 100, skin: float = 1.0,
-                 multiple_images: bool = False) -> None:
+                 multiple_images: bool = False, n_sites: int | None = None,
+                 thickness: float | None = None) -> None:
         if dim not in (2, 3):
             raise InputError(f"dim must be 2 or 3, got {dim}")
         if not all(reference.pbc):
@@ -89,22 +107,41 @@ class AtomisticRVE:
         self.max_iter = check_iterations("max_iter", max_iter)
         self.reference = reference.copy()
         self.V0 = reference.volume
+        if thickness is not None:  # a layer: in-plane area times the counted thickness
+            t = require_positive("thickness", thickness, unit="Å")
+            self.V0 = float(np.linalg.norm(np.cross(reference.cell_cc[0],
+                                                    reference.cell_cc[1]))) * t
         self.calc = Calculator(potential, skin=skin, multiple_images=multiple_images)
         self.e_ref = self.calc.energy(self.reference)
+        n = len(reference) if n_sites is None else n_sites
+        if isinstance(n, bool) or int(n) != n or int(n) < len(reference):
+            raise InputError(f"n_sites must be an integer >= the cell's {len(reference)} atoms "
+                             f"(the lattice sites, vacant ones included), got {n_sites!r}")
+        self.n_sites = int(n)
 
     @classmethod
     def from_lattice(cls, potential: Potential, lattice: str, a0: float, size=(3, 3, 3), *,
-                     vacancy: bool = False, void_radius: float = 0.0, **kwargs) -> AtomisticRVE:
+                     vacancy: bool = False, void_radius: float = 0.0, orientation=None,
+                     **kwargs) -> AtomisticRVE:
         """A supercell of ``lattice``, relaxed at F = I to be the reference.
 
         Optionally with a vacancy (the site nearest the centre) or a spherical void of
-        ``void_radius`` Å around the centre; ``kwargs`` go to the constructor (``dim``,
-        ``fmax``, ...).
+        ``void_radius`` Å around the centre, and rotated: ``orientation`` (three orthogonal
+        Miller directions as rows, which become x, y, z; see
+        :func:`atomistic.lattice.crystal`, which also gives ``size`` in units of the oriented
+        cell). ``kwargs`` go to the constructor (``dim``, ``fmax``, ...). ``n_sites`` is the
+        supercell's lattice sites (vacant ones included), so :attr:`site_volume` is the
+        lattice's volume per site. A layer lattice (``triangular``) counts a unit (1 Å)
+        thickness, as :class:`atomistic.cauchy_born.CauchyBorn` does, unless ``thickness`` is
+        given.
         """
-        from atomistic.lattice import crystal
+        from atomistic.lattice import crystal, get_lattice
 
+        if get_lattice(lattice).dimension == 2:
+            kwargs.setdefault("thickness", 1.0)
         void_radius = require_nonnegative("void_radius", void_radius, unit="Å")
-        conf = crystal(lattice, a0, size=size)
+        conf = crystal(lattice, a0, size=size, orientation=orientation)
+        kwargs.setdefault("n_sites", len(conf))
         if vacancy or void_radius > 0:
             centre = conf.cell_cc.sum(axis=0) / 2
             dist = np.linalg.norm(conf.positions_nc - centre, axis=1)
@@ -114,7 +151,7 @@ class AtomisticRVE:
                 raise InputError(f"void radius {void_radius} Å removes every atom of the cell")
             keep = ~drop
             conf = Configuration(conf.positions_nc[keep], conf.cell_cc, conf.pbc,
-                                 conf.types_n[keep])
+                                 conf.types_n[keep], info=dict(conf.info))
         rve = cls(potential, conf, **kwargs)
         if vacancy or void_radius > 0:
             r = relax(conf, rve.calc, method="newton", fmax=rve.fmax, max_iter=rve.max_iter)
@@ -126,6 +163,26 @@ class AtomisticRVE:
     def n_atoms(self) -> int:
         """Atoms in the cell."""
         return len(self.reference)
+
+    @property
+    def site_volume(self) -> float:
+        """The reference volume per lattice site ``V0 / n_sites`` (Å³).
+
+        The energy per site of the homogenised material is ``W * site_volume``: for a
+        Bravais lattice with every site occupied, ``V0 / n_atoms``, the Cauchy-Born point's
+        ``V0`` (:class:`atomistic.cauchy_born.CauchyBorn`); a vacancy keeps its site.
+        """
+        return float(self.V0) / self.n_sites
+
+    @property
+    def W_ref(self) -> float:
+        """The reference cell's energy density ``e_ref / V0`` (eV/Å³).
+
+        W is relative to the reference: ``W + W_ref`` is the absolute energy density, the
+        convention of :class:`atomistic.cauchy_born.CauchyBorn` (for the perfect lattice,
+        its ``W(I)``: the cohesive energy per volume).
+        """
+        return float(self.e_ref) / float(self.V0)
 
     # -- one point -------------------------------------------------------------------------
     def deformed(self, F: np.ndarray, u_nc: np.ndarray | None = None) -> Configuration:

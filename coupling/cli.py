@@ -260,8 +260,7 @@ def _cmd_qc_patch(args: argparse.Namespace) -> int:
         F = [vals[i * k:(i + 1) * k] for i in range(rows[len(vals)])]
     amplitude = 0.02 if args.amplitude is None else args.amplitude
     require_nonnegative("--amplitude (the size of the random part of F)", amplitude)
-    out = patch_test(scheme, args.dim, seed=args.seed, amplitude=amplitude, F=F,
-                     continuum=args.continuum)
+    out = patch_test(scheme, args.dim, seed=args.seed, amplitude=amplitude, F=F)
     code = 1 if out["status"] == "FAIL" else 0
     if args.json:
         print(json.dumps(out))
@@ -366,9 +365,6 @@ def build_parser() -> argparse.ArgumentParser:
                     "(1 number for --dim 1, 4 for --dim 2 and 3; --dim 3 also takes 6, the "
                     "first two columns with F31 F32), e.g. --F 0.9,0,0,0.9 (--F=-1,... when "
                     "the first entry is negative)")
-    pt.add_argument("--continuum", choices=("p1", "dolfinx"), default="p1",
-                    help="the continuum's implementation: p1, the own Cauchy-Born P1 kernel "
-                    "(default), or dolfinx, DOLFINx forms with the Cauchy-Born material point")
     pt.add_argument("--json", action="store_true", help="print one JSON object (the exit "
                     "status is the same)")
     pt.set_defaults(func=_cmd_qc_patch)

@@ -191,8 +191,12 @@ class DispatchedMaterial(PointMaterial):
                         "dispatch": 0.0}
         self._closed = False
 
-    def evaluate_batch(self, F_qij: np.ndarray, *, tangent: bool = True) -> PointBatch:
+    def evaluate_batch(self, F_qij: np.ndarray, *, tangent: bool = True,
+                       points: np.ndarray | None = None) -> PointBatch:
         """Evaluate this rank's points through the farm. Collective over the macro ranks.
+
+        ``points``: None, or the batch's indices in a shared numbering
+        (:class:`fe2qc.material.PointMaterial`).
 
         Raises:
             InputError, CalculationFailed, PointEvaluationError: on every macro rank when a
@@ -208,7 +212,7 @@ class DispatchedMaterial(PointMaterial):
             if F.ndim != 3 or F.shape[1:] != (d, d):
                 raise InputError(f"deformation gradients must have shape (nq, {d}, {d}), "
                                  f"got {F.shape}")
-            states = self.history.states(len(F))
+            states = self.history.states(len(F), points)
             step = self.chunk_size if self.layout.n_workers else max(len(F), 1)
             tasks = [(s, tangent, F[s:s + step], states[s:s + step])
                      for s in range(0, len(F), step)]

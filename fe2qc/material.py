@@ -26,6 +26,9 @@ One history store (:class:`PointHistory`) and the batched material over a point 
     process and recording what a driver reports (work and seconds per point and per step, the
     last F, P, A). ``coupling.dispatch.DispatchedMaterial`` is the same material with the batch
     evaluated on other MPI ranks: it overrides :meth:`PointMaterial.evaluate_batch` only.
+    :meth:`PointMaterial.energy_stress_tangent` gives W, P and A from one trial evaluation
+    (the QC continuum's call); ``points=`` keys a batch's points in a numbering shared by
+    several callers (several continua on different cell subsets of one mesh, one material).
 
 Shapes: ``F_qij`` is (nq, d, d); ``P_qij`` the first Piola-Kirchhoff stress in
 eV/Å³ (nq, d, d); ``A_qijkl = dP_ij/dF_kl`` (nq, d, d, d, d); one point's ``F_dd``, ``P``
@@ -54,13 +57,33 @@ __all__ = [
     "StatelessPointMixin",
     "check_deformation_gradients",
     "check_point_deformation_gradient",
+    "check_points",
     "evaluate_point_batch",
 ]
 
 
 @runtime_checkable
 class MaterialPoint(Protocol):
-    """Batched hyperelastic material point with trial/commit semantics."""
+    """Batched hyperelastic material point with trial/commit semantics.
+
+    Optional members (not part of the ``isinstance`` check; callers test ``hasattr``):
+
+    ``energy_stress_tangent(F_qij, *, tangent=True) -> (W_q, P_qij, A_qijkl or None)``
+        W, P and A (None without ``tangent``) from ONE evaluation of the batch, a trial
+        evaluation exactly as :meth:`evaluate` (its states are what :meth:`commit` accepts).
+        The QC continuum (``coupling.qc.continuum.DolfinxContinuum``) calls it when present,
+        else :meth:`energy_density` and :meth:`evaluate`: twice the work (two relaxations per
+        RVE point), with W from the committed states. :class:`PointMaterial` (so the
+        dispatcher's material), ``atomistic.cauchy_born.CauchyBorn`` and
+        ``coupling.qc.continuum.LatticeCauchyBorn`` have it. :class:`PointMaterial`'s also
+        takes ``points=`` (the batch's indices in a numbering shared by several callers, so
+        that one material serves continua on different cell subsets).
+    ``site_volume`` (float, Å³)
+        The reference volume per lattice site of a lattice material, so that the energy per
+        site is ``W * site_volume``: the primitive cell's volume for Cauchy-Born, the cell's
+        volume over its lattice sites (vacant ones included) for an atomistic RVE. The QC
+        continuum checks it against the volume per site of its lattice.
+    """
 
     dim: int
 
@@ -146,6 +169,30 @@ def check_deformation_gradients(F_qij: np.ndarray, dim: int | None = None) -> np
             "boundary conditions"
         )
     return F
+
+
+def check_points(points, nq: int) -> np.ndarray:
+    """Validate the indices of a batch's points in a shared numbering (see PointHistory).
+
+    Args:
+        points: ``nq`` distinct non-negative integers.
+        nq: the batch's size.
+
+    Returns:
+        The indices as an int64 array.
+
+    Raises:
+        fe2qc.errors.InputError: not ``nq`` distinct non-negative integers.
+    """
+    p = np.asarray(points)
+    if p.shape != (nq,) or (nq and not np.issubdtype(p.dtype, np.integer)):
+        raise InputError(f"points must be {nq} integer indices (one per point of the batch), "
+                         f"got shape {p.shape} and type {p.dtype}")
+    p = p.astype(np.int64)
+    if nq and (p.min() < 0 or len(np.unique(p)) != nq):
+        raise InputError("points must be distinct non-negative indices (each point of the "
+                         "batch once)")
+    return p
 
 
 def check_point_deformation_gradient(F_dd: np.ndarray, dim: int) -> np.ndarray:
@@ -322,9 +369,17 @@ class PointHistory:
     relaxation); an evaluation makes trial states (:meth:`set_trial`), which :meth:`commit`
     makes the committed ones once the load step converged and :meth:`revert` forgets.
 
+    A batch is either the whole set of points (``points=None``: the batch's size is the number
+    of points, and a batch of another size starts over from initial states), or a subset
+    named by ``points``, the points' indices in one numbering shared by every caller (e.g. the
+    cells of a mesh that several continua evaluate in different subsets): a keyed batch never
+    starts over, it adds initial states for indices not seen yet, and its trial states are
+    merged into the trial of the step, so that :meth:`commit` accepts those of every subset
+    evaluated since the last commit or revert.
+
     Args:
         initial_state: returns the state of an unloaded point (1D array), e.g.
-            ``PointModel.initial_state``; called when the number of points changes.
+            ``PointModel.initial_state``; called for new points.
     """
 
     def __init__(self, initial_state: Callable[[], np.ndarray]) -> None:
@@ -353,16 +408,55 @@ class PointHistory:
         """The states of the last evaluation, until :meth:`commit` or :meth:`revert`."""
         return self._trial
 
-    def states(self, nq: int) -> list[np.ndarray]:
-        """Return the committed states of ``nq`` points; initial states when ``nq`` changed."""
-        if self._committed is None or len(self._committed) != nq:
-            init = np.asarray(self._initial(), dtype=float)
-            self._committed = [init.copy() for _ in range(nq)]
-        return self._committed
+    def states(self, nq: int, points: np.ndarray | None = None) -> list[np.ndarray]:
+        """Return the committed states of a batch of ``nq`` points.
 
-    def set_trial(self, states: Sequence[np.ndarray]) -> None:
-        """Record the states of the last evaluation (one per point)."""
-        self._trial = list(states)
+        Args:
+            nq: the batch's size.
+            points: None (the batch is every point: initial states when ``nq`` changed), or
+                the batch's indices (:func:`check_points`; new indices get initial states).
+
+        Returns:
+            The committed list itself without ``points``, else a list of its states.
+        """
+        if points is None:
+            if self._committed is None or len(self._committed) != nq:
+                init = np.asarray(self._initial(), dtype=float)
+                self._committed = [init.copy() for _ in range(nq)]
+            return self._committed
+        points = check_points(points, nq)
+        need = int(points.max()) + 1 if len(points) else 0
+        if self._committed is None:
+            self._committed = []
+        if len(self._committed) < need:
+            init = np.asarray(self._initial(), dtype=float)
+            self._committed.extend(init.copy() for _ in range(need - len(self._committed)))
+        return [self._committed[p] for p in points]
+
+    def set_trial(self, states: Sequence[np.ndarray],
+                  points: np.ndarray | None = None) -> None:
+        """Record the states of the last evaluation (one per point of the batch).
+
+        With ``points`` (the batch's indices, as given to :meth:`states`) they are merged into
+        the step's trial: the other points keep their trial state, or their committed one.
+        """
+        if points is None:
+            self._trial = list(states)
+            return
+        points = check_points(points, len(states))
+        committed = self._committed or []
+        trial = self._trial
+        if trial is not None and len(trial) <= len(committed):  # points added since: committed
+            base = list(trial) + committed[len(trial):]
+        else:
+            base = list(committed)
+        need = int(points.max()) + 1 if len(points) else 0
+        if len(base) < need:  # pragma: no cover - states() extended the committed list first
+            init = np.asarray(self._initial(), dtype=float)
+            base.extend(init.copy() for _ in range(need - len(base)))
+        for p, st in zip(points, states, strict=True):
+            base[p] = st
+        self._trial = base
 
     def commit(self) -> None:
         """Make the trial states the committed ones (nothing happens without a trial)."""
@@ -399,6 +493,12 @@ class PointMaterial:
     committed state and records the returned states as the trial. It also keeps what a driver
     reports. A dispatcher evaluates the batch elsewhere by overriding :meth:`evaluate_batch`.
 
+    Every evaluation takes an optional ``points``: the batch's indices in a numbering shared by
+    several callers (e.g. the cells of a mesh that two continua evaluate in different subsets,
+    with one material): each point then keeps its own history whichever batch evaluates it,
+    and :meth:`commit` accepts the trial states of every batch since the last commit (see
+    :class:`PointHistory`). Without ``points`` the batch is every point.
+
     Args:
         point_model: the model of one point (``dim``, ``initial_state()``,
             ``evaluate_point()``).
@@ -409,12 +509,14 @@ class PointMaterial:
         last_work: ``work`` of each point in the last evaluation (e.g. relaxation iterations).
         last_seconds: compute seconds of each point in the last evaluation.
         step_work_q: ``work`` of each point summed over the evaluations of the last converged
-            load step (set by :meth:`commit`; None before it).
+            load step (set by :meth:`commit`; None before it); with ``points``, of every
+            point of the shared numbering.
         step_seconds_q: compute seconds of each point, summed likewise.
         F_qij: the deformation gradients of the last evaluation (None before it).
         P_qij: the stresses of the last evaluation.
-        A_qijkl: the tangents of the last evaluation.
-        calls: number of :meth:`evaluate` calls.
+        A_qijkl: the tangents of the last evaluation (None when it computed none).
+        W_q: the energy densities of the last evaluation.
+        calls: number of trial evaluations (:meth:`evaluate`, :meth:`energy_stress_tangent`).
     """
 
     def __init__(self, point_model: PointModel) -> None:
@@ -426,9 +528,11 @@ class PointMaterial:
         self.step_work_q: np.ndarray | None = None
         self.step_seconds_q: np.ndarray | None = None
         self._step_sums: tuple[np.ndarray, np.ndarray] | None = None  # this trial step
+        self._step_keyed = False  # the sums are over the shared numbering of ``points``
         self.F_qij: np.ndarray | None = None
         self.P_qij: np.ndarray | None = None
         self.A_qijkl: np.ndarray | None = None
+        self.W_q: np.ndarray | None = None
         self.calls = 0
 
     @property
@@ -436,10 +540,22 @@ class PointMaterial:
         """The committed state of each point (``history.committed``; None before evaluation)."""
         return self.history.committed
 
-    def evaluate_batch(self, F_qij: np.ndarray, *, tangent: bool = True) -> PointBatch:
+    @property
+    def site_volume(self) -> float | None:
+        """The point model's volume per lattice site (Å³), None when it has none."""
+        v = getattr(self.point_model, "site_volume", None)
+        return None if v is None else float(v)
+
+    def evaluate_batch(self, F_qij: np.ndarray, *, tangent: bool = True,
+                       points: np.ndarray | None = None) -> PointBatch:
         """Evaluate every point from its committed state; the history is not changed.
 
         The one method a dispatcher overrides.
+
+        Args:
+            F_qij: (nq, d, d) deformation gradients.
+            tangent: also compute A (else A is zeros).
+            points: None, or the batch's indices in the shared numbering (see the class).
 
         Raises:
             InputError: bad deformation gradients; CalculationFailed, or whatever the point
@@ -447,7 +563,7 @@ class PointMaterial:
                 the point).
         """
         F = check_deformation_gradients(F_qij, self.dim)
-        states = self.history.states(len(F))
+        states = self.history.states(len(F), points)
         batch, failure = evaluate_point_batch(self.point_model, F, states, tangent=tangent,
                                               dim=self.dim)
         if failure is not None:
@@ -456,29 +572,77 @@ class PointMaterial:
                 exc.point_index = q
             except AttributeError:  # an exception type without a __dict__
                 pass
-            exc.add_note(f"(material point {q} of {len(F)}, {self.point_model!r})")
+            key = "" if points is None else f", point {int(np.asarray(points)[q])} of the numbering"
+            exc.add_note(f"(material point {q} of {len(F)}{key}, {self.point_model!r})")
             raise exc
         return batch
 
-    def evaluate(self, F_qij: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Return ``(P_qij, A_qijkl)``; each point starts from its committed state."""
-        batch = self.evaluate_batch(F_qij, tangent=True)
-        self.history.set_trial(batch.states)
+    def evaluate(self, F_qij: np.ndarray, *, points: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(P_qij, A_qijkl)``; each point starts from its committed state.
+
+        ``points``: None, or the batch's indices in the shared numbering (see the class).
+        """
+        batch = self._trial_evaluation(F_qij, tangent=True, points=points)
+        return batch.P, batch.A
+
+    def energy_stress_tangent(self, F_qij: np.ndarray, *, tangent: bool = True,
+                              points: np.ndarray | None = None
+                              ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Return ``(W_q, P_qij, A_qijkl or None)`` from one trial evaluation of the batch.
+
+        The same evaluation as :meth:`evaluate` (one relaxation per RVE point, from the
+        committed states; the states it returns become the trial that :meth:`commit`
+        accepts), with W as well; the optional one-call method of :class:`MaterialPoint`
+        that the QC continuum uses.
+
+        Args:
+            F_qij: (nq, d, d) deformation gradients.
+            tangent: also compute A (else A is None: cheaper, e.g. for a line search).
+            points: None, or the batch's indices in the shared numbering (see the class).
+
+        Returns:
+            W (nq,) eV/Å³, P (nq, d, d) eV/Å³ and A (nq, d, d, d, d) eV/Å³ or None.
+        """
+        batch = self._trial_evaluation(F_qij, tangent=tangent, points=points)
+        return batch.W, batch.P, (batch.A if tangent else None)
+
+    def _trial_evaluation(self, F_qij: np.ndarray, *, tangent: bool,
+                          points: np.ndarray | None = None) -> PointBatch:
+        """Evaluate the batch, record its states as the trial and what a driver reports."""
+        batch = self.evaluate_batch(F_qij, tangent=tangent, points=points)
+        if points is not None:  # valid: the evaluation checked them
+            points = check_points(points, len(batch))
+        self.history.set_trial(batch.states, points)
         self.calls += 1
         self.last_work = np.array(batch.work, dtype=float)
         self.last_seconds = np.array(batch.seconds, dtype=float)
         sums = self._step_sums
-        if sums is None or len(sums[0]) != len(batch):
+        if points is not None:  # sums over the shared numbering
+            n = len(self.history.committed)
+            if sums is None or not self._step_keyed or len(sums[0]) > n:
+                sums = (np.zeros(0), np.zeros(0))
+            work, seconds = (np.concatenate([x, np.zeros(n - len(x))]) for x in sums)
+            work[points] += self.last_work
+            seconds[points] += self.last_seconds
+            self._step_sums, self._step_keyed = (work, seconds), True
+        elif sums is None or self._step_keyed or len(sums[0]) != len(batch):
             self._step_sums = (self.last_work.copy(), self.last_seconds.copy())
+            self._step_keyed = False
         else:
             self._step_sums = (sums[0] + self.last_work, sums[1] + self.last_seconds)
         self.F_qij = np.array(F_qij, dtype=float)
-        self.P_qij, self.A_qijkl = batch.P, batch.A
-        return batch.P, batch.A
+        self.P_qij, self.A_qijkl = batch.P, (batch.A if tangent else None)
+        self.W_q = batch.W
+        return batch
 
-    def energy_density(self, F_qij: np.ndarray) -> np.ndarray:
-        """Return W (eV/Å³) at each point from its committed state; the history is unchanged."""
-        return self.evaluate_batch(F_qij, tangent=False).W
+    def energy_density(self, F_qij: np.ndarray, *, points: np.ndarray | None = None
+                       ) -> np.ndarray:
+        """Return W (eV/Å³) at each point from its committed state; the history is unchanged.
+
+        ``points``: None, or the batch's indices in the shared numbering (see the class).
+        """
+        return self.evaluate_batch(F_qij, tangent=False, points=points).W
 
     def commit(self) -> None:
         """Make the last trial states the committed ones; the step's sums become ``step_*``."""

@@ -10,7 +10,7 @@ same mechanism.
 import numpy as np
 import pytest
 
-from coupling.dispatch import DispatchedMaterial, split_world
+from coupling.dispatch import DispatchedMaterial, run_worker, split_world
 from fe2.materials import NeoHookean
 from fe2qc.errors import CalculationFailed, InputError
 from fe2qc.material import (
@@ -197,3 +197,93 @@ def test_rve_warm_start_follows_the_committed_state(cu_vacancy_rve):
     mat.history.committed[1] = rve.initial_state()  # point 1 back to the unrelaxed vacancy
     mat.evaluate(F)
     assert mat.last_work[0] == 0 and mat.last_work[1] == cold[1]
+
+
+def test_energy_stress_tangent_is_one_trial_evaluation_with_w(mat):
+    F = _F(1.0, 2.0)
+    mat.evaluate(F)
+    mat.commit()  # committed states 2, 3
+    W0 = mat.energy_density(F)  # from the committed states: 3, 5
+    P0, A0 = mat.evaluate(F)
+    trial = [s.copy() for s in mat.history.trial]
+    mat.revert()
+    calls = mat.calls
+    W, P, A = mat.energy_stress_tangent(F)
+    assert mat.calls == calls + 1 and np.array_equal(mat.last_work, [3.0, 5.0])  # one pass
+    assert np.array_equal(W, W0) and np.array_equal(P, P0) and np.array_equal(A, A0)
+    assert all(np.array_equal(a, b) for a, b in zip(mat.history.trial, trial, strict=True))
+    assert mat.P_qij is P and mat.A_qijkl is A and mat.W_q is W
+    assert np.array_equal(mat.history.as_array()[:, 0], [2.0, 3.0])  # trial only
+    mat.revert()  # a cut-back forgets it
+    assert mat.history.trial is None and np.array_equal(mat.history.as_array()[:, 0], [2.0, 3.0])
+    W, P, A = mat.energy_stress_tangent(F, tangent=False)  # e.g. a line search: no A
+    assert A is None and mat.A_qijkl is None and np.array_equal(W, W0)
+    mat.commit()  # the trial of the last evaluation becomes the committed state
+    assert np.array_equal(mat.history.as_array()[:, 0], [3.0, 5.0])
+    assert np.array_equal(mat.step_work_q, [3.0, 5.0])
+
+
+def test_site_volume_is_the_point_models():
+    assert PointMaterial(Accumulating()).site_volume is None
+    model = Accumulating()
+    model.site_volume = 11.8
+    assert PointMaterial(model).site_volume == 11.8
+
+
+def test_points_keep_their_history_across_batches_that_share_a_numbering(mat):
+    """Two continua on overlapping cell subsets with one material: cells 0-3 and cells 3, 1."""
+    W, _, _ = mat.energy_stress_tangent(_F(1.0, 1.0, 1.0, 1.0), points=np.arange(4))
+    assert np.array_equal(W, [2.0] * 4)  # s = 1 + F00
+    W, _, _ = mat.energy_stress_tangent(_F(2.0, 2.0), points=[3, 1])  # not a new batch
+    assert np.array_equal(W, [3.0, 3.0])  # from the committed (initial) states
+    assert np.array_equal(np.concatenate(mat.history.trial), [2.0, 3.0, 2.0, 3.0])  # merged
+    assert np.array_equal(mat.history.as_array()[:, 0], [1.0] * 4)  # trial only
+    mat.commit()  # every batch's trial since the last commit
+    assert np.array_equal(mat.history.as_array()[:, 0], [2.0, 3.0, 2.0, 3.0])
+    assert np.array_equal(mat.step_work_q, [2.0, 5.0, 2.0, 5.0])  # over the numbering
+    P, _ = mat.evaluate(_F(1.0, 1.0), points=[3, 1])
+    assert np.array_equal(P[:, 0, 0], [4.0, 4.0])
+    mat.revert()
+    assert np.array_equal(mat.history.as_array()[:, 0], [2.0, 3.0, 2.0, 3.0])
+    W = mat.energy_density(_F(1.0, 1.0), points=[5, 0])  # a new point: its initial state
+    assert np.array_equal(W, [2.0, 3.0]) and mat.history.trial is None
+    assert np.array_equal(mat.history.as_array()[:, 0], [2.0, 3.0, 2.0, 3.0, 1.0, 1.0])
+    mat.energy_stress_tangent(_F(1.0, 1.0), points=[5, 0], tangent=False)
+    mat.energy_stress_tangent(_F(1.0), points=[2])
+    mat.commit()
+    assert np.array_equal(mat.history.as_array()[:, 0], [3.0, 3.0, 3.0, 3.0, 1.0, 2.0])
+    assert np.array_equal(mat.step_work_q, [3.0, 0.0, 3.0, 0.0, 0.0, 2.0])
+    for bad in ([1, 1], [0], [-1, 2], [0.0, 1.0]):
+        with pytest.raises(InputError, match="points must be"):
+            mat.energy_stress_tangent(_F(1.0, 1.0), points=bad)
+    assert np.array_equal(mat.history.as_array()[:, 0], [3.0, 3.0, 3.0, 3.0, 1.0, 2.0])
+
+
+@pytest.mark.mpi
+@pytest.mark.timeout(120)
+def test_keyed_energy_stress_tangent_on_a_worker_is_the_local_evaluation(cu_vacancy_rve):
+    """One RVE worker: W, P, A and the keyed history are those of the local evaluation."""
+    comm = mpi().COMM_WORLD
+    if comm.size != 2:
+        pytest.skip("needs exactly 2 MPI ranks")
+    model = cu_vacancy_rve
+    layout = split_world(comm, 1)
+    if layout.is_worker:
+        run_worker(layout, model)
+        return
+    F = np.eye(3) + 0.01 * np.random.default_rng(4).uniform(-1, 1, (4, 3, 3))
+    local = PointMaterial(model)
+    with DispatchedMaterial(layout, model) as mat:
+        for m in (mat, local):  # two "continua": points 0-2 and 2-3
+            m.energy_stress_tangent(F[:3], points=[0, 1, 2])
+            m.energy_stress_tangent(F[2:], tangent=False, points=[2, 3])
+            m.commit()
+        assert len(mat.committed_states) == 4
+        W, P, A = mat.energy_stress_tangent(F[::-1], points=[3, 2, 1, 0])
+        W0, P0, A0 = local.energy_stress_tangent(F[::-1], points=[3, 2, 1, 0])
+        assert np.array_equal(W, W0) and np.array_equal(P, P0) and np.array_equal(A, A0)
+        assert np.array_equal(mat.last_work, local.last_work)
+        for m in (mat, local):
+            m.commit()
+        for a, b in zip(mat.committed_states, local.committed_states, strict=True):
+            assert np.array_equal(a, b)

@@ -152,3 +152,126 @@ def test_relaxation_methods_reach_the_same_vacancy_energy(cu, method, vacancy_rv
     r = relax(conf, Calculator(cu), method=method, fmax=fmax)
     assert r.converged and r.max_force <= fmax
     assert r.energy == pytest.approx(vacancy_rve.e_ref, abs=1e-7)
+
+
+def _random_F(n, amplitude, seed):
+    """``n`` deformation gradients with ``|F - I| <= amplitude`` entrywise and det F > 0."""
+    F = np.eye(3) + np.random.default_rng(seed).uniform(-amplitude, amplitude, (n, 3, 3))
+    assert (np.linalg.det(F) > 0).all()
+    return F
+
+
+def test_perfect_lattice_rve_material_is_cauchy_born(cu, cu_u3_a0):
+    """A perfect Bravais RVE has nothing to relax: W, P, A are Cauchy-Born's to round-off.
+
+    Cauchy-Born's W is absolute (the cohesive energy included), the RVE's relative to its
+    reference cell: the offset is ``W_ref = e_ref / V0 = W_cb(I)``, the cohesive energy per
+    volume. Both count the same volume per site.
+    """
+    rve = AtomisticRVE.from_lattice(cu, "fcc", cu_u3_a0, size=(2, 2, 2), multiple_images=True)
+    cb = CauchyBorn(cu, "fcc", cu_u3_a0, dim=3)
+    mat = PointMaterial(rve)
+    assert rve.n_sites == rve.n_atoms == 32
+    assert mat.site_volume == pytest.approx(cb.site_volume, rel=1e-12)
+    assert cb.site_volume == pytest.approx(cu_u3_a0 ** 3 / 4, rel=1e-12) == cb.V0
+    W_cb_I = cb.energy_density(np.eye(3)[None])[0]
+    assert rve.W_ref == pytest.approx(W_cb_I, rel=1e-12)
+    assert W_cb_I * cb.site_volume == pytest.approx(-3.54, abs=0.01)  # Cu_u3 cohesive energy
+    F = np.concatenate([np.eye(3)[None], _random_F(5, 0.02, 11)])
+    W, P, A = mat.energy_stress_tangent(F)
+    W_cb, P_cb, A_cb = cb.energy_stress_tangent(F)
+    assert not mat.last_work.any()  # no relaxation: the forces vanish by symmetry
+    assert np.abs(W + rve.W_ref - W_cb).max() < 1e-10 * np.abs(W_cb).max()
+    assert np.abs(P - P_cb).max() < 1e-10 * np.abs(P_cb).max()
+    assert np.abs(A - A_cb).max() < 1e-10 * np.abs(A_cb).max()
+    assert np.array_equal(cb.energy_density(F), W_cb)
+    assert all(np.array_equal(x, y) for x, y in zip(cb.evaluate(F), (P_cb, A_cb), strict=True))
+    W2, P2, A2 = cb.energy_stress_tangent(F, tangent=False)
+    assert A2 is None and np.array_equal(W2, W_cb) and np.array_equal(P2, P_cb)
+
+
+def test_site_volume_counts_the_vacant_site(vacancy_rve, cu, cu_u3_a0):
+    cb = CauchyBorn(cu, "fcc", cu_u3_a0)
+    assert vacancy_rve.n_atoms == 107 and vacancy_rve.n_sites == 108
+    assert vacancy_rve.site_volume == pytest.approx(cb.site_volume, rel=1e-12)
+    assert PointMaterial(vacancy_rve).site_volume == vacancy_rve.site_volume
+    cb2 = CauchyBorn(cu, "triangular", 2.5, dim=2)  # a layer: unit thickness
+    assert cb2.site_volume == cb2.V0 == pytest.approx(2.5 ** 2 * np.sqrt(3) / 2, rel=1e-12)
+    with pytest.raises(InputError, match="n_sites"):
+        AtomisticRVE(cu, vacancy_rve.reference, n_sites=100)
+
+
+def test_vacancy_rve_energy_stress_tangent_is_one_evaluation_with_consistent_w(vacancy_rve):
+    """One evaluation gives what energy_density and evaluate give, and P = dW/dF."""
+    F = np.stack([F_TEST, np.eye(3) + 0.01 * np.diag([1.0, -0.5, 0.3])])
+    mat, ref = PointMaterial(vacancy_rve), PointMaterial(vacancy_rve)
+    W, P, A = mat.energy_stress_tangent(F)
+    P0, A0 = ref.evaluate(F)
+    assert np.array_equal(ref.energy_density(F), W)  # both relax from the committed states
+    assert np.array_equal(P, P0) and np.array_equal(A, A0)
+    assert all(np.array_equal(a, b)
+               for a, b in zip(mat.history.trial, ref.history.trial, strict=True))
+    assert (mat.last_work > 0).all() and not np.any(mat.history.as_array())  # trial only
+    mat.commit()
+    assert np.array_equal(mat.history.as_array(), np.stack(ref.history.trial))
+    # P = dW/dF by central differences of energy_stress_tangent's W, warm-started from the
+    # committed (relaxed) states; each perturbation a batch of its own
+    h = 1e-6
+    for k, L in [(0, 0), (0, 1), (1, 2), (2, 0), (2, 2)]:
+        E = np.zeros((3, 3))
+        E[k, L] = h
+        Wp = mat.energy_stress_tangent(F + E, tangent=False)[0]
+        Wm = mat.energy_stress_tangent(F - E, tangent=False)[0]
+        dW = (Wp - Wm) / (2 * h)
+        assert np.abs(dW - P[:, k, L]).max() < 1e-6 * np.abs(P).max()
+    mat.revert()
+    assert np.array_equal(mat.history.as_array(), np.stack(ref.history.trial))
+
+
+def test_perfect_layer_rve_counts_cauchy_borns_unit_thickness():
+    """A triangular-lattice RVE (a layer, vacuum along z) is per 1 Å of thickness, as CB."""
+    from coupling.qc.setups import default_setup
+
+    pot, lattice, a0 = default_setup(2)
+    rve = AtomisticRVE.from_lattice(pot, lattice, a0, size=(2, 1, 1), dim=2,
+                                    multiple_images=True)
+    cb = CauchyBorn(pot, lattice, a0, dim=2)
+    assert rve.V0 == pytest.approx(rve.reference.volume / rve.reference.cell_cc[2, 2], rel=1e-14)
+    assert rve.site_volume == pytest.approx(cb.site_volume, rel=1e-12)
+    assert rve.W_ref == pytest.approx(cb.energy_density(np.eye(2)[None])[0], rel=1e-12)
+    F = _random_F(4, 0.02, 3)[:, :2, :2]
+    W, P, A = PointMaterial(rve).energy_stress_tangent(F)
+    W_cb, P_cb, A_cb = cb.energy_stress_tangent(F)
+    assert np.abs(W + rve.W_ref - W_cb).max() < 1e-10 * np.abs(W_cb).max()
+    assert np.abs(P - P_cb).max() < 1e-10 * np.abs(P_cb).max()
+    assert np.abs(A - A_cb).max() < 1e-10 * np.abs(A_cb).max()
+    with pytest.raises(InputError, match="thickness"):
+        AtomisticRVE(pot, rve.reference, thickness=0.0)
+
+
+def test_oriented_perfect_lattice_rve_is_the_rotated_cauchy_born(cu, cu_u3_a0):
+    """Rows of ``orientation`` become x, y, z: W(F) = W_cb(R^T F R), P and A rotate with R."""
+    O = np.array([[1, 1, -2], [1, 1, 1], [1, -1, 0]])
+    rve = AtomisticRVE.from_lattice(cu, "fcc", cu_u3_a0, size=(1, 1, 1), orientation=O,
+                                    multiple_images=True)
+    cb = CauchyBorn(cu, "fcc", cu_u3_a0)
+    assert rve.site_volume == pytest.approx(cb.site_volume, rel=1e-12)
+    R = O / np.linalg.norm(O, axis=1)[:, None]  # lattice frame -> lab frame
+    F = _random_F(3, 0.02, 2)
+    W, P, A = PointMaterial(rve).energy_stress_tangent(F)
+    W_cb, P_cb, A_cb = cb.energy_stress_tangent(np.einsum("ai,qab,bj->qij", R, F, R))
+    P_cb = np.einsum("ia,qab,jb->qij", R, P_cb, R)
+    A_cb = np.einsum("ia,jb,kc,ld,qabcd->qijkl", R, R, R, R, A_cb)
+    assert np.abs(W + rve.W_ref - W_cb).max() < 1e-10 * np.abs(W_cb).max()
+    assert np.abs(P - P_cb).max() < 1e-10 * np.abs(P_cb).max()
+    assert np.abs(A - A_cb).max() < 1e-10 * np.abs(A_cb).max()
+
+
+def test_the_rve_keeps_its_lattice_and_orientation(vacancy_rve, cu, cu_u3_a0):
+    for rve in (vacancy_rve, AtomisticRVE.from_lattice(
+            cu, "fcc", cu_u3_a0, size=(1, 1, 1), orientation=[[1, 1, -2], [1, 1, 1], [1, -1, 0]],
+            multiple_images=True)):
+        info = rve.reference.info
+        assert info["lattice"] == "fcc" and info["a0"] == cu_u3_a0
+    assert np.array_equal(vacancy_rve.reference.info["orientation"], np.eye(3))
+    assert np.array_equal(rve.reference.info["orientation"], [[1, 1, -2], [1, 1, 1], [1, -1, 0]])

@@ -14,18 +14,22 @@ with ``F`` the full 3×3 ``I + [grad u]`` (the c×d block from the mesh, the res
 ``P_cd`` and ``A_cdcd`` the c×d blocks of the material's P and A, ``w`` a weight per cell
 (the mean blending weight of its nodes, or 1) and ``t`` the thickness: the volume per site
 over the measure per site ``omega`` in the mesh plane, so that ``t W |T| = |T|/omega e``
-for the Cauchy-Born site energy ``e = V0 W`` (:func:`qc_thickness`). The numbers are those of
-the own P1 kernel (``coupling.qc.model._Continuum``) to round-off with a Cauchy-Born point.
+for the Cauchy-Born site energy ``e = V0 W`` (:func:`qc_thickness`). It is the only QC
+continuum (:class:`coupling.qc.model.QCModel` builds every continuum of a scheme with it);
+tests/test_qc_continuum.py checks it against an independent per-element Cauchy-Born
+reference to round-off.
 
 :class:`QCSpace` is the DOLFINx side of a QC mesh: the mesh (built by :func:`to_dolfinx`, also
 used by the VTX writer of :mod:`coupling.qc.output`), the vector P1 space with ``c``
 components and the permutations between QC node-major dofs (``c * node + component``) and
 DOLFINx dofs. Serial for now: the mesh lives on ``MPI.COMM_SELF`` (a communicator with more
 than one rank is refused), so ``energy_gradient`` takes and returns whole QC vectors and a
-scipy CSR matrix, as the P1 kernel does.
+scipy CSR matrix.
 """
 
 from __future__ import annotations
+
+import inspect
 
 import fe2qc.mpi
 
@@ -193,13 +197,17 @@ def qc_thickness(system, material=None) -> float:
             volume per site: its lattice (or lattice constant) is not the system's.
     """
     V0 = qc_site_volume(system)
-    V0_material = getattr(material, "V0", None)
+    # the material's volume per site: ``site_volume`` (CauchyBorn: its V0; an RVE: its cell's
+    # V0 / n_sites; PointMaterial forwards its model's), else ``V0`` (LatticeCauchyBorn)
+    V0_material = getattr(material, "site_volume", None)
+    if V0_material is None:
+        V0_material = getattr(material, "V0", None)
     if V0_material is not None and not np.isclose(float(V0_material), V0, rtol=1e-12,
                                                   atol=0.0):
         raise InputError(
             f"the material's volume per site V0 = {float(V0_material):.12g} Å³ is not the QC "
             f"lattice's {V0:.12g} Å³: build the Cauchy-Born point with the system's lattice "
-            "and lattice constant")
+            "and lattice constant (an RVE: the same lattice, lattice constant and orientation)")
     return V0 / float(system.omega)
 
 
@@ -253,7 +261,7 @@ class LatticeCauchyBorn:
 class DolfinxContinuum:
     """The QC continuum's energy, gradient and Hessian, assembled by DOLFINx forms.
 
-    The same interface as the own P1 kernel (``coupling.qc.model._Continuum``):
+    The continuum of :class:`coupling.qc.model.QCModel`:
     :meth:`energy_gradient` takes the nodal displacements and returns ``(E, g, K)`` over
     the QC's node-major dofs. Cells with zero weight are neither evaluated nor integrated
     (a material evaluation per Gauss point is the expensive part with RVEs).
@@ -261,9 +269,9 @@ class DolfinxContinuum:
     The weight and the thickness are folded into the Gauss-point values (``t w W``,
     ``t w P``, ``t w A`` in quadrature Functions), so no DG0 coefficient is needed; the
     integrals run over the cells of non-zero weight only (``subdomain_data``), and the
-    Hessian's sparsity is theirs, as the P1 kernel's. The forms are compiled once; the
-    gradient's array and the Hessian's sparsity (and its permutation to QC order) are built
-    once and reused.
+    Hessian's sparsity is theirs (the element blocks of the active cells). The forms are
+    compiled once; the gradient's array and the Hessian's sparsity (and its permutation to QC
+    order) are built once and reused.
 
     Args:
         space: the :class:`QCSpace` of the mesh (may be shared by several continua).
@@ -301,6 +309,14 @@ class DolfinxContinuum:
         self._nq = len(self.cells) * layout.points_per_cell
         self._tw_q = np.repeat(self.thickness * w_cell[self.cells], layout.points_per_cell)
         self._fast = callable(getattr(material, "energy_stress_tangent", None))
+        # Gauss points numbered over the whole (shared) QCSpace: several continua on different
+        # cell subsets (gfc's blended and full ones) then share one material and its history
+        # (a PointMaterial keyed by ``points``) instead of resetting it at each switch
+        ppc = layout.points_per_cell
+        self._points = (self.cells.astype(np.int64)[:, None] * ppc
+                        + np.arange(ppc)).reshape(-1)
+        self._keyed = self._fast and "points" in inspect.signature(
+            material.energy_stress_tangent).parameters
         n = space.n_dofs
         self._b = np.zeros(n)
         if len(self.cells) == 0:
@@ -350,7 +366,11 @@ class DolfinxContinuum:
                 f"det F = {det[q]:.3g}); the step was too large or the mesh has slivers")
         try:
             if self._fast:
-                W, P, A = self.material.energy_stress_tangent(F, tangent=tangent)
+                if self._keyed:
+                    W, P, A = self.material.energy_stress_tangent(F, tangent=tangent,
+                                                                  points=self._points)
+                else:
+                    W, P, A = self.material.energy_stress_tangent(F, tangent=tangent)
             else:
                 W = self.material.energy_density(F)
                 P, A = self.material.evaluate(F) if tangent else (self.material.evaluate(F)[0],

@@ -6,10 +6,10 @@ fully refined, so every atom there is a node; the positions of all other atoms t
 need (padding atoms) are interpolated from the elements, ``x_s = X_s + (P U)_s``, with
 ``P`` the P1 interpolation matrix (a unit row for a site that is a node). The continuum is
 the Cauchy-Born site energy ``e(F)`` per element (constant F in a P1 element), counted as
-``|T|/omega`` sites, with ``omega`` the measure (length, area) per site. It is computed by
-the own P1 kernel (``continuum="p1"``, Cauchy-Born only) or by DOLFINx forms from any 3D
-material point (``continuum="dolfinx"``, :mod:`coupling.qc.continuum`; the same numbers to
-round-off with Cauchy-Born).
+``|T|/omega`` sites, with ``omega`` the measure (length, area) per site. It is assembled by
+DOLFINx forms at the Gauss points from a 3D material point (:mod:`coupling.qc.continuum`;
+by default the Cauchy-Born point of the system's own potential, any other through
+``material=``).
 
 The blended energy (``beta = 0`` atomistic, ``1`` continuum, given per site)::
 
@@ -212,58 +212,9 @@ class _Cluster:
         return (self.Pd.T @ H @ self.Pd).tocsr()
 
 
-class _Continuum:
-    """Cauchy-Born element energies with per-element multiplicities ``c_T`` (sites)."""
-
-    def __init__(self, system: QCSystem, c_k: np.ndarray):
-        self.system = system
-        keep = np.flatnonzero(c_k != 0.0)
-        self.c = c_k[keep]
-        self.cells = system.mesh.cells_kv[keep]
-        self.grad = system.mesh.grad_kvd[keep]
-        c, v = system.ncomp, system.mesh.cells_kv.shape[1]
-        # dof indices of each element, (k, v*c)
-        self.dofs = (c * self.cells[:, :, None] + np.arange(c)).reshape(len(keep), v * c)
-
-    def F(self, U: np.ndarray) -> np.ndarray:
-        s = self.system
-        c, d = s.ncomp, s.mesh.dim
-        Ue = U[self.cells]  # (k, v, c)
-        G = np.matmul(Ue.transpose(0, 2, 1), self.grad)  # (k, c, d)
-        F = np.broadcast_to(np.eye(3), (len(self.cells), 3, 3)).copy()
-        F[:, :c, :d] += G
-        return F
-
-    def energy_gradient(self, U: np.ndarray, *, order: int = 1):
-        s = self.system
-        c, d = s.ncomp, s.mesh.dim
-        n = s.n_dofs
-        if len(self.cells) == 0:
-            return 0.0, np.zeros(n), (sp.csr_matrix((n, n)) if order > 1 else None)
-        e, P, A = s.cauchy_born.evaluate(self.F(U), order=order)
-        E = float(self.c @ e)
-        # batched matmuls (numpy's einsum with 3-4 operands is not optimised)
-        ge = self.c[:, None, None] * np.matmul(self.grad, P[:, :c, :d].transpose(0, 2, 1))
-        g = np.bincount(self.dofs.ravel(), ge.reshape(-1), minlength=n)
-        K = None
-        if order > 1:
-            k, v = self.grad.shape[:2]
-            Ar = A[:, :c, :d, :c, :d].transpose(0, 2, 1, 3, 4).reshape(k, d, c * c * d)
-            T = np.matmul(self.grad, Ar).reshape(k, v * c * c, d)  # (k, v i j, L)
-            Ke = np.matmul(T, self.grad.transpose(0, 2, 1))  # (k, v i j, w)
-            Ke = self.c[:, None, None] * Ke
-            Ke = Ke.reshape(k, v, c, c, v).transpose(0, 1, 2, 4, 3)  # (k, v, i, w, j)
-            nv = self.dofs.shape[1]
-            Ke = Ke.reshape(len(self.cells), nv, nv)
-            rows = np.repeat(self.dofs, nv, axis=1).ravel()
-            cols = np.tile(self.dofs, (1, nv)).ravel()
-            K = sp.csr_matrix((Ke.ravel(), (rows, cols)), shape=(n, n))
-        return E, g, K
-
-
-#: the continuum implementations :class:`QCModel` takes: the own P1 kernel (Cauchy-Born only)
-#: and the DOLFINx forms of :mod:`coupling.qc.continuum` (any 3D material point)
-CONTINUA = ("p1", "dolfinx")
+#: the continuum implementations :class:`QCModel` takes: the DOLFINx forms of
+#: :mod:`coupling.qc.continuum` (any 3D material point; issue 11 removed the own P1 kernel)
+CONTINUA = ("dolfinx",)
 
 
 class QCModel:
@@ -273,17 +224,17 @@ class QCModel:
         system: sites, mesh, regions and blending weights.
         scheme: one of :data:`SCHEMES`.
         F_ref: the homogeneous deformation at which ``bgfc`` takes its correction (default I).
-        continuum: ``"p1"`` (the own P1 Cauchy-Born kernel, default) or ``"dolfinx"``
+        continuum: ``"dolfinx"``, the only implementation
             (:class:`coupling.qc.continuum.DolfinxContinuum`, serial, for every continuum
             the scheme builds: the blended one, the full one of ``qcf``/``gfc`` and
             ``bgfc``'s correction at ``F_ref``).
-        material: the continuum's 3D material point with ``continuum="dolfinx"`` (default:
+        material: the continuum's 3D material point (default:
             :class:`coupling.qc.continuum.LatticeCauchyBorn` of the system's own potential
             and lattice). A Cauchy-Born point must have the system's volume per site.
     """
 
     def __init__(self, system: QCSystem, scheme: str, *, F_ref: np.ndarray | None = None,
-                 continuum: str = "p1", material=None):
+                 continuum: str = "dolfinx", material=None):
         self.system = s = system
         self.scheme = check_scheme(scheme)
         self.F_ref = np.eye(3) if F_ref is None else _finite("F_ref", F_ref, MAX_F_ENTRY)
@@ -317,15 +268,9 @@ class QCModel:
         key = str(continuum).strip().lower()
         if key not in CONTINUA:
             raise InputError(f"unknown QC continuum {continuum!r}; choose one of "
-                             f"{', '.join(CONTINUA)} (p1: the own Cauchy-Born P1 kernel; "
-                             "dolfinx: DOLFINx forms with any 3D material point)")
+                             f"{', '.join(CONTINUA)} (DOLFINx forms with any 3D material "
+                             "point)")
         self.continuum = key
-        if key == "p1":
-            if material is not None:
-                raise InputError("the p1 continuum is Cauchy-Born of the system's potential "
-                                 "only; give continuum='dolfinx' to use another material")
-            self.material = None
-            return lambda w_k: _Continuum(s, s.mesh.volumes_k / s.omega * w_k)
         from coupling.qc.continuum import (
             DolfinxContinuum,
             LatticeCauchyBorn,

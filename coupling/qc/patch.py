@@ -205,7 +205,7 @@ def _require_stable(dim: int, F: np.ndarray, setup) -> dict:
 
 
 def patch_test(scheme: str, dim: int = 2, *, seed: int = 0, amplitude: float = 0.02,
-               F=None, interface_band: float | None = None, continuum: str = "p1") -> dict:
+               F=None, interface_band: float | None = None, continuum: str = "dolfinx") -> dict:
     """Forces of ``scheme`` under homogeneous deformations; JSON-ready dictionary.
 
     Two cases: ``F = I`` and ``F = I + amplitude * R`` (``R`` uniform in [-1, 1] on the
@@ -214,7 +214,7 @@ def patch_test(scheme: str, dim: int = 2, *, seed: int = 0, amplitude: float = 0
     (:func:`lattice_stability`), else InputError before any work. ``status`` is ``PASS`` or
     ``FAIL`` against :data:`PATCH_TOLERANCE` for the schemes that claim the patch test
     (``gfc``, ``qcf``, ``bgfc``) and ``GHOST_FORCES`` for ``qce``/``bqce`` (expected).
-    ``continuum`` is :class:`~coupling.qc.model.QCModel`'s (``p1`` or ``dolfinx``).
+    ``continuum`` is :class:`~coupling.qc.model.QCModel`'s (``dolfinx``, the only one).
     """
     from fe2qc.checks import require_nonnegative
 
@@ -353,10 +353,10 @@ def chain_hand_ghost_forces(potential, a0: float, F: float) -> dict[int, float]:
     return {-1: -b / 2, 0: b / 2, 1: b / 2, 2: -b / 2}
 
 
-def chain_ghost_forces(F: float = 1.0, *, continuum: str = "p1") -> dict:
+def chain_ghost_forces(F: float = 1.0, *, continuum: str = "dolfinx") -> dict:
     """QCE on the 1D chain (atoms xi <= 0) against the hand calculation.
 
-    ``continuum`` is :class:`~coupling.qc.model.QCModel`'s (``p1`` or ``dolfinx``).
+    ``continuum`` is :class:`~coupling.qc.model.QCModel`'s (``dolfinx``, the only one).
     """
     pot, lattice, a0 = default_setup(1)
     if not 2 * a0 < pot.cutoff < 3 * a0:
