@@ -5,8 +5,9 @@ The continuum region of a quasicontinuum is a P1 mesh whose nodes are lattice si
 gradient over the nodal displacements and its Hessian with DOLFINx forms at the Gauss points
 (one per P1 cell), from a batched 3D material point (:class:`fe2qc.material.MaterialPoint`,
 ``dim=3``): Cauchy-Born (:class:`atomistic.cauchy_born.CauchyBorn`, or
-:class:`LatticeCauchyBorn` over a system's own kernel), neo-Hookean for tests, later the
-atomistic RVE through the dispatcher::
+:class:`LatticeCauchyBorn` over a system's own kernel), neo-Hookean for tests, the atomistic
+RVE (:class:`fe2qc.material.PointMaterial`; its history is committed by the QC solver,
+:mod:`coupling.qc.solver`)::
 
     E = t ∫ w W(F) dX,   g = t ∫ w P_cd : grad v dX,   K = t ∫ w (A_cdcd : grad du) : grad v dX
 
@@ -123,6 +124,9 @@ class QCSpace:
         qc_dof: (m c,) QC dof (``c * node + component``) of each DOLFINx scalar dof.
         qc_cell: (k,) QC cell of each DOLFINx cell.
         layout: the Gauss points (:class:`fe2.quadrature.QuadratureLayout`, one per cell).
+        evaluations: material evaluations made so far by the continua on this space (a
+            :class:`DolfinxContinuum` reuses its last evaluation only if no continuum of the
+            space evaluated the material since).
     """
 
     def __init__(self, mesh, ncomp: int, *, comm=None):
@@ -147,6 +151,7 @@ class QCSpace:
         self.qc_cell = np.asarray(self.mesh.topology.original_cell_index,
                                   dtype=np.int64)[:ncell]
         self.layout = QuadratureLayout(self.mesh, _QUADRATURE_DEGREE)
+        self.evaluations = 0
 
     @property
     def n_dofs(self) -> int:
@@ -273,6 +278,16 @@ class DolfinxContinuum:
     compiled once; the gradient's array and the Hessian's sparsity (and its permutation to QC
     order) are built once and reused.
 
+    One material evaluation per displacement: the last evaluation (U, E, g and, when it was
+    made with the tangent, the tangent written to its quadrature Function) is kept, and a
+    request at the same U is served from it as long as no continuum of the same
+    :class:`QCSpace` (nor anything else, for a material that counts its ``calls``) evaluated
+    the material since. A Newton iteration's residual (``keep_tangent=True``) and Jacobian
+    (``order=2``) at one U then cost one material evaluation, and the material's trial
+    states stay those of U. The values are the same bits as a new evaluation's. :meth:`forget`
+    drops the kept evaluation (the owner calls it when the material's history is committed or
+    reverted).
+
     Args:
         space: the :class:`QCSpace` of the mesh (may be shared by several continua).
         material: a batched 3D material point (``dim == 3``): ``evaluate(F_q33) -> (P, A)``
@@ -319,6 +334,7 @@ class DolfinxContinuum:
             material.energy_stress_tangent).parameters
         n = space.n_dofs
         self._b = np.zeros(n)
+        self._kept: dict | None = None  # the last evaluation (see the class)
         if len(self.cells) == 0:
             return
         mesh = space.mesh
@@ -407,12 +423,22 @@ class DolfinxContinuum:
         fun.x.array.reshape(-1, bs)[dofs] = values.reshape(len(dofs), bs)
 
     # -- energy, gradient, Hessian ----------------------------------------------------------
-    def energy_gradient(self, U, *, order: int = 1):
+    #: :meth:`energy_gradient` takes ``keep_tangent`` (see the class)
+    keeps_tangent = True
+
+    def energy_gradient(self, U, *, order: int = 1, keep_tangent: bool = False):
         """``(E, g, K)``: energy (eV), gradient (eV/Å) and Hessian (eV/Å², CSR; order 2).
+
+        Served from the last evaluation when it was at the same U (and, for order 2, made
+        with the tangent) and nothing evaluated the material since (see the class).
 
         Args:
             U: nodal displacements (m, c) or flat node-major (Å).
             order: 1 (K is None) or 2.
+            keep_tangent: with order 1, evaluate the material's tangent as well and keep it,
+                so that an order-2 call at the same U that follows assembles K without
+                evaluating the material again (a Newton solver's residual before its
+                Jacobian).
 
         Raises:
             CalculationFailed: an element is inverted, or the material failed or refused a
@@ -421,9 +447,17 @@ class DolfinxContinuum:
         n = self.space.n_dofs
         if len(self.cells) == 0:
             return 0.0, np.zeros(n), (sp.csr_matrix((n, n)) if order > 1 else None)
-        c, d = self._c, self._d
         tangent = order > 1
-        W, P, A = self._evaluate(self.F(U), tangent)
+        U_flat = np.asarray(U, dtype=float).reshape(-1)
+        kept = self._kept
+        if (kept is not None and kept["stamp"] == self._stamp() and (kept["A"] or not tangent)
+                and np.array_equal(kept["U"], U_flat)):
+            return kept["E"], kept["g"].copy(), (self._assemble_K() if tangent else None)
+        self._kept = None
+        self.space.evaluations += 1  # any attempt: the material's trial may have changed
+        c, d = self._c, self._d
+        with_A = tangent or keep_tangent
+        W, P, A = self._evaluate(self.F(U), with_A)
         tw = self._tw_q
         self._write(self.W, tw * W)
         self._write(self.P, tw[:, None, None] * P[:, :c, :d])
@@ -431,11 +465,24 @@ class DolfinxContinuum:
         self._b[:] = 0.0
         fem.assemble_vector(self._b, self._g_form)
         g = self.space.to_qc_vector(self._b)
-        K = None
-        if tangent:
+        if with_A:
             self._write(self.A, tw[:, None, None, None, None] * A[:, :c, :d, :c, :d])
-            self._K.data[:] = 0.0
-            fem.assemble_matrix(self._K, self._K_form)
-            K = sp.csr_matrix((self._K.data[self._K_order], self._K_indices.copy(),
-                               self._K_indptr.copy()), shape=(n, n))
-        return E, g, K
+        self._kept = {"U": U_flat.copy(), "E": E, "g": g.copy(), "A": with_A,
+                      "stamp": self._stamp()}
+        return E, g, (self._assemble_K() if tangent else None)
+
+    def _stamp(self) -> tuple:
+        """What must not have changed for the kept evaluation to hold (see the class)."""
+        return self.space.evaluations, getattr(self.material, "calls", None)
+
+    def _assemble_K(self) -> sp.csr_matrix:
+        """The Hessian (QC order, CSR) from the tangent in the quadrature Function ``A``."""
+        n = self.space.n_dofs
+        self._K.data[:] = 0.0
+        fem.assemble_matrix(self._K, self._K_form)
+        return sp.csr_matrix((self._K.data[self._K_order], self._K_indices.copy(),
+                              self._K_indptr.copy()), shape=(n, n))
+
+    def forget(self) -> None:
+        """Drop the kept evaluation: the next call evaluates the material."""
+        self._kept = None

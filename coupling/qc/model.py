@@ -212,6 +212,13 @@ class _Cluster:
         return (self.Pd.T @ H @ self.Pd).tocsr()
 
 
+def _continuum_gradient(cont, U: np.ndarray, keep_tangent: bool):
+    """``cont.energy_gradient(U)``, keeping the tangent when asked and the continuum can."""
+    if keep_tangent and getattr(cont, "keeps_tangent", False):
+        return cont.energy_gradient(U, keep_tangent=True)
+    return cont.energy_gradient(U)
+
+
 #: the continuum implementations :class:`QCModel` takes: the DOLFINx forms of
 #: :mod:`coupling.qc.continuum` (any 3D material point; issue 11 removed the own P1 kernel)
 CONTINUA = ("dolfinx",)
@@ -231,7 +238,16 @@ class QCModel:
         material: the continuum's 3D material point (default:
             :class:`coupling.qc.continuum.LatticeCauchyBorn` of the system's own potential
             and lattice). A Cauchy-Born point must have the system's volume per site.
+
+    A material with history (an atomistic RVE's :class:`fe2qc.material.PointMaterial`) is
+    only ever evaluated for trial states here; :meth:`commit` accepts the states of the last
+    evaluation and :meth:`revert` drops them (the QC solver calls them after a converged or a
+    failed relaxation, :mod:`coupling.qc.solver`). ``bgfc``'s correction at ``F_ref`` is a
+    trial that is reverted at once.
     """
+
+    #: :meth:`energy_residual` and :meth:`qcf_residual` take ``tangent`` (the solver's hint)
+    residual_keeps_tangent = True
 
     def __init__(self, system: QCSystem, scheme: str, *, F_ref: np.ndarray | None = None,
                  continuum: str = "dolfinx", material=None):
@@ -261,6 +277,7 @@ class QCModel:
             _, g1 = perfect.energy_gradient(UF)
             _, g2, _ = self.cont.energy_gradient(UF)
             self.dead_load = g1 + g2
+            self.revert()  # the material's trial at F_ref is never committed
 
     def _continuum_factory(self, continuum: str, material):
         """``weights_k -> continuum`` for the chosen implementation (validated here)."""
@@ -283,6 +300,34 @@ class QCModel:
         space = QCSpace(s.mesh, s.ncomp)  # one DOLFINx mesh for every continuum of the scheme
         return lambda w_k: DolfinxContinuum(space, self.material, w_k, thickness=t)
 
+    # -- the material's history ----------------------------------------------------------------
+    def _continua(self) -> list:
+        return [getattr(self, name) for name in ("cont", "qcf_cont") if hasattr(self, name)]
+
+    def commit(self) -> None:
+        """Accept the continuum material's trial states (those of the last evaluation).
+
+        Call it after a converged relaxation, once the last evaluation was at the converged
+        displacements. Forwarded to the material's ``commit()`` (Cauchy-Born: nothing).
+        """
+        self._history("commit")
+
+    def revert(self) -> None:
+        """Drop the continuum material's trial states (a failed or rejected relaxation).
+
+        Forwarded to the material's ``revert()`` (Cauchy-Born: nothing).
+        """
+        self._history("revert")
+
+    def _history(self, what: str) -> None:
+        for cont in self._continua():  # a kept evaluation would hide the new history
+            forget = getattr(cont, "forget", None)
+            if callable(forget):
+                forget()
+        call = getattr(self.material, what, None)
+        if callable(call):
+            call()
+
     # -- energies and residuals ---------------------------------------------------------------
     def energy(self, U: np.ndarray) -> float | None:
         """The scheme's energy (eV) including any dead load; None for ``qcf``."""
@@ -293,18 +338,25 @@ class QCModel:
         Ec, _, _ = self.cont.energy_gradient(U)
         return Ea + Ec - float(self.dead_load @ U.ravel())
 
-    def energy_residual(self, U: np.ndarray):
-        """``(E, grad E)`` of the energy-based part (qce/bqce/bgfc/gfc inner problem)."""
+    def energy_residual(self, U: np.ndarray, *, tangent: bool = False):
+        """``(E, grad E)`` of the energy-based part (qce/bqce/bgfc/gfc inner problem).
+
+        ``tangent``: a :meth:`jacobian` at the same U follows (Newton): the continuum
+        evaluates its material's tangent now and keeps it (one material evaluation for both).
+        """
         U = _as_U(self.system, U)
         Ea, ga = self.atoms.energy_gradient(U)
-        Ec, gc, _ = self.cont.energy_gradient(U)
+        Ec, gc, _ = _continuum_gradient(self.cont, U, tangent)
         return Ea + Ec - float(self.dead_load @ U.ravel()), ga + gc - self.dead_load
 
-    def qcf_residual(self, U: np.ndarray) -> np.ndarray:
-        """Minus the force-based scheme's forces, flat over dofs (eV/Å)."""
+    def qcf_residual(self, U: np.ndarray, *, tangent: bool = False) -> np.ndarray:
+        """Minus the force-based scheme's forces, flat over dofs (eV/Å).
+
+        ``tangent``: as for :meth:`energy_residual`.
+        """
         U = _as_U(self.system, U)
         _, ga = self.qcf_atoms.energy_gradient(U)
-        _, gc, _ = self.qcf_cont.energy_gradient(U)
+        _, gc, _ = _continuum_gradient(self.qcf_cont, U, tangent)
         return np.where(self.atom_dof, ga, gc)
 
     def residual(self, U: np.ndarray) -> np.ndarray:

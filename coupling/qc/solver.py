@@ -8,6 +8,15 @@ diagonal shift is added until it is (a Levenberg-Marquardt / trust-region safegu
 backtracking line search on the energy (on the residual norm for ``qcf``, which has no
 energy) makes every step a descent step. ``gfc`` wraps this in its fixed-point loop over the
 ghost-force dead load.
+
+The continuum material's history (an atomistic RVE's warm-start states) follows the FE²
+solver's rule: every evaluation is a trial from the committed states; a converged
+relaxation commits the states of its last evaluation, which is at the converged
+displacements, and a failed one reverts them (``commit=True``, the default; with
+``commit=False`` the caller does either, e.g. a driver that may still reject a converged
+state). A model without ``commit``/``revert`` (the atomistic reference) is left alone. The
+residual at an accepted displacement and the Jacobian there share one material evaluation
+(:class:`coupling.qc.continuum.DolfinxContinuum` keeps the tangent).
 """
 
 from __future__ import annotations
@@ -100,14 +109,45 @@ def linear_solve(J: sp.csr_matrix, b: np.ndarray, *, symmetric: bool):
     return x, neg
 
 
+def _history(model, what: str) -> None:
+    """Call ``model.commit()`` or ``model.revert()`` if the model has it."""
+    call = getattr(model, what, None)
+    if callable(call):
+        call()
+
+
+def _with_history(solve, model, commit: bool):
+    """Run ``solve() -> (U, report)``; commit if converged, else (or if it raised) revert."""
+    if not commit:
+        return solve()
+    try:
+        U, rep = solve()
+    except BaseException:
+        _history(model, "revert")
+        raise
+    _history(model, "commit" if rep.converged else "revert")
+    return U, rep
+
+
 def newton(model, U: np.ndarray, *, tol: float = 1e-8, max_iter: int = 60,
-           max_step: float = 0.5, log=None, raise_on_failure: bool = True
-           ) -> tuple[np.ndarray, RelaxReport]:
+           max_step: float = 0.5, log=None, raise_on_failure: bool = True,
+           commit: bool = True) -> tuple[np.ndarray, RelaxReport]:
     """Relax the free dofs of ``U`` (fixed ones are kept) with Newton's method.
 
     Iterates until the largest node force is at most ``tol`` (eV/Å). ``max_step`` (Å) caps the
-    largest node move per iteration.
+    largest node move per iteration. ``commit``: commit the model's material history after
+    convergence, revert it after a failure (see the module); False leaves both to the caller.
+
+    Raises:
+        CalculationFailed: no convergence (with ``raise_on_failure``), no descent direction,
+            or a failed evaluation at the start.
     """
+    return _with_history(lambda: _newton(model, U, tol=tol, max_iter=max_iter,
+                                         max_step=max_step, log=log,
+                                         raise_on_failure=raise_on_failure), model, commit)
+
+
+def _newton(model, U, *, tol, max_iter, max_step, log, raise_on_failure):
     t0 = time.perf_counter()
     s = model.system
     c = s.ncomp
@@ -115,13 +155,18 @@ def newton(model, U: np.ndarray, *, tol: float = 1e-8, max_iter: int = 60,
     fidx = np.flatnonzero(free)
     U = np.array(U, float).reshape(s.n_nodes, c)
     energy_based = model.energy_based
+    # the model's continuum can evaluate its tangent with the residual and keep it for the
+    # Jacobian at the same U: asked where a Jacobian is likely to follow (the start and the
+    # line search's first trial, the step usually taken)
+    hint = bool(getattr(model, "residual_keeps_tangent", False))
 
-    def evaluate(Uc):
+    def evaluate(Uc, tangent=False):
+        kw = {"tangent": True} if (hint and tangent) else {}
         if energy_based:
-            return model.energy_residual(Uc)
-        return None, model.qcf_residual(Uc)
+            return model.energy_residual(Uc, **kw)
+        return None, model.qcf_residual(Uc, **kw)
 
-    E, r = evaluate(U)
+    E, r = evaluate(U, tangent=True)
     fmax = max_node_force(r, free, c)
     rep = RelaxReport(False, 0, fmax, E)
     for it in range(1, max_iter + 1):
@@ -158,7 +203,7 @@ def newton(model, U: np.ndarray, *, tol: float = 1e-8, max_iter: int = 60,
         for _ls in range(40):
             Ut = U + alpha * step.reshape(-1, c)
             try:
-                Et, rt = evaluate(Ut)
+                Et, rt = evaluate(Ut, tangent=_ls == 0)
             except CalculationFailed:
                 alpha *= 0.5
                 continue
@@ -193,12 +238,26 @@ def newton(model, U: np.ndarray, *, tol: float = 1e-8, max_iter: int = 60,
 
 
 def relax(model, U: np.ndarray, *, tol: float = 1e-8, max_iter: int = 60,
-          max_outer: int = 100, log=None, raise_on_failure: bool = True
+          max_outer: int = 100, log=None, raise_on_failure: bool = True, commit: bool = True
           ) -> tuple[np.ndarray, RelaxReport]:
-    """Relax with the model's scheme; ``gfc`` iterates its dead load to a fixed point."""
+    """Relax with the model's scheme; ``gfc`` iterates its dead load to a fixed point.
+
+    ``commit``: commit the model's material history after convergence, revert it after a
+    failure (see the module; ``gfc`` commits once, after its outer loop); False leaves both
+    to the caller.
+
+    Raises:
+        CalculationFailed: no convergence (with ``raise_on_failure``) or a failed evaluation.
+    """
     if model.scheme != "gfc":
         return newton(model, U, tol=tol, max_iter=max_iter, log=log,
-                      raise_on_failure=raise_on_failure)
+                      raise_on_failure=raise_on_failure, commit=commit)
+    return _with_history(lambda: _relax_gfc(model, U, tol=tol, max_iter=max_iter,
+                                            max_outer=max_outer, log=log,
+                                            raise_on_failure=raise_on_failure), model, commit)
+
+
+def _relax_gfc(model, U, *, tol, max_iter, max_outer, log, raise_on_failure):
     t0 = time.perf_counter()
     s = model.system
     free = s.free_dofs()
@@ -215,7 +274,7 @@ def relax(model, U: np.ndarray, *, tol: float = 1e-8, max_iter: int = 60,
             total.max_force = fq
             break
         U, rep = newton(model, U, tol=0.1 * tol, max_iter=max_iter, log=log,
-                        raise_on_failure=raise_on_failure)
+                        raise_on_failure=raise_on_failure, commit=False)
         total.iterations += rep.iterations
         total.shifts += rep.shifts
         total.outer_iterations = k

@@ -189,14 +189,17 @@ def trapping_scan(system, field, scheme: str = "bgfc", *, K_start: float | None 
                   K_step: float = 0.02, K_max: float = 1.6, K_min: float = 0.5,
                   min_step: float | None = None, tol: float = 1e-8, max_iter: int = 60,
                   bond_cut: float | None = None, advance: float | None = None,
-                  log=None, callback=None) -> dict:
+                  log=None, callback=None, material=None) -> dict:
     """Raise K until the tip advances, then lower it until the tip heals.
 
     All K values are in units of Griffith's ``K_G`` (``field.K_G``); ``K_start`` defaults to
     ``1 - K_step``, one step below Griffith. The fixed nodes always
     carry the K-field of the current K; the free nodes start from the previous relaxed state
     plus the K-field increment. A failed relaxation halves the K step (down to ``min_step``,
-    default ``K_step / 16``) and retries from the last converged state.
+    default ``K_step / 16``) and retries from the last converged state. The continuum
+    material's history (RVE material points) is committed for every accepted state and
+    reverted for a failed one and for the one where the tip moved (the unloading starts
+    from the last accepted state, history included).
 
     Args:
         system: The QC system holding the crack (:class:`coupling.qc.system.QCSystem`).
@@ -215,6 +218,8 @@ def trapping_scan(system, field, scheme: str = "bgfc", *, K_start: float | None 
             along the crack line.
         log: ``log(line)`` gets a progress line per relaxation; default silent.
         callback: ``callback(record, U)`` after every converged relaxation.
+        material: the continuum's material point (default: the system's Cauchy-Born; see
+            :class:`coupling.qc.model.QCModel`).
 
     Returns:
         JSON-ready dict: ``K_plus``/``K_minus`` (first K where the tip moved, in K/K_G, or None),
@@ -236,7 +241,7 @@ def trapping_scan(system, field, scheme: str = "bgfc", *, K_start: float | None 
         raise InputError(f"need K_min < K_start < K_max (units of K_G), got {K_min}, {K_start}, "
                          f"{K_max}")
     K_G = field.K_G
-    model = QCModel(system, scheme, F_ref=np.eye(3))
+    model = QCModel(system, scheme, F_ref=np.eye(3), material=material)
     fixed = system.fixed_m
     kf1 = k_field(field, system, K_G)  # linear in K: the field at K/K_G = 1
     bonds = crack_plane_bonds(system)
@@ -253,7 +258,8 @@ def trapping_scan(system, field, scheme: str = "bgfc", *, K_start: float | None 
         U0 = kf1 * K if U_prev is None else U_prev + kf1 * (K - K_prev)
         U0[fixed] = (kf1 * K)[fixed]
         t0 = time.perf_counter()
-        U, rep = relax(model, U0, tol=tol, max_iter=max_iter)
+        # the material's history is committed only once the state is accepted (below)
+        U, rep = relax(model, U0, tol=tol, max_iter=max_iter, commit=False)
         tip = crack_tip_position(system, U, bond_cut=bcut, bonds=bonds)
         rec = {"stage": stage, "K_over_KG": float(K), "K": float(K * K_G), "tip_x": _fin(tip),
                "off_plane_broken": off_plane_broken(system, U, all_bonds, y_plane, bcut),
@@ -268,7 +274,12 @@ def trapping_scan(system, field, scheme: str = "bgfc", *, K_start: float | None 
             callback(rec, U)
         return U, tip
 
-    U_start, tip0 = solve(K_start, None, None, "start")
+    try:
+        U_start, tip0 = solve(K_start, None, None, "start")
+    except BaseException:
+        model.revert()
+        raise
+    model.commit()
     if not np.isfinite(tip0):
         raise CalculationFailed(
             f"the crack healed completely at K/K_G = {K_start}: no broken crack-plane bond "
@@ -284,19 +295,25 @@ def trapping_scan(system, field, scheme: str = "bgfc", *, K_start: float | None 
             try:
                 U_new, tip = solve(K_try, U, stepper.value, stage)
             except CalculationFailed as err:
+                model.revert()  # the continuum material's trial of the failed attempt
                 say(f"  [{stage:>5s}] K/K_G = {K_try:.4f}: relaxation failed ({err}); "
                     "halving the K step")
                 if not stepper.cut_back(str(err)):
                     status = "failed"
                     break
                 continue
+            except BaseException:
+                model.revert()
+                raise
             moved_by = (tip - tip0) if np.isfinite(tip) else -np.inf
             if sign * moved_by >= period - 1e-6:
                 # the tip moved: the trial is not accepted; K_± lies in [K, K_try]
+                model.revert()
                 bracket = sorted([stepper.value, K_try])
                 moved = K_try
                 status = "moved"
                 break
+            model.commit()
             stepper.accept()
             U = U_new
         return status, bracket, moved, stepper.value, U
