@@ -72,7 +72,7 @@ import time
 import numpy as np
 
 from coupling.farm import Layout, error_record, make_farm, serve, split_world
-from fe2qc.errors import CalculationFailed, InputError, is_interrupt
+from fe2qc.errors import CalculationFailed, InputError, raise_if_interrupt
 from fe2qc.material import PointBatch, PointMaterial, PointModel, evaluate_point_batch
 
 __all__ = [
@@ -217,8 +217,7 @@ class DispatchedMaterial(PointMaterial):
             tasks = [(s, tangent, F[s:s + step], states[s:s + step])
                      for s in range(0, len(F), step)]
         except Exception as exc:  # noqa: BLE001 - shared below, so no rank is left waiting
-            if is_interrupt(exc):
-                raise KeyboardInterrupt from None
+            raise_if_interrupt(exc)
             F = np.zeros((0, d, d))
             error = dict(error_record(exc), index=-1)
         out = self.farm.run(tasks, error=error)

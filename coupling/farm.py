@@ -53,7 +53,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from fe2qc.errors import CalculationFailed, InputError, is_interrupt
+from fe2qc.errors import CalculationFailed, InputError, raise_if_interrupt
 from fe2qc.mpi import mpi
 
 __all__ = [
@@ -188,8 +188,7 @@ def _run_task(handler: Handler, task) -> tuple[Any, dict | None, float]:
     try:
         result, record = handler(task)
     except Exception as exc:  # noqa: BLE001 - a record for every macro rank
-        if is_interrupt(exc):  # Ctrl-C inside numba: SystemError around the interrupt
-            raise KeyboardInterrupt from None
+        raise_if_interrupt(exc)  # Ctrl-C, also inside numba, is never a record
         result, record = None, error_record(exc)
     return result, record, time.perf_counter() - t0
 

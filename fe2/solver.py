@@ -51,7 +51,7 @@ from petsc4py import PETSc  # noqa: E402
 
 from fe2.quadrature import QuadratureLayout  # noqa: E402
 from fe2.terms import BodyForce, BulkMaterial, Term, TractionLoad  # noqa: E402
-from fe2qc.errors import CalculationFailed, InputError, is_interrupt  # noqa: E402
+from fe2qc.errors import CalculationFailed, InputError, raise_if_interrupt  # noqa: E402
 from fe2qc.stepping import LoadStepper  # noqa: E402
 
 __all__ = ["Dirichlet", "Traction", "StepReport", "Problem"]
@@ -451,10 +451,9 @@ class Problem:
             try:
                 term.update(self)
             except Exception as exc:  # noqa: BLE001 - reduced below so no rank is left hanging
-                if is_interrupt(exc):
-                    # Ctrl-C (also as numba's SystemError around it) is not a material failure:
-                    # no cut-back; the caller ends the run on every rank (comm.Abort)
-                    raise KeyboardInterrupt from None
+                # Ctrl-C (also as numba's SystemError around it) is not a material failure:
+                # no cut-back; the caller ends the run on every rank (comm.Abort)
+                raise_if_interrupt(exc)
                 err = exc
                 message = (f"rank {self.comm.rank}: {type(exc).__name__}: {exc}"
                            f"{term.describe_failure(self, exc)}")

@@ -6,7 +6,7 @@ starts (:class:`InputError`) while a calculation that ran but did not succeed
 :class:`CalculationFailed`. Neither is ever returned as if it were a result.
 """
 
-__all__ = ["InputError", "CalculationFailed", "is_interrupt"]
+__all__ = ["InputError", "CalculationFailed", "is_interrupt", "raise_if_interrupt"]
 
 
 class InputError(ValueError):
@@ -35,3 +35,16 @@ def is_interrupt(exc: BaseException | None) -> bool:
         seen.add(id(e))
         todo += [e.__cause__, e.__context__]
     return False
+
+
+def raise_if_interrupt(exc: BaseException) -> None:
+    """Raise ``KeyboardInterrupt`` when ``exc`` is an interrupt (:func:`is_interrupt`).
+
+    For ``except Exception`` blocks that turn failures into records or cut-backs: an interrupt,
+    also numba's ``SystemError`` around one, must end the run instead.
+
+    Raises:
+        KeyboardInterrupt: ``exc`` is, or was caused by, a KeyboardInterrupt or SystemExit.
+    """
+    if is_interrupt(exc):
+        raise KeyboardInterrupt from None

@@ -44,7 +44,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from fe2qc.errors import InputError, is_interrupt
+from fe2qc.errors import InputError, raise_if_interrupt
 
 __all__ = [
     "MaterialPoint",
@@ -351,8 +351,7 @@ def evaluate_point_batch(model: PointModel, F_qij: np.ndarray, states: Sequence[
             out.work[i] = r.work
             out.states[i] = np.asarray(r.state, dtype=float)
         except Exception as exc:  # noqa: BLE001 - returned to the caller, who decides
-            if is_interrupt(exc):  # Ctrl-C inside numba: SystemError around the interrupt
-                raise KeyboardInterrupt from None
+            raise_if_interrupt(exc)  # Ctrl-C, also inside numba, is not a failed point
             return out.take(0, i), (i, exc)
         out.seconds[i] = time.perf_counter() - t0
     return out, None

@@ -53,8 +53,11 @@ class _P1Reference:
         nc = system.ncomp
         self.dofs = (nc * self.cells[:, :, None] + np.arange(nc)).reshape(len(keep), -1)
 
-    def energy_gradient(self, U, *, order=1):
-        """``(E, g, K or None)`` over the node-major dofs."""
+    def forget(self):
+        """Nothing is kept between evaluations."""
+
+    def energy_gradient(self, U, *, order=1, keep_tangent=False):
+        """``(E, g, K or None)`` over the node-major dofs (``keep_tangent``: nothing to keep)."""
         s = self.system
         nc, d, n = s.ncomp, s.mesh.dim, s.n_dofs
         U = np.asarray(U, float).reshape(s.n_nodes, nc)

@@ -423,9 +423,6 @@ class DolfinxContinuum:
         fun.x.array.reshape(-1, bs)[dofs] = values.reshape(len(dofs), bs)
 
     # -- energy, gradient, Hessian ----------------------------------------------------------
-    #: :meth:`energy_gradient` takes ``keep_tangent`` (see the class)
-    keeps_tangent = True
-
     def energy_gradient(self, U, *, order: int = 1, keep_tangent: bool = False):
         """``(E, g, K)``: energy (eV), gradient (eV/Å) and Hessian (eV/Å², CSR; order 2).
 

@@ -47,17 +47,9 @@ from fe2qc.errors import InputError
 __all__ = ["QCModel", "CONTINUA", "element_min_stretch", "MIN_STRETCH"]
 
 
-def _finite(name: str, value, bound: float) -> np.ndarray:
-    """Return ``value`` as floats, refused if not finite or beyond ``bound``.
-
-    The InputError names the entry: NaN or inf must never reach the numba kernels.
-    """
-    return require_finite(name, value, bound=bound)
-
-
 def _as_U(system, U) -> np.ndarray:
     """Nodal displacements ``(m, c)``, checked finite (Å)."""
-    U = _finite("U (nodal displacements)", U, MAX_COORDINATE)
+    U = require_finite("U (nodal displacements)", U, bound=MAX_COORDINATE)
     return U.reshape(system.n_nodes, system.ncomp)
 
 
@@ -212,13 +204,6 @@ class _Cluster:
         return (self.Pd.T @ H @ self.Pd).tocsr()
 
 
-def _continuum_gradient(cont, U: np.ndarray, keep_tangent: bool):
-    """``cont.energy_gradient(U)``, keeping the tangent when asked and the continuum can."""
-    if keep_tangent and getattr(cont, "keeps_tangent", False):
-        return cont.energy_gradient(U, keep_tangent=True)
-    return cont.energy_gradient(U)
-
-
 #: the continuum implementations :class:`QCModel` takes: the DOLFINx forms of
 #: :mod:`coupling.qc.continuum` (any 3D material point; issue 11 removed the own P1 kernel)
 CONTINUA = ("dolfinx",)
@@ -253,7 +238,8 @@ class QCModel:
                  continuum: str = "dolfinx", material=None):
         self.system = s = system
         self.scheme = check_scheme(scheme)
-        self.F_ref = np.eye(3) if F_ref is None else _finite("F_ref", F_ref, MAX_F_ENTRY)
+        self.F_ref = (np.eye(3) if F_ref is None
+                      else require_finite("F_ref", F_ref, bound=MAX_F_ENTRY))
         if self.F_ref.shape != (3, 3) or not np.linalg.det(self.F_ref) > 0:
             raise InputError(f"F_ref must be a 3x3 deformation gradient with det F > 0, got "
                              f"{self.F_ref.tolist()}")
@@ -321,9 +307,7 @@ class QCModel:
 
     def _history(self, what: str) -> None:
         for cont in self._continua():  # a kept evaluation would hide the new history
-            forget = getattr(cont, "forget", None)
-            if callable(forget):
-                forget()
+            cont.forget()
         call = getattr(self.material, what, None)
         if callable(call):
             call()
@@ -346,7 +330,7 @@ class QCModel:
         """
         U = _as_U(self.system, U)
         Ea, ga = self.atoms.energy_gradient(U)
-        Ec, gc, _ = _continuum_gradient(self.cont, U, tangent)
+        Ec, gc, _ = self.cont.energy_gradient(U, keep_tangent=tangent)
         return Ea + Ec - float(self.dead_load @ U.ravel()), ga + gc - self.dead_load
 
     def qcf_residual(self, U: np.ndarray, *, tangent: bool = False) -> np.ndarray:
@@ -356,7 +340,7 @@ class QCModel:
         """
         U = _as_U(self.system, U)
         _, ga = self.qcf_atoms.energy_gradient(U)
-        _, gc, _ = _continuum_gradient(self.qcf_cont, U, tangent)
+        _, gc, _ = self.qcf_cont.energy_gradient(U, keep_tangent=tangent)
         return np.where(self.atom_dof, ga, gc)
 
     def residual(self, U: np.ndarray) -> np.ndarray:

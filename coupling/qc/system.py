@@ -344,8 +344,6 @@ def build_system(potential, lattice: str, a0: float, *, domain, atomistic, schem
         raise InputError(f"clamp_width {clamp:.4g} Å is narrower than the cutoff {rc:.4g} Å; "
                          "free atoms would feel the open outer surface")
     ref, omega, ncomp, mdim, prim = lattice_sites(lattice, a0, domain, crack=crack)
-    if str(lattice).lower() == "chain":
-        mdim = 1
     X = ref.positions_nc[:, :mdim]
     n = len(X)
     A = _region_mask(atomistic, X)
