@@ -170,6 +170,12 @@ class DispatchedMaterial(PointMaterial):
         poll_interval: seconds the macro root sleeps between probes for results (0: a blocking
             receive, lowest latency; MPICH then busy-polls a core, which steals compute when
             the root shares cores with workers - use e.g. 1e-3 there).
+        replicated: the macro problem is replicated on every macro rank (the QC: its atoms and
+            its continuum assembly run whole on each rank): every macro rank passes the same
+            batch. The batch is then split into contiguous blocks, one per macro rank; each
+            rank's block goes through the farm (evaluated there, or by the workers) and every
+            rank gets the whole batch back (one ``allgather``), so the history is the same on
+            every rank and the results are bitwise those of one rank evaluating every point.
 
     Attributes:
         timings: cumulative seconds, see the module docstring.
@@ -177,7 +183,7 @@ class DispatchedMaterial(PointMaterial):
     """
 
     def __init__(self, layout: Layout, point_model: PointModel, *, chunk_size: int = 1,
-                 poll_interval: float = 0.0) -> None:
+                 poll_interval: float = 0.0, replicated: bool = False) -> None:
         if not layout.is_macro:
             raise InputError(f"rank {layout.rank} is a worker rank: call run_worker() there, "
                              "DispatchedMaterial() on the macro ranks")
@@ -186,6 +192,7 @@ class DispatchedMaterial(PointMaterial):
         super().__init__(point_model)
         self.layout = layout
         self.chunk_size = int(chunk_size)
+        self.replicated = bool(replicated)
         self.farm = make_farm(layout, point_handler(point_model), poll_interval=poll_interval)
         self.timings = {"calls": 0, "wall": 0.0, "compute": 0.0, "critical": 0.0,
                         "dispatch": 0.0}
@@ -213,6 +220,8 @@ class DispatchedMaterial(PointMaterial):
                 raise InputError(f"deformation gradients must have shape (nq, {d}, {d}), "
                                  f"got {F.shape}")
             states = self.history.states(len(F), points)
+            lo, hi = self._block(len(F))
+            F, states = F[lo:hi], states[lo:hi]
             step = self.chunk_size if self.layout.n_workers else max(len(F), 1)
             tasks = [(s, tangent, F[s:s + step], states[s:s + step])
                      for s in range(0, len(F), step)]
@@ -230,7 +239,18 @@ class DispatchedMaterial(PointMaterial):
         t["dispatch"] += wall - out.critical
         if out.errors:
             raise self._exception(out.errors, len(F))
-        return PointBatch.concatenate(out.results, d)
+        batch = PointBatch.concatenate(out.results, d)
+        if self.replicated and self.layout.n_macro > 1:  # every rank gets the whole batch
+            batch = PointBatch.concatenate(self.layout.macro_comm.allgather(batch), d)
+        return batch
+
+    def _block(self, n: int) -> tuple[int, int]:
+        """This macro rank's points ``lo .. hi - 1`` of a batch of ``n`` (all unless replicated)."""
+        if not self.replicated:
+            return 0, n
+        size, rank = self.layout.n_macro, self.layout.macro_comm.rank
+        edges = [n * r // size for r in range(size + 1)]
+        return edges[rank], edges[rank + 1]
 
     def _exception(self, errors: list[dict], nq: int) -> Exception:
         """The exception every macro rank raises for the failure records of a round."""
@@ -248,7 +268,10 @@ class DispatchedMaterial(PointMaterial):
         e = errors[0]
         g = e["index"]
         rank = self.layout.macro_comm.rank
-        local = e["local"] if (g >= 0 and e["rank"] == rank) else None
+        if self.replicated:  # every rank holds the whole batch: the index in it
+            local = g if g >= 0 else None
+        else:
+            local = e["local"] if (g >= 0 and e["rank"] == rank) else None
         where = (f"Gauss point {g} (global batch index; macro rank {e.get('rank')}, "
                  f"local index {e.get('local')})" if g >= 0 else
                  f"the batch of macro rank {e.get('rank')}")

@@ -37,6 +37,7 @@ import os
 from pathlib import Path
 
 import fe2qc.mpi
+from fe2qc.checks import require_positive
 from fe2qc.errors import InputError
 from meshes.tagged import TaggedMesh, pulled_boundaries
 
@@ -78,8 +79,7 @@ def check_parameters(*, width: float, height: float, crack_length: float, tip_si
 def _check(width, height, crack_length, tip_size, far_size, grading):
     for name, v in (("width", width), ("height", height), ("crack_length", crack_length),
                     ("tip_size", tip_size), ("far_size", far_size), ("grading", grading)):
-        if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
-            raise InputError(f"cracked_plate: '{name}' must be a positive number, got {v!r}")
+        require_positive(f"cracked_plate: '{name}'", v)
     try:
         check_parameters(width=width, height=height, crack_length=crack_length,
                          tip_size=tip_size, far_size=far_size, grading=grading)

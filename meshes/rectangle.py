@@ -20,9 +20,8 @@ answer.
 
 from __future__ import annotations
 
-import math
-
 import fe2qc.mpi
+from fe2qc.checks import require_positive
 from fe2qc.errors import InputError
 from meshes.tagged import TaggedMesh, pulled_boundaries
 
@@ -40,9 +39,7 @@ def check_parameters(*, width: float, height: float, nx: int, ny: int) -> None:
             positive integer.
     """
     for name, v in (("width", width), ("height", height)):
-        if not (isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-                and v > 0):
-            raise InputError(f"'{name}' must be a positive number, got {v!r}")
+        require_positive(f"'{name}'", v, unit="Å")
     for name, v in (("nx", nx), ("ny", ny)):
         if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
             raise InputError(f"'{name}' must be a positive integer, got {v!r}")

@@ -142,3 +142,16 @@ def cu_plate_toml():
         return _toml(data)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def readme_runner(tmp_path_factory):
+    """Runs README commands from one copy of the repository, each once per session.
+
+    ``readme_runner.run(cmd)`` (``cmd`` as the README writes it) returns a
+    :class:`tests.readme.ReadmeRun`: shared by ``tests/test_readme_commands.py`` and the tests
+    that check a demo's numbers, so a demo's quick form runs once.
+    """
+    from tests.readme import ReadmeRunner
+
+    return ReadmeRunner(tmp_path_factory)

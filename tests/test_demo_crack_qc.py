@@ -21,6 +21,7 @@ scans start one step below K_G):
 
 from __future__ import annotations
 
+import json
 import math
 import re
 
@@ -34,8 +35,15 @@ KEYS = {"K_G", "gamma", "E_prime", "K_plus", "K_minus", "K_plus_over_KG", "K_min
 
 
 @pytest.fixture(scope="module")
-def quick_run(quick_demo):
-    return quick_demo("crack_tip_qc")
+def quick_run(readme_runner):
+    """Return ``(outdir, summary.json, stdout)`` of the README's quick command.
+
+    ``python demos/crack_tip_qc.py [--quick]``: one run, shared with
+    tests/test_readme_commands.py.
+    """
+    run = readme_runner.run("python demos/crack_tip_qc.py [--quick]").ok()
+    out = run.repo / "results" / "crack_tip_qc_quick"
+    return out, json.loads((out / "summary.json").read_text()), run.proc.stdout
 
 
 UNITS = {"gamma": "eV/Å²", "E_prime": "eV/Å³", "K": "eV/Å^(5/2)", "length": "Å"}

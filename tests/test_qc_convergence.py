@@ -1,7 +1,8 @@
 """QC convergence trend: qce stalls, the consistent and blended schemes converge.
 
-One run of ``demos/qc_convergence.py --quick --json`` (domain radius 30 a0, R_a = 4, 6, 9 a0,
-both defects, about 30 s) feeds every trend test, so the demo's CLI is tested too.
+One run of the README's ``python demos/qc_convergence.py --quick`` (domain radius 30 a0,
+R_a = 4, 6, 9 a0, both defects, about 30 s) feeds every trend test, so the demo's CLI is
+tested too.
 
 Measured (quick run), relative W^{1,2} error at R_a = 4 -> 9 a0:
 
@@ -44,8 +45,15 @@ from fe2qc.errors import InputError
 
 
 @pytest.fixture(scope="module")
-def quick(quick_demo):
-    return quick_demo("qc_convergence")
+def quick(readme_runner):
+    """Return ``(outdir, qc_convergence.json, stdout)`` of the README's quick command.
+
+    ``python demos/qc_convergence.py [--quick]``: one run, shared with
+    tests/test_readme_commands.py.
+    """
+    run = readme_runner.run("python demos/qc_convergence.py [--quick]").ok()
+    out = run.repo / "results" / "qc_convergence_quick"
+    return out, json.loads((out / "qc_convergence.json").read_text()), run.proc.stdout
 
 
 def _w12(res, scheme):

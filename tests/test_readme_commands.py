@@ -28,128 +28,21 @@ all; the FE² ``fe2qc run`` lines and the QC demos dominate.
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import shutil
 import subprocess
-import sys
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-README = ROOT / "README.md"
-VENV = Path(sys.prefix)  # the environment running the tests (`make setup`'s .venv)
-OUT_ROOT = "results"  # where every command writes by default (README, Conventions)
-FAST_TIMEOUT = 600  # s per command
-
-
-@dataclass
-class Spec:
-    """What a README command must leave behind (globs relative to the working directory)."""
-
-    outputs: list[str] = field(default_factory=list)
-    json: tuple[str, ...] | None = None  # keys of the JSON object on the last stdout line
-    stdout: str | None = None  # a regular expression stdout must match
-    slow: bool = False
-    run: str | None = None  # how it is run, only where it cannot be run as written (say why)
-    activated: bool = True  # run with the venv first on PATH (False: the user's plain PATH)
-    why: str | None = None  # not run from the suite: the reason
-
-
-_FE2_RUN = ["steps.jsonl", "checkpoint_rank0.npz", "*.bp"]
-_CRACK_QC = ["summary.json", "triangular_trapping.png", "fcc_trapping.png",
-             "triangular_atoms.extxyz", "fcc_atoms.extxyz", "triangular_continuum.bp",
-             "fcc_continuum.bp"]
-
-
-def _in(folder: str, names: list[str]) -> list[str]:
-    return [f"{OUT_ROOT}/{folder}/{n}" for n in names]
-
-
-OUTPUTS: dict[str, Spec] = {
-    # -- Set up and test --
-    "make setup": Spec(why="builds the venv these tests run in; .ci/run runs it on a clean clone"),
-    "make test": Spec(why="the suite this test is part of (.ci/run runs it)"),
-    "make demo": Spec(
-        outputs=_in("fe2_crack", ["near_tip_stress.png", "summary.json", *_FE2_RUN,
-                                  "checkpoint_rank1.npz"]) + _in("crack_tip_qc", _CRACK_QC),
-        slow=True,
-        # The venv is shared with the real checkout: re-running `setup` from a temporary copy
-        # would re-point its editable install at the copy, so `setup` is taken as done.
-        run="make -o .venv/.setup-stamp demo"),
-    "source .venv/bin/activate": Spec(
-        run="source .venv/bin/activate && command -v fe2qc python mpirun", activated=False,
-        stdout="(?s)" + ".*".join(re.escape(f"{VENV / 'bin' / n}\n")
-                                  for n in ("fe2qc", "python", "mpirun")),
-        why=None if (VENV / "bin" / "activate").is_file() else "not a venv (no bin/activate)"),
-    "python -c \"import fe2qc, dolfinx; print(dolfinx.__version__)\"": Spec(stdout=r"\d+\.\d+"),
-    # -- Command line --
-    "fe2qc --help": Spec(stdout=r"usage: fe2qc"),
-    "fe2qc elastic --potential Cu_u3.eam --lattice fcc --json": Spec(json=("a0", "C11", "C")),
-    "fe2qc elastic --potential CuNi.eam.alloy --element Ni --lattice fcc": Spec(
-        stdout=r"C11"),
-    'fe2qc elastic --pair-style "lj/cut 5.5" --pair-coeff "0.4 2.2" --lattice fcc': Spec(
-        stdout=r"C11"),
-    "fe2qc run demos/fe2_crack_quick.toml": Spec(outputs=_in("fe2_crack_quick_run", _FE2_RUN)),
-    "fe2qc qc patch-test --scheme gfc --dim 2 --json": Spec(json=("max_force",)),
-    # -- FE² --
-    "mpirun -n 2 fe2qc run demos/fe2_crack_quick.toml --workers 1 "
-    "--outdir results/fe2_crack_workers": Spec(outputs=_in("fe2_crack_workers", _FE2_RUN)),
-    "mpirun -n 2 python demos/fe2_crack.py [--quick]": Spec(
-        outputs=_in("fe2_crack_quick", ["near_tip_stress.png", "summary.json", *_FE2_RUN,
-                                        "checkpoint_rank1.npz"])),
-    # -- Quasicontinuum --
-    "fe2qc qc patch-test --scheme qce --dim 1": Spec(),
-    "fe2qc qc patch-test --scheme bgfc --dim 3 --json": Spec(json=("max_force",)),
-    "python demos/crack_tip_qc.py [--quick]": Spec(outputs=_in("crack_tip_qc_quick", _CRACK_QC)),
-    "python demos/qc_convergence.py [--quick]": Spec(
-        outputs=_in("qc_convergence_quick", ["qc_convergence.png", "qc_convergence.json"])),
-    "python benchmarks/bench_qc_crack.py [--quick] --json": Spec(
-        json=("sites", "speedup", "relative_error")),
-}
-
-
-# -- extracting the commands ---------------------------------------------------------------
-
-def _strip_comment(line: str) -> str:
-    """The line without a trailing shell comment (a '#' outside quotes after a blank)."""
-    quote = None
-    for i, ch in enumerate(line):
-        if quote:
-            if ch == quote:
-                quote = None
-        elif ch in "'\"":
-            quote = ch
-        elif ch == "#" and (i == 0 or line[i - 1].isspace()):
-            return line[:i]
-    return line
-
-
-def readme_commands(text: str | None = None) -> list[str]:
-    """Every command of the README's fenced shell blocks, in order, each once."""
-    text = README.read_text(encoding="utf-8") if text is None else text
-    cmds = []
-    for block in re.findall(r"^```(?:bash|sh|shell|console)[ \t]*\n(.*?)^```", text,
-                            re.S | re.M):
-        block = re.sub(r"\\\n\s*", " ", block)  # line continuations
-        for line in block.splitlines():
-            cmd = " ".join(_strip_comment(line).split())
-            if cmd:
-                cmds.append(cmd.removeprefix("$ "))
-    return list(dict.fromkeys(cmds))
-
-
-def runnable(cmd: str) -> str:
-    """The form that is run: the README's ``[--quick]`` as ``--quick``, nothing else changed."""
-    out = cmd.replace("[--quick]", "--quick")
-    if re.search(r"\[-", out):
-        raise AssertionError(f"README command `{cmd}` has an optional part other than "
-                             "[--quick]; teach tests/test_readme_commands.py how to run it")
-    return out
+from tests.readme import (
+    OUT_ROOT,
+    OUTPUTS,
+    ROOT,
+    VENV,
+    _env,
+    readme_commands,
+    runnable,
+)
 
 
 def test_the_extraction_sees_comments_quotes_and_continuations():
@@ -185,92 +78,28 @@ def test_no_two_commands_write_into_the_same_folder():
             owner[folder] = cmd
 
 
-# -- running them ----------------------------------------------------------------------------
-
-def _copy_repository(dest: Path) -> Path:
-    """The working tree's tracked and untracked-not-ignored files (mtimes kept), and `.venv`."""
-    try:
-        listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others",
-                                 "--exclude-standard"], cwd=ROOT, capture_output=True,
-                                check=True).stdout.decode().split("\0")
-    except (OSError, subprocess.CalledProcessError):
-        pytest.skip("not a git checkout: cannot tell the source files from build outputs")
-    for rel in filter(None, listed):
-        src = ROOT / rel
-        if src.is_file():  # a tracked file someone deleted in the working tree is skipped
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-    (dest / ".venv").symlink_to(VENV, target_is_directory=True)
-    return dest
-
-
-def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
-    files = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if d != "__pycache__"
-                       and not (Path(dirpath) == root and d == ".venv")]
-        for name in filenames:
-            p = Path(dirpath, name)
-            st = p.lstat()
-            files[p.relative_to(root).as_posix()] = (st.st_size, st.st_mtime_ns)
-    return files
-
-
-def _env(repo: Path, activated: bool = True) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PMI_", "HYDRA_", "HYDI_", "MPIR_", "OMPI_", "PMIX_"))}
-    env.pop("PYTHONHOME", None)
-    env.pop("VIRTUAL_ENV", None)
-    path = [p for p in env.get("PATH", "").split(os.pathsep)
-            if p and Path(p).resolve() != (VENV / "bin").resolve()]
-    if activated:
-        env["VIRTUAL_ENV"] = str(VENV)
-        path.insert(0, str(VENV / "bin"))
-    env["PATH"] = os.pathsep.join(path)
-    env["PYTHONPATH"] = str(repo)
-    env["MPLBACKEND"] = "Agg"
-    return env
-
-
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    return _copy_repository(tmp_path_factory.mktemp("readme") / "fe2qc")
-
-
-def _check(cmd: str, repo: Path) -> None:
-    spec = OUTPUTS.get(cmd)
-    assert spec is not None, (f"README shows `{cmd}`, which tests/test_readme_commands.py does "
-                              "not know: add its promised outputs to OUTPUTS")
-    if spec.why:
-        pytest.skip(f"`{cmd}`: {spec.why}")
-    line = spec.run or runnable(cmd)
-    shutil.rmtree(repo / OUT_ROOT, ignore_errors=True)
-    before = _snapshot(repo)
-    t0 = time.perf_counter()
-    proc = subprocess.run(["bash", "-c", line], cwd=repo, env=_env(repo, spec.activated),
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                          timeout=2400 if spec.slow else FAST_TIMEOUT)
-    wall = time.perf_counter() - t0
-    print(f"`{line}`: {wall:.1f} s, exit {proc.returncode}")
-    tail = f"\n--- stdout ---\n{proc.stdout[-3000:]}\n--- stderr ---\n{proc.stderr[-3000:]}"
-    assert proc.returncode == 0, f"`{line}` exited with {proc.returncode}{tail}"
-    after = _snapshot(repo)
-    written = sorted(p for p in after if before.get(p) != after[p])
-    outside = [p for p in written if not p.startswith(OUT_ROOT + "/")]
+def _check(cmd: str, runner) -> None:
+    spec = OUTPUTS[cmd]
+    run = runner.run(cmd)
+    print(f"`{run.line}`: {run.wall:.1f} s, exit {run.proc.returncode}")
+    run.ok()
+    line, tail, repo = run.line, run.tail, run.repo
+    outside = [p for p in run.written if not p.startswith(OUT_ROOT + "/")]
     assert not outside, f"`{line}` wrote outside {OUT_ROOT}/ (into the source tree): {outside}"
     for pattern in spec.outputs:
         hits = list(repo.glob(pattern))
         assert hits, f"`{line}` did not write {pattern}{tail}"
         for h in hits:
+            rel = h.relative_to(repo).as_posix()
+            assert any(w == rel or w.startswith(rel + "/") for w in run.written), (
+                f"{rel} was not written by `{line}` (left from an earlier command)")
             assert h.is_dir() or h.stat().st_size > 0, f"{h} is empty"
     if spec.json is not None:
-        lines = proc.stdout.strip().splitlines()
-        assert lines, f"`{line}` printed nothing{tail}"
-        data = json.loads(lines[-1])
+        data = run.last_json()
         missing = [k for k in spec.json if k not in data]
         assert not missing, f"`{line}`: the JSON has no {missing}{tail}"
     if spec.stdout is not None:
-        assert re.search(spec.stdout, proc.stdout), f"`{line}`: no {spec.stdout!r}{tail}"
+        assert re.search(spec.stdout, run.proc.stdout), f"`{line}`: no {spec.stdout!r}{tail}"
 
 
 def _params():
@@ -283,8 +112,8 @@ def _params():
 
 
 @pytest.mark.parametrize("cmd", _params())
-def test_readme_command(cmd, repo):
-    _check(cmd, repo)
+def test_readme_command(cmd, readme_runner):
+    _check(cmd, readme_runner)
 
 
 # -- `import fe2qc` is enough for a script to import dolfinx (issue 9, item 8) -----------------

@@ -2,7 +2,7 @@
 
 Points are found by matplotlib's triangle finder (2D) or a sorted search (1D), with a
 tolerant barycentric test over nearby cells for points on boundary edges. The triangle
-finder is built once per mesh and kept on it.
+finder and the KD-tree of the nodes are built once per mesh and kept on it.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def interpolation_matrix(mesh: QCMesh, Y_q2, *, outside="raise", tol=1e-9) -> sp
         raise InputError(f"query points must have shape (nq, {d}), got {Y.shape}")
     nq, m = len(Y), len(P)
     scale = max(float(np.ptp(P, axis=0).max()), 1.0)
-    ntree = cKDTree(P)
+    ntree = _cached(mesh, "_node_tree_cache", lambda: cKDTree(P))
     dn, jn = ntree.query(Y, distance_upper_bound=tol * scale)
     exact = np.isfinite(dn)
 
@@ -103,15 +103,22 @@ def _locate_1d(mesh, y, atol):
     return np.where(ok, order[j], -1)
 
 
+def _cached(mesh, key: str, build):
+    """``mesh.__dict__[key]``, built by ``build()`` on first use (the mesh is not changed)."""
+    value = mesh.__dict__.get(key)
+    if value is None:
+        value = mesh.__dict__[key] = build()
+    return value
+
+
 def _trifinder(mesh):
-    tf = mesh.__dict__.get("_trifinder_cache")
-    if tf is None:
+    def build():
         import matplotlib.tri as mtri
 
         T = mtri.Triangulation(mesh.points_md[:, 0], mesh.points_md[:, 1], mesh.cells_kv)
-        tf = T.get_trifinder()
-        mesh.__dict__["_trifinder_cache"] = tf
-    return tf
+        return T.get_trifinder()
+
+    return _cached(mesh, "_trifinder_cache", build)
 
 
 def _locate_2d(mesh, Y, tol):

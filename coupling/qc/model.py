@@ -222,7 +222,12 @@ class QCModel:
             ``bgfc``'s correction at ``F_ref``).
         material: the continuum's 3D material point (default:
             :class:`coupling.qc.continuum.LatticeCauchyBorn` of the system's own potential
-            and lattice). A Cauchy-Born point must have the system's volume per site.
+            and lattice). It must be the atoms' crystal: the system's volume per site, its
+            lattice orientation and its potential (:func:`coupling.qc.points.check_material`;
+            :func:`coupling.qc.points.rve_point_model` builds the matching atomistic RVE).
+        allow_interface: accept a material point whose potential differs from the atoms'
+            (with a :class:`coupling.qc.points.MaterialInterfaceWarning`: the handshake then
+            carries a material interface and the patch test no longer holds).
 
     A material with history (an atomistic RVE's :class:`fe2qc.material.PointMaterial`) is
     only ever evaluated for trial states here; :meth:`commit` accepts the states of the last
@@ -235,7 +240,7 @@ class QCModel:
     residual_keeps_tangent = True
 
     def __init__(self, system: QCSystem, scheme: str, *, F_ref: np.ndarray | None = None,
-                 continuum: str = "dolfinx", material=None):
+                 continuum: str = "dolfinx", material=None, allow_interface: bool = False):
         self.system = s = system
         self.scheme = check_scheme(scheme)
         self.F_ref = (np.eye(3) if F_ref is None
@@ -243,6 +248,7 @@ class QCModel:
         if self.F_ref.shape != (3, 3) or not np.linalg.det(self.F_ref) > 0:
             raise InputError(f"F_ref must be a 3x3 deformation gradient with det F > 0, got "
                              f"{self.F_ref.tolist()}")
+        self.allow_interface = bool(allow_interface)  # read by _continuum_factory
         make_continuum = self._continuum_factory(continuum, material)
         beta_nodes = s.beta_s[s.mesh.node_site_m]
         frac = beta_nodes[s.mesh.cells_kv].mean(axis=1)
@@ -274,15 +280,12 @@ class QCModel:
                              f"{', '.join(CONTINUA)} (DOLFINx forms with any 3D material "
                              "point)")
         self.continuum = key
-        from coupling.qc.continuum import (
-            DolfinxContinuum,
-            LatticeCauchyBorn,
-            QCSpace,
-            qc_thickness,
-        )
+        from coupling.qc.continuum import DolfinxContinuum, LatticeCauchyBorn, QCSpace
+        from coupling.qc.points import check_material
 
         self.material = LatticeCauchyBorn.of_system(s) if material is None else material
-        t = qc_thickness(s, self.material)
+        # the atoms' crystal: volume per site (qc_thickness), orientation, potential
+        t = check_material(s, self.material, allow_interface=self.allow_interface)
         space = QCSpace(s.mesh, s.ncomp)  # one DOLFINx mesh for every continuum of the scheme
         return lambda w_k: DolfinxContinuum(space, self.material, w_k, thickness=t)
 
