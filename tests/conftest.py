@@ -17,10 +17,7 @@ import functools
 import gc
 import importlib.util
 import json
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -85,28 +82,6 @@ def cu_vacancy_rve(cu_u3, cu_u3_a0):
 
     return AtomisticRVE.from_lattice(cu_u3, "fcc", cu_u3_a0, size=(3, 3, 3),
                                      vacancy=True, fmax=1e-11)
-
-
-@pytest.fixture(scope="session")
-def quick_demo(tmp_path_factory):
-    """Run a demo's ``--quick --json`` mode: ``quick_demo(name) -> (outdir, summary, stdout)``.
-
-    ``demos/<name>.py`` runs with one OpenMP thread, writing into a new folder; the test fails
-    with the end of its output unless it exits 0. ``summary`` is the JSON object on the last
-    line of stdout.
-    """
-    root = Path(__file__).resolve().parents[1]
-
-    def run(name: str, *, timeout: float = 300):
-        out = tmp_path_factory.mktemp(name)
-        env = dict(os.environ, OMP_NUM_THREADS="1")
-        proc = subprocess.run([sys.executable, str(root / "demos" / f"{name}.py"), "--quick",
-                               "--json", "--outdir", str(out)], cwd=root, env=env,
-                              capture_output=True, text=True, timeout=timeout)
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-        return out, json.loads(proc.stdout.strip().splitlines()[-1]), proc.stdout
-
-    return run
 
 
 def _toml(data: dict) -> str:

@@ -91,6 +91,11 @@ OUTPUTS: dict[str, Spec] = {
     "python demos/crack_tip_qc.py [--quick]": Spec(outputs=_in("crack_tip_qc_quick", _CRACK_QC)),
     "python demos/qc_convergence.py [--quick]": Spec(
         outputs=_in("qc_convergence_quick", ["qc_convergence.png", "qc_convergence.json"])),
+    "mpirun -n 2 python demos/crack_concurrent.py [--quick]": Spec(
+        outputs=_in("crack_concurrent_quick", [
+            "summary.json", "opening.png", "sigma_yy.png", "cauchy_born_atoms.extxyz",
+            "perfect_atoms.extxyz", "vacancy_atoms.extxyz", "perfect_continuum.bp",
+            "no_atoms_continuum.bp"])),
     "python benchmarks/bench_qc_crack.py [--quick] --json": Spec(
         json=("sites", "speedup", "relative_error")),
 }
