@@ -249,3 +249,20 @@ def test_handshake_narrower_than_the_cutoff_is_refused_and_the_cutoff_is_accepte
         build_system(pot, lattice, a0, handshake=0.99 * pot.cutoff, **kw)
     system = build_system(pot, lattice, a0, handshake=pot.cutoff, **kw)
     assert system.info["handshake"] == pot.cutoff
+
+
+def test_a_zoned_material_has_each_part_checked():
+    """The zoned material of the concurrent crack: a misoriented far RVE is refused."""
+    from coupling.qc.concurrent import ZonedMaterial, concurrent_crack_system
+
+    system, _ = concurrent_crack_system(radius=8, atomistic_radius=2.5)
+    near = LatticeCauchyBorn.of_system(system)
+    far_points = np.ones(system.mesh.n_cells, bool)
+    far = PointMaterial(rve_point_model(system, size=(1, 1, 1)))
+    QCModel(system, "bgfc", material=ZonedMaterial(near, far, far_points))
+    R = [[1, 1, 0], [-1, 1, 0], [0, 0, 1]]
+    bad = PointMaterial(AtomisticRVE.from_lattice(system.potential, "fcc", system.info["a0"],
+                                                  size=(1, 1, 1), dim=3, multiple_images=True,
+                                                  orientation=R))
+    with pytest.raises(InputError, match="does not match the QC lattice"):
+        QCModel(system, "bgfc", material=ZonedMaterial(near, bad, far_points))

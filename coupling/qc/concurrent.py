@@ -193,6 +193,8 @@ class ZonedMaterial:
 
     def __init__(self, near, far=None, far_points=None):
         self.near, self.far = near, far
+        # each part is checked against the atoms (coupling.qc.points.check_material)
+        self.parts = (near,) if far is None else (near, far)
         self.far_points = (np.zeros(0, bool) if far_points is None
                            else np.asarray(far_points, bool).reshape(-1))
         self.site_volume = float(getattr(near, "site_volume", None) or near.V0)
@@ -611,8 +613,12 @@ class ConcurrentCrack:
         U0[s.fixed_m] = (kf1 * K)[s.fixed_m]
         return relax(self.model, U0, tol=self.tol, max_iter=60, commit=True)
 
-    def solve(self) -> list[CrackRecord]:
+    def solve(self, callback=None) -> list[CrackRecord]:
         """Raise K through :attr:`K` with cut-back; record and write each target K.
+
+        Args:
+            callback: ``callback(record, U)`` after each target K is reached and written, or
+                None.
 
         Raises:
             CalculationFailed: a K could not be reached even with the smallest step.
@@ -663,6 +669,8 @@ class ConcurrentCrack:
                           f"{rec.wall_time:.1f} s")
                 if writer is not None:
                     writer(rec, U)
+                if callback is not None:
+                    callback(rec, U)
         finally:
             if writer is not None:
                 writer.close()
