@@ -309,6 +309,18 @@ class Calculator:
         self._pl_key = None
 
     # -- neighbour list ---------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget the cached neighbour and pair lists: the next call builds them afresh.
+
+        A kept list (with its skin) is reused while the atoms move less than half the skin, so
+        the order in which its pairs are summed, hence the last bits of every result, depends
+        on the configurations computed before. Call this where a result must be a function of
+        its own input only (:meth:`atomistic.rve.AtomisticRVE.evaluate_one`: a material point's
+        result must not depend on which point the same process evaluated before it).
+        """
+        self._nl = self._key = None
+        self._pl = self._pl_key = None
+
     def neighbor_list(self, config: Configuration) -> NeighborList:
         """The neighbour list for ``config``, rebuilt only when needed.
 

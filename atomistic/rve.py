@@ -206,6 +206,9 @@ class AtomisticRVE:
             if u0_nc.shape != (self.n_atoms, 3):
                 raise InputError(f"u0_nc must have shape ({self.n_atoms}, 3), got {u0_nc.shape}")
         conf = self.deformed(F, u0_nc)
+        # fresh neighbour lists: the result is a function of (F, u0) alone, bitwise, whichever
+        # points this cell evaluated before (dispatch layouts must not change the answer)
+        self.calc.reset()
         its, mf = 0, 0.0
         if relaxed and self.n_atoms > 1:
             r = relax(conf, self.calc, method="newton", fmax=self.fmax, max_iter=self.max_iter)

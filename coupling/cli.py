@@ -86,7 +86,7 @@ def _cmd_run(args: argparse.Namespace, guard=None) -> int:
     if args.overwrite:
         cfg.output.overwrite = True
     import fe2qc.mpi
-    from coupling.driver import Simulation, done_line
+    from coupling.driver import done_line, make_simulation
     from fe2qc.errors import is_interrupt
 
     comm = fe2qc.mpi.mpi().COMM_WORLD
@@ -97,7 +97,8 @@ def _cmd_run(args: argparse.Namespace, guard=None) -> int:
     def log(text: str) -> None:
         print(text, file=stream, flush=True)
 
-    sim = Simulation(cfg, comm, log=log)  # refuses a non-empty output folder (collectively)
+    # refuses a non-empty output folder (collectively); crack_disc: the concurrent solver
+    sim = make_simulation(cfg, comm, log=log)
     if guard is not None:
         guard.describe = sim.progress_note
     try:
@@ -320,7 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=_cmd_elastic)
 
-    r = sub.add_parser("run", help="run an FE² problem described by a TOML file",
+    r = sub.add_parser("run", help="run an FE² or a concurrent (crack_disc) problem "
+                       "described by a TOML file",
                        description="Build the mesh, material and loads of a TOML problem file "
                        "(see coupling.config) and run the load steps, writing VTX fields, a "
                        "per-step log (steps.jsonl) and checkpoints. Launch under mpirun for "

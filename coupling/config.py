@@ -3,7 +3,7 @@
 A problem file has these sections (every key optional unless marked)::
 
     [mesh]              # either a generator (meshes.generators) and its parameters ...
-    generator = "cracked_plate"   # "cracked_plate" | "rectangle"
+    generator = "cracked_plate"   # "cracked_plate" | "rectangle" | "crack_disc"
     width = 2000.0      # Å, half width of the plate
     height = 2000.0     # Å, half height
     crack_length = 200.0  # Å, half crack length (tip at x = crack_length, y = 0)
@@ -11,6 +11,8 @@ A problem file has these sections (every key optional unless marked)::
     far_size = 400.0    # Å
     grading = 0.3
     # generator = "rectangle": width = 100.0, height = 100.0 (Å), nx = 4, ny = 4 (cells)
+    # generator = "crack_disc": radius = 43.4 (Å, required), growth = 1.0 (mesh coarsening,
+    #   Å per Å): the concurrent solver's own geometry (coupling.qc.run), see below
     # ... or a gmsh file; its physical groups of facets name the boundary parts (a file that
     # names none is read with the markers of meshes.crack.TAGS)
     # file = "plate.msh"
@@ -53,6 +55,13 @@ A problem file has these sections (every key optional unless marked)::
     checkpoint = true
     overwrite = false   # a non-empty directory is refused unless true (or --overwrite)
 
+    [atomistic]         # optional, generator = "crack_disc" only: explicit atoms at the tip
+    radius = 10.8       # Å, required: the atomistic disc around the crack tip
+    scheme = "bgfc"     # "bgfc" | "bqce" | "qce" (the energy-based QC couplings)
+    handshake = 4.95    # Å, the handshake band; default and least: the potential's cutoff
+    rve_radius = 30.0   # Å, [material] type = "rve": cells beyond it get the RVE, the others
+                        # the Cauchy-Born crystal; default: atomistic radius + 2 cutoffs
+
     [[boundary]]        # optional, repeated: a condition on a named boundary part of the mesh
     name = "left"       # required; the boundary parts of the mesh source (an unknown name is
                         # refused with the list of the mesh's names)
@@ -79,6 +88,21 @@ entries and for a geometry without one. Another geometry is a mesh function and 
 :data:`meshes.generators.GENERATORS` (its parameters, boundary names and default boundary
 conditions), then a problem file: nothing here or in ``coupling.driver`` changes.
 
+The concurrent crack (``[mesh] generator = "crack_disc"``, run by :mod:`coupling.qc.run`): the
+concurrent solver meshes its own domain (mesh nodes on the lattice sites near the atoms), so
+for now it takes one geometry: a disc of ``radius`` Å of the ``[material]``'s fcc crystal (x =
+[100], y = [010], z = [001], one period thick) around a straight pre-cut crack along -x with
+its tip at the centre, the mode-I K-field of that crystal imposed on the clamped outer layer
+(one cutoff wide). ``[loading]`` must be mode ``"K"`` (``value``: K_I in MPa √m at load factor
+1; no ``[[boundary]]`` entries); ``[material]`` is ``"cauchy-born"`` or ``"rve"`` (the RVE of
+the same crystal: ``[mpi] workers``, if any, evaluate it; workers need it); ``[solver]`` takes
+``min_increment`` (and ``degree = 1``) only, each K being relaxed to a largest force of 1e-8
+eV/Å, and ``[output]`` no ``checkpoint``. With an ``[atomistic]`` section the atoms within its
+``radius`` are explicit; without one every cell is a continuum cell (pure FE² on the same kind
+of mesh, its lattice sites within 3 a0 of the tip resolved). ``[atomistic]`` with another
+geometry is refused: the ``cracked_plate`` quarter model's symmetry planes would cut the
+lattice.
+
 Relative paths: the *input* files the TOML names (``[mesh] file``, a ``[material] potential``
 file) are taken relative to the TOML file's folder; the ``[output] directory`` is relative to
 the current working directory, like every output path of the command line and the demos
@@ -104,12 +128,41 @@ __all__ = [
     "MeshConfig", "MaterialConfig", "LoadingConfig", "BoundaryConfig", "SolverConfig",
     "MPIConfig", "OutputConfig", "Config", "load_config", "parse_config", "MATERIAL_TYPES",
     "LOADING_MODES", "MESH_GENERATORS", "BOUNDARY_KEYS", "check_boundary_names",
+    "AtomisticConfig", "ATOMISTIC_SCHEMES", "CONCURRENT_GENERATORS", "concurrent_reach",
 ]
 
 MATERIAL_TYPES = ("neo-hookean", "cauchy-born", "rve")
 LOADING_MODES = ("K", "traction", "displacement")
-MESH_GENERATORS = tuple(GENERATORS)
 LATTICES = ("fcc", "bcc")
+#: the QC schemes of ``[atomistic] scheme`` (:data:`coupling.qc.concurrent.ENERGY_SCHEMES`)
+ATOMISTIC_SCHEMES = ("bgfc", "bqce", "qce")
+
+
+def _concurrent_mesh(comm, **_):
+    raise InputError("[mesh] generator = 'crack_disc' is meshed by the concurrent solver "
+                     "(coupling.qc.run), not as a DOLFINx mesh of FE²")
+
+
+def _check_crack_disc(*, radius, growth) -> None:
+    if radius is None:
+        raise InputError("generator = 'crack_disc' needs 'radius' (Å, the radius of the disc "
+                         "around the crack tip)")
+
+
+#: geometries of the concurrent solver (:mod:`coupling.qc.run`), which meshes its own domain
+CONCURRENT_GENERATORS: dict[str, MeshGenerator] = {
+    "crack_disc": MeshGenerator(
+        name="crack_disc",
+        build=_concurrent_mesh,
+        parameters={"radius": ("posfloat", None), "growth": ("posfloat", 1.0)},
+        boundary_names=lambda **_: (),
+        check=_check_crack_disc,
+        description="a disc of radius Å around a pre-cut crack tip, the K-field clamped on "
+                    "its outer layer (the concurrent solver, coupling.qc.run)",
+    ),
+}
+_ALL_GENERATORS = {**GENERATORS, **CONCURRENT_GENERATORS}
+MESH_GENERATORS = tuple(_ALL_GENERATORS)
 
 
 @dataclass
@@ -148,7 +201,7 @@ class MeshConfig:
     @property
     def source(self) -> MeshGenerator:
         """The registry entry of this mesh source (``MESH_FILE`` for a file)."""
-        return MESH_FILE if self.file is not None else GENERATORS[self.generator]
+        return MESH_FILE if self.file is not None else _ALL_GENERATORS[self.generator]
 
     def arguments(self) -> dict[str, Any]:
         """The keyword arguments of the source's ``build`` and ``boundary_names``."""
@@ -167,6 +220,11 @@ class MeshConfig:
     def build(self, comm):
         """Build (or read) the mesh on ``comm``: a :class:`meshes.tagged.TaggedMesh`."""
         return self.source.build(comm, **self.arguments())
+
+    @property
+    def concurrent(self) -> bool:
+        """True for a geometry of the concurrent solver (:data:`CONCURRENT_GENERATORS`)."""
+        return self.file is None and self.generator in CONCURRENT_GENERATORS
 
     def stress_intensity(self) -> float:
         """K_I (eV/Å³ √Å) of the default boundary conditions at unit load (1 eV/Å³).
@@ -239,6 +297,24 @@ class BoundaryConfig:
 
 
 @dataclass
+class AtomisticConfig:
+    """``[atomistic]``: the explicit atoms of a concurrent problem (``crack_disc`` only).
+
+    Attributes:
+        radius: radius (Å) of the atomistic disc around the crack tip.
+        scheme: the QC coupling, one of :data:`ATOMISTIC_SCHEMES`.
+        handshake: width (Å) of the handshake band; None: the potential's cutoff.
+        rve_radius: cells whose centroid is this far from the tip (Å) or farther get the RVE
+            (``[material] type = "rve"``); None: the atomistic radius plus two cutoffs.
+    """
+
+    radius: float
+    scheme: str = "bgfc"
+    handshake: float | None = None
+    rve_radius: float | None = None
+
+
+@dataclass
 class SolverConfig:
     """``[solver]``: element degree and Newton settings."""
 
@@ -275,6 +351,8 @@ class Config:
     solver: SolverConfig = field(default_factory=SolverConfig)
     mpi: MPIConfig = field(default_factory=MPIConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    #: the ``[atomistic]`` section of a concurrent problem; None: no atoms
+    atomistic: AtomisticConfig | None = None
     #: the ``[[boundary]]`` entries; None: the mesh source's default boundary conditions
     boundaries: list[BoundaryConfig] | None = None
     source: Path | None = None  # the TOML file, if any
@@ -304,7 +382,7 @@ class Config:
 def _mesh_keys() -> dict[str, str]:
     """``generator``, ``file`` and the parameters of every registered generator."""
     keys = {"generator": "str", "file": "path"}
-    for gen in GENERATORS.values():
+    for gen in _ALL_GENERATORS.values():
         for name, (kind, _default) in gen.parameters.items():
             if keys.setdefault(name, kind) != kind:
                 raise AssertionError(f"[mesh] parameter {name!r} has two kinds: "
@@ -323,6 +401,8 @@ _KEYS: dict[str, dict[str, str]] = {
     "mpi": {"workers": "nonnegint"},
     "output": {"directory": "outpath", "vtx": "bool", "checkpoint": "bool",
                "overwrite": "bool"},
+    "atomistic": {"radius": "posfloat", "scheme": "str", "handshake": "posfloat",
+                  "rve_radius": "float"},
 }
 _MATERIAL_KEYS = {
     "neo-hookean": {"type", "mu", "lmbda"},
@@ -456,7 +536,18 @@ def parse_config(data: dict, *, base_dir: str | os.PathLike = ".",
     # -- boundary conditions (after [mesh] and [loading], which they refer to) --
     if "boundary" in data:
         cfg.boundaries = _parse_boundaries(data["boundary"], "[[boundary]]")
-    _check_boundary_conditions(cfg, check_files)
+    if cfg.mesh.concurrent:
+        _check_concurrent(cfg, values, "atomistic" in data, base, check_files)
+    else:
+        if "atomistic" in data:
+            raise InputError(
+                f"[atomistic] needs [mesh] generator = 'crack_disc' for now, got "
+                f"{cfg.mesh.describe()}: the concurrent solver meshes its own domain, with "
+                "mesh nodes on the lattice sites near the atoms, and takes one geometry so far "
+                "(a disc around a crack tip). The cracked_plate quarter model cannot take "
+                "atoms: its symmetry planes (u_x = 0 on 'left', u_y = 0 on the ligament) "
+                "would cut the lattice, and mirrored atoms are not a crystal")
+        _check_boundary_conditions(cfg, check_files)
     cfg.solver = SolverConfig(**values["solver"])
     if cfg.solver.degree not in (1, 2):
         raise InputError(f"[solver] 'degree' = {cfg.solver.degree} is not allowed; allowed "
@@ -467,6 +558,96 @@ def parse_config(data: dict, *, base_dir: str | os.PathLike = ".",
     out.setdefault("directory", Path("results") / (Path(source).stem if source else "."))
     cfg.output = OutputConfig(**out)
     return cfg
+
+
+def _check_concurrent(cfg: Config, values: dict[str, dict[str, Any]], has_atoms: bool,
+                      base: Path, check_files: bool) -> None:
+    """The sections of a concurrent problem (``crack_disc``): what the solver can do."""
+    gen = repr(cfg.mesh.generator)
+    mat = cfg.material
+    if mat.type == "neo-hookean":
+        raise InputError(f"[material] type = 'neo-hookean' does not apply to generator = {gen}: "
+                         "the concurrent solver's continuum is a crystal (its nodes sit on "
+                         "lattice sites); use type = 'cauchy-born' or 'rve'")
+    if mat.lattice != "fcc":
+        raise InputError(f"[material] lattice = {mat.lattice!r} is not allowed with generator "
+                         f"= {gen}; allowed values: 'fcc' (the concurrent crack is the fcc "
+                         "slab, x = [100], y = [010], z = [001])")
+    if cfg.loading.mode != "K":
+        raise InputError(f"[loading] mode = {cfg.loading.mode!r} is not allowed with "
+                         f"generator = {gen}; allowed values: 'K' (the K-field of the crystal "
+                         "on the clamped outer layer)")
+    if cfg.loading.value <= 0:
+        raise InputError(f"[loading] 'value' = {cfg.loading.value!r} must be positive with "
+                         f"generator = {gen} (K_I in MPa √m at load factor 1)")
+    if cfg.boundaries is not None:
+        raise InputError(f"[[boundary]] entries do not apply to generator = {gen}: its outer "
+                         "layer is clamped to the K-field of [loading]; remove them")
+    for key in values["solver"]:
+        if key not in ("min_increment", "degree"):
+            raise InputError(f"[solver] '{key}' does not apply to generator = {gen} (each K "
+                             "is relaxed to a largest force of 1e-8 eV/Å); allowed: "
+                             "'min_increment', 'degree' = 1")
+    if values["solver"].get("degree", 1) != 1:
+        raise InputError(f"[solver] 'degree' = {values['solver']['degree']} is not allowed "
+                         f"with generator = {gen}; allowed values: 1 (P1, nodes on sites)")
+    if "checkpoint" in values["output"]:
+        raise InputError(f"[output] 'checkpoint' does not apply to generator = {gen}: the "
+                         "concurrent solver writes no checkpoints yet")
+    if not has_atoms:
+        return
+    at = values["atomistic"]
+    if "radius" not in at:
+        raise InputError("[atomistic] needs 'radius' (Å, the atomistic disc around the tip)")
+    cfg.atomistic = AtomisticConfig(**at)
+    _choice("atomistic", "scheme", cfg.atomistic.scheme, ATOMISTIC_SCHEMES)
+    rve_r = cfg.atomistic.rve_radius
+    if rve_r is not None:
+        if mat.type != "rve":
+            raise InputError("[atomistic] 'rve_radius' applies to [material] type = 'rve' "
+                             f"only, got type = {mat.type!r}")
+        if not 0 <= rve_r < cfg.mesh.radius:
+            raise InputError(f"[atomistic] 'rve_radius' = {rve_r:g} Å must be in [0, {gen} "
+                             f"radius {cfg.mesh.radius:g} Å): no cell would get the RVE")
+    if not check_files and isinstance(mat.potential, str):
+        return
+    from atomistic.potentials import load_potential
+
+    rc = float(load_potential(_resolve(mat.potential, base)).cutoff)
+    hs = cfg.atomistic.handshake
+    if hs is not None and hs < rc - 1e-12:
+        raise InputError(f"[atomistic] 'handshake' = {hs:g} Å is narrower than the potential's "
+                         f"cutoff {rc:.4g} Å: atoms would interact with continuum sites that "
+                         "have no lattice positions; use handshake >= the cutoff")
+    need = concurrent_reach(cfg.atomistic.radius, rc, cfg.atomistic.scheme, hs)
+    if need >= cfg.mesh.radius:
+        raise InputError(
+            f"[atomistic] 'radius' = {cfg.atomistic.radius:g} Å leaves no room inside [mesh] "
+            f"radius = {cfg.mesh.radius:g} Å: the atoms, the handshake band and its padding "
+            f"and the clamped outer layer (one cutoff, {rc:.4g} Å, each) reach {need:.4g} Å; "
+            f"use an atomistic radius below {cfg.atomistic.radius + cfg.mesh.radius - need:.4g} "
+            "Å or a larger disc")
+
+
+def concurrent_reach(atomistic_radius: float, cutoff: float, scheme: str,
+                     handshake: float | None = None) -> float:
+    """How far from the tip (Å) a crack_disc's atoms reach, with everything they need.
+
+    The atomistic disc, the handshake band (``handshake``, default the cutoff), for a blended
+    scheme its padding (one cutoff), one cutoff of free continuum and the clamped layer (one
+    cutoff): the disc's radius must exceed this
+    (:func:`coupling.qc.system.build_system` refuses it otherwise).
+    """
+    hs = cutoff if handshake is None else float(handshake)
+    blended = scheme in ("bqce", "bgfc")
+    return float(atomistic_radius) + hs + (cutoff if blended else 0.0) + 2.0 * cutoff
+
+
+def _resolve(spec: str | dict, base: Path) -> str | dict:
+    """A potential file named relative to ``base`` (when it is there)."""
+    if isinstance(spec, str) and not Path(spec).is_absolute() and (base / spec).is_file():
+        return os.fspath(base / spec)
+    return spec
 
 
 def _mesh_config(m: dict[str, Any], check_files: bool) -> MeshConfig:
@@ -482,7 +663,7 @@ def _mesh_config(m: dict[str, Any], check_files: bool) -> MeshConfig:
             raise InputError(f"[mesh] 'file': mesh file '{m['file']}' not found")
         return MeshConfig(generator=None, file=m["file"])
     name = _choice("mesh", "generator", m.get("generator", "cracked_plate"), MESH_GENERATORS)
-    gen = GENERATORS[name]
+    gen = _ALL_GENERATORS[name]
     for key in m:
         if key != "generator" and key not in gen.parameters:
             raise InputError(f"key '{key}' in [mesh] does not apply to generator = {name!r}; "
@@ -559,6 +740,7 @@ def check_boundary_names(boundaries: list[BoundaryConfig], available, mesh: str)
 
 def _no_K_message(mesh: MeshConfig) -> str:
     calibrated = [n for n, g in GENERATORS.items() if g.stress_intensity is not None]
+    calibrated += list(CONCURRENT_GENERATORS)
     return ("[loading] mode = 'K' needs [mesh] generator = "
             + " or ".join(repr(n) for n in calibrated)
             + f" (a geometry with a K calibration, e.g. the crack length for the handbook K); "

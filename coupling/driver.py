@@ -40,6 +40,10 @@ The material is a :class:`coupling.dispatch.DispatchedMaterial` over the point m
 ``[material]`` (:func:`make_point_model`): with ``[mpi] workers = 0`` every rank evaluates its
 own Gauss points, with workers those ranks evaluate them for the mesh ranks. All the
 rank-dependent glue is in :func:`make_material`.
+
+A concurrent geometry (``[mesh] generator = "crack_disc"``) is not an FE² problem:
+:func:`make_simulation` (which ``fe2qc run`` and :func:`run_problem` call) hands it to
+:class:`coupling.qc.run.ConcurrentSimulation`.
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ from fe2qc.errors import InputError, is_interrupt
 from fe2qc.tensors import acoustic_min_eigenvalue
 from fe2qc.units import EV_PER_A3_IN_GPA, MPA_SQRT_M_IN_EV_A3_SQRT_A
 
-__all__ = ["Simulation", "run_problem", "make_material", "make_point_model",
+__all__ = ["Simulation", "run_problem", "make_simulation", "make_material", "make_point_model",
            "prepare_output_dir", "previous_run_files", "CELL_FIELDS", "scale_separation"]
 
 #: VTX file stem in the output folder: ``fe2_displacement.bp`` and ``fe2_cells.bp``
@@ -574,13 +578,34 @@ def done_line(summary: dict) -> str:
             f"{summary['output']}")
 
 
+def make_simulation(config: Config, comm, *, log=print, overwrite: bool | None = None):
+    """The job of ``config`` on ``comm``: a :class:`Simulation`, or the concurrent one.
+
+    A concurrent geometry (``[mesh] generator = "crack_disc"``) is run by
+    :class:`coupling.qc.run.ConcurrentSimulation` (same interface), after the output folder
+    is prepared here (``overwrite``: see :func:`prepare_output_dir`).
+    """
+    if not config.mesh.concurrent:
+        return Simulation(config, comm, log=log, overwrite=overwrite)
+    import fe2qc.mpi
+    from coupling.qc.run import OUTPUT_PATTERNS, ConcurrentSimulation
+
+    fe2qc.mpi.bootstrap()
+    if overwrite is None:
+        overwrite = bool(getattr(config.output, "overwrite", False))
+    outdir = prepare_output_dir(config.output.directory, comm, overwrite=overwrite,
+                                extra=OUTPUT_PATTERNS)
+    return ConcurrentSimulation(config, comm, outdir=outdir, log=log)
+
+
 def run_problem(config: Config, comm, *, log=print, overwrite: bool | None = None) -> dict:
     """Build the problem of ``config`` on ``comm``, run it, and return a summary dict.
 
     ``overwrite``: replace a previous run's files in the output folder (default ``[output]
     overwrite``; a non-empty folder is refused otherwise, see :func:`prepare_output_dir`).
+    A concurrent geometry runs through :func:`make_simulation`.
     """
-    sim = Simulation(config, comm, log=log, overwrite=overwrite)
+    sim = make_simulation(config, comm, log=log, overwrite=overwrite)
     try:
         summary = sim.run()
     except BaseException as exc:

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import sys
 import time
@@ -59,6 +58,7 @@ from coupling.qc.concurrent import (  # noqa: E402
     ConcurrentCrack,
     concurrent_crack_system,
     far_field_check,
+    fingerprint,
     rve_stiffness,
     stiffness_field,
 )
@@ -176,11 +176,6 @@ def worker_loop(layout, control, models) -> None:
 # ## The runs
 
 # %%
-def fingerprint(U) -> str:
-    """SHA-256 of the displacements' bytes (serial and MPI runs must agree bitwise)."""
-    return hashlib.sha256(np.ascontiguousarray(U, dtype=np.float64).tobytes()).hexdigest()
-
-
 def run_all(args, phases: Phases, outdir: Path) -> dict:
     """The four runs, the checks and the plots; returns the summary."""
     size = SIZES["quick" if args.quick else "full"]

@@ -96,6 +96,8 @@ OUTPUTS: dict[str, Spec] = {
             "summary.json", "opening.png", "sigma_yy.png", "cauchy_born_atoms.extxyz",
             "perfect_atoms.extxyz", "vacancy_atoms.extxyz", "perfect_continuum.bp",
             "no_atoms_continuum.bp"])),
+    "fe2qc run demos/crack_concurrent.toml": Spec(outputs=_in("crack_concurrent_run", [
+        "summary.json", "steps.jsonl", "crack_atoms.extxyz", "crack_continuum.bp"])),
     "python benchmarks/bench_qc_crack.py [--quick] --json": Spec(
         json=("sites", "speedup", "relative_error")),
 }

@@ -60,6 +60,7 @@ as a local :class:`fe2qc.material.PointMaterial` would (no history on the worker
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,7 +94,7 @@ ENERGY_SCHEMES = ("bgfc", "bqce", "qce")
 
 __all__ = ["ENERGY_SCHEMES", "ZonedMaterial", "ContinuumCrackModel", "ConcurrentCrack",
            "concurrent_crack_system", "rve_stiffness", "stiffness_field", "atom_virial_stress",
-           "far_field_check", "CrackRecord"]
+           "far_field_check", "CrackRecord", "fingerprint"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -132,6 +133,11 @@ def concurrent_crack_system(field: CrackField | None = None, *, radius: float,
                           crack=Crack(0.0, 0.0, cut), handshake=rc, clamp_width=rc,
                           resolve_clamp=False, growth=growth)
     return system, (crack_field(pot, lattice, a0) if field is None else field)
+
+
+def fingerprint(U) -> str:
+    """SHA-256 of the displacements' bytes: runs on any number of ranks must agree bitwise."""
+    return hashlib.sha256(np.ascontiguousarray(U, dtype=np.float64).tobytes()).hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------
