@@ -51,6 +51,7 @@ bench: setup
 	$(PY) benchmarks/bench_forces.py
 	$(PY) benchmarks/bench_fe2.py
 	$(PY) benchmarks/bench_qc_crack.py
+	$(PY) benchmarks/bench_concurrent.py
 
 lint: setup
 	$(VENV)/bin/ruff check .

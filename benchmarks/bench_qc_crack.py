@@ -46,7 +46,7 @@ For each domain
   point of the potential) gives ``tip_x_a0`` for the K-field start, the reference and QC
   (-0.5 a0 for the pre-cut crack: the last cut bond).
 
-Timing spread: with ``--repeats N`` (default 3 with ``--quick``, else 1) each case runs its QC
+Timing spread: with ``--repeats N`` (default 2 with ``--quick``, else 1) each case runs its QC
 and reference children N times, alternately (QC, reference, QC, ...), so that a change in the
 machine's load hits both. Per case the JSON gives every run's times (``*_runs``), their median,
 min and max, and the speedup of each QC/reference pair (median, min, max); ``speedup`` is the
@@ -402,14 +402,14 @@ def main(argv=None) -> int:
                     help="skip the full atomistic reference above this many sites")
     ap.add_argument("--repeats", type=int, default=None,
                     help="runs of each QC and reference child per case, for the spread of the "
-                         "times (default 3 with --quick, else 1)")
+                         "times (default 2 with --quick, else 1)")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.one is not None:
         print(json.dumps(run_one(json.loads(args.one))))
         return 0
     if args.repeats is None:
-        args.repeats = 3 if args.quick else 1
+        args.repeats = 2 if args.quick else 1
     if args.repeats < 1:
         ap.error(f"--repeats must be >= 1, got {args.repeats}")
     if args.radii:

@@ -98,6 +98,8 @@ OUTPUTS: dict[str, Spec] = {
             "no_atoms_continuum.bp"])),
     "fe2qc run demos/crack_concurrent.toml": Spec(outputs=_in("crack_concurrent_run", [
         "summary.json", "steps.jsonl", "crack_atoms.extxyz", "crack_continuum.bp"])),
+    "python benchmarks/bench_concurrent.py [--quick] --json": Spec(
+        json=("rve_cost_ratio", "speedup_replicated", "bitwise")),
     "python benchmarks/bench_qc_crack.py [--quick] --json": Spec(
         json=("sites", "speedup", "relative_error")),
 }

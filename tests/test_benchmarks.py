@@ -57,3 +57,32 @@ def test_bench_fe2_quick_json_values():
     assert 0 <= data["dispatch_share"] < 1 and data["parallel_efficiency_2"] > 0
     model = data["cost_model_seconds_per_iteration_1e5_points"]
     assert [model[k] > model[n] for k, n in (("1", "2"), ("2", "16"), ("16", "128"))] == [True] * 3
+
+
+@pytest.mark.dolfinx
+def test_bench_concurrent_quick_json(readme_runner):
+    """The concurrent-crack benchmark (the README's quick command, one run shared with its test).
+
+    Timings are checked for consistency only, never against a bound; the four layouts must
+    give bitwise the same displacements.
+    """
+    data = readme_runner.run("python benchmarks/bench_concurrent.py [--quick] --json").ok(
+    ).last_json()
+    assert data["quick"] is True and data["repeats"] == 1 and data["bitwise"] is True
+    cases = data["cases"]
+    assert list(cases) == ["cauchy_born", "rve_1", "rve_2_replicated", "rve_2_worker"]
+    assert [(c["ranks"], c["workers"]) for c in cases.values()] == [(1, 0), (1, 0), (2, 0),
+                                                                    (2, 1)]
+    assert cases["cauchy_born"]["rve_points"] == 0
+    for name in ("rve_1", "rve_2_replicated", "rve_2_worker"):
+        c = cases[name]
+        assert 0 < c["rve_points"] < c["gauss_points"] == cases["cauchy_born"]["gauss_points"]
+        assert [r["newton_iterations"] for r in c["runs"]] == [
+            r["newton_iterations"] for r in cases["rve_1"]["runs"]]
+        assert 0 < c["rve_wall_s"]["median"] <= c["wall_s"]["median"]
+    t = {k: c["wall_s"]["median"] for k, c in cases.items()}
+    assert data["rve_cost_ratio"] == pytest.approx(t["rve_1"] / t["cauchy_born"], rel=1e-12)
+    assert data["speedup_replicated"] == pytest.approx(t["rve_1"] / t["rve_2_replicated"],
+                                                       rel=1e-12)
+    assert 0 < data["rve_share"] < 1
+    assert 1 <= data["amdahl_replicated"] <= 2

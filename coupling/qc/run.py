@@ -307,6 +307,9 @@ class ConcurrentSimulation:
             "max_displacement_A": float(np.abs(np.asarray(crack.U)).max()),
             "U_sha256": fingerprint(crack.U),
             "records": inner["records"],
+            # this rank's RVE evaluations (DispatchedMaterial.timings: wall, compute on the
+            # evaluating ranks, critical path, dispatch), None without RVEs
+            "rve_timings_s": dict(self.far.timings) if self.far is not None else None,
             "wall_time_s": wall,
             "rve_dispatch": (dict(self.far.timings, dispatch_share=self.far.dispatch_share)
                              if self.far is not None else None),
