@@ -119,7 +119,8 @@ class FrameWriter:
     """
 
     def __init__(self, system, outdir: Path, lattice: str):
-        from coupling.qc.output import QCVTXWriter, write_extxyz
+        from atomistic.extxyz import write_extxyz
+        from coupling.qc.output import QCVTXWriter
 
         self.system = system
         self._write_extxyz = write_extxyz

@@ -279,7 +279,7 @@ def test_vtx_writer_1d(tmp_path):
 def test_write_extxyz_roundtrip(tmp_path):
     import ase.io
 
-    from coupling.qc.output import write_extxyz
+    from atomistic.extxyz import write_extxyz
 
     R = np.random.default_rng(0).random((5, 3)) * 10
     cell = np.diag([20.0, 20.0, 3.6])

@@ -12,7 +12,7 @@ from fe2qc.errors import InputError
 
 
 def _write(path, R, **kw):
-    from coupling.qc.output import write_extxyz
+    from atomistic.extxyz import write_extxyz
 
     kw.setdefault("cell", np.diag([20.0, 20.0, 3.6]))
     kw.setdefault("pbc", (False, False, True))

@@ -13,7 +13,7 @@ Units are LAMMPS ``metal``: Å, ps, amu, eV, K; stresses in eV/Å³ inside, GPa 
 """
 
 from atomistic.md.integrators import LangevinBAOAB, VelocityVerlet, integrator_from_dict
-from atomistic.md.output import ThermoLog, write_extxyz_frame
+from atomistic.md.output import ThermoLog
 from atomistic.md.run import Thermo, run_md
 from atomistic.md.state import MDState
 from atomistic.md.velocities import (
@@ -35,5 +35,4 @@ __all__ = [
     "kinetic_energy",
     "run_md",
     "temperature",
-    "write_extxyz_frame",
 ]

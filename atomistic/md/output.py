@@ -5,10 +5,11 @@ The thermo log is a text table, one line per sample, with the columns LAMMPS use
 integrator's conserved quantity, eV, LAMMPS's thermo keyword of that name). Pressure is in
 GPa (LAMMPS ``metal`` prints bar: 1 GPa = 10⁴ bar); a comment line at the top says so.
 
-Trajectory frames are extended XYZ (ASE's format, read by ``ase.io.read`` and OVITO):
-species, positions (Å) and velocities (``velo``, Å/ps) per atom; cell, pbc, step, time (ps),
-temperature (K) and energies (eV) per frame. The writer is a minimal one of our own (the
-engine does not depend on the coupling layer's writer).
+Trajectory frames are extended XYZ (:func:`atomistic.extxyz.write_extxyz`, read by
+``ase.io.read`` and OVITO): species, positions (Å) and velocities (``velo``, Å/ps) per atom;
+cell, pbc, step, time (ps), temperature (K) and energies (eV) per frame; ASE's format
+writes 8 decimals (positions to 1e-8 Å): the exact state for a restart is
+:meth:`atomistic.md.state.MDState.save`'s file.
 """
 
 from __future__ import annotations
@@ -16,9 +17,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import numpy as np
-
-__all__ = ["ThermoLog", "write_extxyz_frame", "THERMO_COLUMNS"]
+__all__ = ["ThermoLog", "THERMO_COLUMNS"]
 
 #: the log's columns, in order
 THERMO_COLUMNS = ("Step", "Time", "Temp", "PotEng", "KinEng", "TotEng", "Econserve", "Press")
@@ -72,28 +71,3 @@ class ThermoLog:
     def close(self) -> None:
         """Close the file (a stream given by the caller is flushed, not closed)."""
         self._sink.close()
-
-
-def write_extxyz_frame(f, positions_nc: np.ndarray, velocities_nc: np.ndarray,
-                       cell_cc: np.ndarray, pbc, symbols_n, info: dict) -> None:
-    """Append one extended-XYZ frame to the open text file ``f``.
-
-    Args:
-        f: an open text file.
-        positions_nc: positions (Å), written as they are (not wrapped).
-        velocities_nc: velocities (Å/ps), the ``velo`` column.
-        cell_cc: cell vectors as rows (Å).
-        pbc: three booleans.
-        symbols_n: a chemical symbol per atom.
-        info: per-frame numbers (e.g. step, time), written as ``key=value``.
-    """
-    lattice = " ".join(repr(float(v)) for v in np.asarray(cell_cc).ravel())
-    pbc_s = " ".join("T" if p else "F" for p in pbc)
-    extra = " ".join(f"{k}={v!r}" for k, v in info.items())
-    lines = [str(len(positions_nc)),
-             f'Lattice="{lattice}" Properties=species:S:1:pos:R:3:velo:R:3 pbc="{pbc_s}" '
-             f"{extra}"]
-    data = np.hstack([positions_nc, velocities_nc])
-    lines += [f"{s} " + " ".join(f"{v:.17g}" for v in row) for s, row in zip(symbols_n, data,
-                                                                             strict=True)]
-    f.write("\n".join(lines) + "\n")

@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from atomistic.calculator import Calculator
-from atomistic.md.output import ThermoLog, write_extxyz_frame
+from atomistic.extxyz import write_extxyz
+from atomistic.md.output import ThermoLog
 from atomistic.md.state import MDState
 from atomistic.md.velocities import degrees_of_freedom, kinetic_energy, kinetic_tensor
 from atomistic.structure import Configuration
@@ -196,9 +197,10 @@ def run_md(state: MDState, calculator: Calculator, integrator, steps: int, *,
                 thermo.write(state.step, state.time, temp, pot, kin, pot + kin, conserved,
                              p * EV_PER_A3_IN_GPA)
         if traj is not None and state.step % trajectory_every == 0:
-            write_extxyz_frame(traj, state.positions_nc, v, state.cell_cc, state.pbc, symbols,
-                               {"step": state.step, "time": state.time, "temperature": temp,
-                                "energy": pot, "kinetic_energy": kin})
+            write_extxyz(traj, state.positions_nc, cell=state.cell_cc, pbc=state.pbc,
+                         arrays={"velo": v}, symbols=symbols,
+                         info={"step": state.step, "time": state.time, "temperature": temp,
+                               "energy": pot, "kinetic_energy": kin})
 
     try:
         kin = kinetic_energy(state.masses_n, state.velocities_nc)

@@ -729,7 +729,7 @@ class _Writer:
         self.frames = 0
 
     def __call__(self, rec: CrackRecord, U) -> None:
-        from coupling.qc.output import write_extxyz
+        from atomistic.extxyz import write_extxyz
 
         if self.xyz is not None:
             u = np.zeros((len(self.sites), 3))
