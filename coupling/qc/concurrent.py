@@ -74,11 +74,11 @@ from coupling.qc.continuum import (
     LatticeCauchyBorn,
     QCSpace,
     qc_site_volume,
-    qc_thickness,
 )
 from coupling.qc.crack import CrackField
 from coupling.qc.geometry import Crack, Disc
 from coupling.qc.model import QCModel
+from coupling.qc.points import check_material
 from coupling.qc.reference import site_displacements
 from coupling.qc.solver import relax
 from coupling.qc.system import QCSystem, build_system
@@ -191,8 +191,8 @@ class ZonedMaterial:
             :class:`fe2qc.material.PointMaterial`), or None (``near`` everywhere).
         far_points: bool per Gauss point of the shared numbering: True where ``far`` applies.
 
-    Raises:
-        InputError: the two materials' volumes per site differ.
+    Each part is checked against the atoms' crystal (volume per site, orientation, potential)
+    by :func:`coupling.qc.points.check_material` when a model takes the material (``parts``).
     """
 
     dim = 3
@@ -203,12 +203,8 @@ class ZonedMaterial:
         self.parts = (near,) if far is None else (near, far)
         self.far_points = (np.zeros(0, bool) if far_points is None
                            else np.asarray(far_points, bool).reshape(-1))
+        # the near part's; each part's own is checked against the atoms by check_material
         self.site_volume = float(getattr(near, "site_volume", None) or near.V0)
-        if far is not None:
-            v = getattr(far, "site_volume", None)
-            if v is not None and not np.isclose(float(v), self.site_volume, rtol=1e-12):
-                raise InputError(f"the far material's volume per site {float(v):.12g} Å³ is not "
-                                 f"the near one's {self.site_volume:.12g} Å³")
         self._calls = 0
         self.points = self.F_qij = self.P_qij = None
 
@@ -277,6 +273,8 @@ class ContinuumCrackModel:
     dead load ``<g(F_ref), U>``, the continuum's gradient at the homogeneous ``F_ref``
     (default I): it balances a material's residual stress at ``F_ref`` (a vacancy RVE held at
     the perfect cell), as ``bgfc``'s correction does in :class:`coupling.qc.model.QCModel`.
+    The material is checked against the system's crystal as QCModel checks it
+    (:func:`coupling.qc.points.check_material`).
     """
 
     scheme = "continuum"
@@ -288,7 +286,7 @@ class ContinuumCrackModel:
         self.material = material
         self.space = QCSpace(system.mesh, system.ncomp)
         self.cont = DolfinxContinuum(self.space, material, np.ones(system.mesh.n_cells),
-                                     thickness=qc_thickness(system, material))
+                                     thickness=check_material(system, material))
         F_ref = np.eye(3) if F_ref is None else np.asarray(F_ref, float)
         _, g, _ = self.cont.energy_gradient(system.homogeneous(F_ref))
         self.dead_load = g
