@@ -37,9 +37,9 @@ load factor. In mode ``K`` the traction is chosen so that the geometry's K calib
 ``cracked_plate`` the handbook K_I) equals ``value`` (MPa √m). See :mod:`coupling.config`.
 
 The material is a :class:`coupling.dispatch.DispatchedMaterial` over the point model of
-``[material]`` (:func:`make_point_model`): with ``[mpi] workers = 0`` every rank evaluates its
-own Gauss points, with workers those ranks evaluate them for the mesh ranks. All the
-rank-dependent glue is in :func:`make_material`.
+``[material]`` (:func:`coupling.materials.make_point_model`): with ``[mpi] workers = 0`` every
+rank evaluates its own Gauss points, with workers those ranks evaluate them for the mesh ranks.
+All the rank-dependent glue is in :func:`make_material`.
 
 A concurrent geometry (``[mesh] generator = "crack_disc"``) is not an FE² problem:
 :func:`make_simulation` (which ``fe2qc run`` and :func:`run_problem` call) hands it to
@@ -55,12 +55,13 @@ from pathlib import Path
 
 import numpy as np
 
-from coupling.config import Config, resolve_potential
+from coupling.config import Config
+from coupling.materials import check_workers, make_point_model
 from fe2qc.errors import InputError, is_interrupt
 from fe2qc.tensors import acoustic_min_eigenvalue
 from fe2qc.units import EV_PER_A3_IN_GPA, MPA_SQRT_M_IN_EV_A3_SQRT_A
 
-__all__ = ["Simulation", "run_problem", "make_simulation", "make_material", "make_point_model",
+__all__ = ["Simulation", "run_problem", "make_simulation", "make_material",
            "prepare_output_dir", "previous_run_files", "CELL_FIELDS", "scale_separation"]
 
 #: VTX file stem in the output folder: ``fe2_displacement.bp`` and ``fe2_cells.bp``
@@ -82,40 +83,6 @@ def scale_separation(cell_size_q: np.ndarray, rve_edge: float) -> np.ndarray:
 
 
 # -- material -------------------------------------------------------------------------------
-def _a0(cfg: Config, potential) -> float:
-    if cfg.material.a0 is not None:
-        return cfg.material.a0
-    from atomistic.elastic import equilibrium_lattice_constant
-
-    return equilibrium_lattice_constant(potential, cfg.material.lattice)
-
-
-def make_point_model(cfg: Config, dim: int):
-    """The point model of ``[material]`` (no MPI).
-
-    A :class:`fe2qc.material.PointModel`: :class:`atomistic.rve.AtomisticRVE`,
-    :class:`atomistic.cauchy_born.CauchyBorn` or :class:`fe2.materials.NeoHookean` (the last
-    two are batched material points too).
-    """
-    m = cfg.material
-    if m.type == "neo-hookean":
-        from fe2.materials import NeoHookean
-
-        return NeoHookean(m.mu / EV_PER_A3_IN_GPA, m.lmbda / EV_PER_A3_IN_GPA, dim)
-    from atomistic.cauchy_born import CauchyBorn
-    from atomistic.potentials import load_potential
-    from atomistic.rve import AtomisticRVE
-
-    pot = load_potential(resolve_potential(m.potential, cfg.source))
-    a0 = _a0(cfg, pot)
-    if m.type == "cauchy-born":
-        return CauchyBorn(pot, m.lattice, a0, dim=dim)
-    cutoff = getattr(pot, "cutoff", 0.0)
-    narrow = min(m.size) * a0 < 2 * cutoff + 2.0
-    return AtomisticRVE.from_lattice(pot, m.lattice, a0, size=m.size, vacancy=m.vacancy,
-                                     dim=dim, fmax=m.fmax, multiple_images=narrow)
-
-
 def make_material(cfg: Config, comm, dim: int = 2):
     """Everything rank-dependent about the material, in one place.
 
@@ -125,9 +92,7 @@ def make_material(cfg: Config, comm, dim: int = 2):
     worker loop (None on macro ranks) and a finaliser.
     """
     workers = cfg.mpi.workers
-    if workers >= comm.size and workers > 0:
-        raise InputError(f"[mpi] 'workers' = {workers} leaves no rank for the mesh "
-                         f"(the run has {comm.size} ranks); use at most {comm.size - 1}")
+    check_workers(workers, comm.size)
     from coupling import dispatch
 
     point_model = make_point_model(cfg, dim)

@@ -35,7 +35,7 @@ coeff = [0.4, 2.2]
 
 def test_toml_lj_cut_table_gives_the_stress_of_the_potential_built_directly(tmp_path):
     from atomistic.cauchy_born import CauchyBorn
-    from coupling.driver import make_point_model
+    from coupling.materials import make_point_model
 
     f = tmp_path / "lj.toml"
     f.write_text(LJ_TOML)

@@ -42,7 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
-from coupling.config import Config, concurrent_reach, resolve_potential
+from coupling.config import Config, concurrent_reach
+from coupling.materials import check_workers, make_rve, material_potential
 from fe2qc.errors import InputError, is_interrupt
 from fe2qc.units import EV_PER_A52_IN_MPA_SQRT_M
 
@@ -55,16 +56,6 @@ TIP_RADIUS_A0 = 3.0
 RUN_NAME = "crack"
 #: what a run writes besides ``steps.jsonl`` (``--overwrite`` deletes these)
 OUTPUT_PATTERNS = ("summary.json", f"{RUN_NAME}_atoms.extxyz", f"{RUN_NAME}_continuum.bp")
-
-
-def _potential_and_a0(cfg: Config):
-    from atomistic.elastic import equilibrium_lattice_constant
-    from atomistic.potentials import load_potential
-
-    pot = load_potential(resolve_potential(cfg.material.potential, cfg.source))
-    a0 = (cfg.material.a0 if cfg.material.a0 is not None
-          else equilibrium_lattice_constant(pot, "fcc"))
-    return pot, float(a0)
 
 
 def crack_disc_system(cfg: Config, potential, a0: float):
@@ -140,9 +131,7 @@ class ConcurrentSimulation:
             raise InputError(f"[mpi] 'workers' = {workers} needs [material] type = 'rve' with "
                              f"[mesh] generator = 'crack_disc': a {cfg.material.type} "
                              "continuum has no RVEs to hand out; use workers = 0")
-        if workers > 0 and workers >= comm.size:
-            raise InputError(f"[mpi] 'workers' = {workers} leaves no rank for the mesh "
-                             f"(the run has {comm.size} ranks); use at most {comm.size - 1}")
+        check_workers(workers, comm.size)
         # PETSc's initialisation is collective over MPI_COMM_WORLD: every rank, workers
         # included, imports it before the split
         fe2qc.mpi.dolfinx()
@@ -151,17 +140,11 @@ class ConcurrentSimulation:
         from coupling.dispatch import DispatchedMaterial, split_world
 
         t0 = time.perf_counter()
-        self.potential, self.a0 = _potential_and_a0(cfg)
-        self.point_model = None
-        if cfg.material.type == "rve":
-            from atomistic.rve import AtomisticRVE
-
-            m = cfg.material
-            # rve_point_model()'s fcc RVE, built alike on every rank (the workers have no
-            # system); QCModel checks it against the atoms
-            self.point_model = AtomisticRVE.from_lattice(
-                self.potential, "fcc", self.a0, size=m.size, vacancy=m.vacancy, dim=3,
-                fmax=m.fmax, multiple_images=True)
+        self.potential, self.a0 = material_potential(cfg)
+        # the [material]'s RVE of the FE² driver (fcc, 3D), built alike on every rank (the
+        # workers have no system); QCModel checks it against the atoms
+        self.point_model = (make_rve(cfg, self.potential, self.a0, 3)
+                            if cfg.material.type == "rve" else None)
         self.layout = split_world(comm, workers)
         self.is_worker = self.layout.is_worker
         self.far = None
