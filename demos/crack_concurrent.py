@@ -277,6 +277,16 @@ def plot(runs, field, vac_field, outdir: Path, K: float) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    def finish(fig, ax, xlabel, ylabel, title, path, legend_size):
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=legend_size)
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+
     fig, ax = plt.subplots(figsize=(7.2, 4.6))
     for name, run in runs.items():
         col, mk, label = STYLE[name]
@@ -287,14 +297,8 @@ def plot(runs, field, vac_field, outdir: Path, K: float) -> None:
     ax.plot(o["x"], o["lefm"], "k--", lw=1, label="LEFM K-field, perfect crystal C")
     o = runs["vacancy"].records[-1].opening
     ax.plot(o["x"], o["lefm"], ":", color="C3", lw=1.2, label="LEFM K-field, vacancy RVE C")
-    ax.set_xlabel("x (Å), behind the tip at 0")
-    ax.set_ylabel("opening u_y(+) - u_y(-) (Å)")
-    ax.set_title(f"near-tip opening at K = {K} K_G (Cu_u3)")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(outdir / "opening.png", dpi=120)
-    plt.close(fig)
+    finish(fig, ax, "x (Å), behind the tip at 0", "opening u_y(+) - u_y(-) (Å)",
+           f"near-tip opening at K = {K} K_G (Cu_u3)", outdir / "opening.png", 8)
 
     fig, ax = plt.subplots(figsize=(7.2, 4.6))
     for name, run in runs.items():
@@ -310,14 +314,8 @@ def plot(runs, field, vac_field, outdir: Path, K: float) -> None:
     lefm = K * field.K_G / np.sqrt(2 * np.pi * r) * EV_PER_A3_IN_GPA
     ax.plot(r, lefm, "k--", lw=1, label="LEFM K/sqrt(2 pi r)")
     ax.set_ylim(0, 2.0 * K * field.K_G / np.sqrt(2 * np.pi * 2.0) * EV_PER_A3_IN_GPA)
-    ax.set_xlabel("x (Å), ahead of the tip at 0")
-    ax.set_ylabel("sigma_yy (GPa)")
-    ax.set_title(f"sigma_yy ahead of the tip at K = {K} K_G")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(outdir / "sigma_yy.png", dpi=120)
-    plt.close(fig)
+    finish(fig, ax, "x (Å), ahead of the tip at 0", "sigma_yy (GPa)",
+           f"sigma_yy ahead of the tip at K = {K} K_G", outdir / "sigma_yy.png", 7)
 
 
 # %%

@@ -214,6 +214,10 @@ class ReadmeRun:
                                            f"{self.proc.returncode}{self.tail}")
         return self
 
+    def output(self, folder: str) -> Path:
+        """The folder ``results/<folder>`` this command writes to (under the copy)."""
+        return self.repo / OUT_ROOT / folder
+
     def last_json(self) -> dict:
         """The JSON object on the last line of stdout."""
         lines = self.proc.stdout.strip().splitlines()

@@ -65,7 +65,7 @@ def mpi_run(readme_runner):
     if not MPIRUN.exists():
         pytest.skip("no mpirun next to the Python interpreter")
     run = readme_runner.run("mpirun -n 2 python demos/crack_concurrent.py [--quick]").ok()
-    outdir = run.repo / OUT
+    outdir = run.output(OUT.name)
     return outdir, json.loads((outdir / "summary.json").read_text()), run.proc.stderr
 
 

@@ -42,7 +42,7 @@ def quick_run(readme_runner):
     tests/test_readme_commands.py.
     """
     run = readme_runner.run("python demos/crack_tip_qc.py [--quick]").ok()
-    out = run.repo / "results" / "crack_tip_qc_quick"
+    out = run.output("crack_tip_qc_quick")
     return out, json.loads((out / "summary.json").read_text()), run.proc.stdout
 
 

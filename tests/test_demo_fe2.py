@@ -35,7 +35,7 @@ def test_crack_demo_recovers_applied_stress_intensity(readme_runner):
     if not MPIRUN.exists():
         pytest.skip("no mpirun next to the Python interpreter")
     run = readme_runner.run("mpirun -n 2 python demos/fe2_crack.py [--quick]").ok()
-    out, outdir = run.proc.stdout, run.repo / "results" / "fe2_crack_quick"
+    out, outdir = run.proc.stdout, run.output("fe2_crack_quick")
     m = re.search(r"K ratio \(fit/applied, first load step\): ([0-9.]+)", out)
     assert m, out
     assert abs(float(m.group(1)) - 1.0) < 0.004, out  # measured 1.0029

@@ -52,7 +52,7 @@ def quick(readme_runner):
     tests/test_readme_commands.py.
     """
     run = readme_runner.run("python demos/qc_convergence.py [--quick]").ok()
-    out = run.repo / "results" / "qc_convergence_quick"
+    out = run.output("qc_convergence_quick")
     return out, json.loads((out / "qc_convergence.json").read_text()), run.proc.stdout
 
 
