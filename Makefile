@@ -52,6 +52,7 @@ bench: setup
 	$(PY) benchmarks/bench_fe2.py
 	$(PY) benchmarks/bench_qc_crack.py
 	$(PY) benchmarks/bench_concurrent.py
+	$(PY) benchmarks/bench_md.py
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -26,7 +26,7 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
-from atomistic.neighbors import NeighborList, pair_vectors
+from atomistic.neighbors import NeighborList, pair_vector, pair_vectors
 from atomistic.potentials.base import Potential, SecondOrder
 from atomistic.structure import Configuration
 from fe2qc.checks import require_finite, require_nonnegative
@@ -34,7 +34,7 @@ from fe2qc.errors import InputError
 from fe2qc.tensors import minor_sym
 from fe2qc.units import MVV2E
 
-__all__ = ["Calculator", "Result", "PairList"]
+__all__ = ["Calculator", "CompactPairs", "Result", "PairList"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,98 @@ class PairList:
     i_p: np.ndarray
     j_p: np.ndarray
     s_pc: np.ndarray
+
+
+@dataclass(frozen=True)
+class CompactPairs:
+    """A half pair list grouped by first atom, in 5 bytes a pair: what the MD kernels read.
+
+    The pairs of atom ``i`` are ``start_n[i]:start_n[i + 1]``, sorted by second atom
+    ``j_k`` (uint32); ``c_k`` (uint8 when the shifts allow, else uint32) codes the image shift
+    ``s = (a - K, b - K, c - K)`` as ``(a w + b) w + c`` with ``w = 2K + 1``, ``K`` the largest
+    shift component, so that a call needs only the ``w³`` image vectors ``s @ cell``
+    (:meth:`shift_vectors`). Built from a :class:`PairList` or neighbour list once per list
+    build (:func:`compact_pairs`).
+    """
+
+    start_n: np.ndarray
+    j_k: np.ndarray
+    c_k: np.ndarray
+    shift_max: int
+    shifts_sc: np.ndarray  # the shift (cell vectors, float) of each code, shape (w³, 3)
+
+    def shift_vectors(self, cell_cc: np.ndarray) -> np.ndarray:
+        """The image vectors ``s @ cell`` (Å) of every code, shape ``(w³, 3)``."""
+        return self.shifts_sc @ np.asarray(cell_cc, float)
+
+    def row_ranges(self, parts: int) -> np.ndarray:
+        """Row bounds of ``parts`` ranges of about equal pair counts (for threads)."""
+        n = len(self.start_n) - 1
+        targets = np.linspace(0, self.start_n[-1], parts + 1)
+        b = np.searchsorted(self.start_n, targets[1:-1]).astype(np.int64)
+        return np.concatenate([[0], np.clip(b, 0, n), [n]]).astype(np.int64)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the arrays."""
+        return self.start_n.nbytes + self.j_k.nbytes + self.c_k.nbytes
+
+
+@numba.njit(cache=True)
+def _compact(i_p, j_p, s_pc, n, K, c_k):
+    """Counting sort of the pairs by i, rows sorted by (j, code); fills ``c_k``."""
+    npair = i_p.shape[0]
+    w = 2 * K + 1
+    start = np.zeros(n + 1, np.int64)
+    for p in range(npair):
+        start[i_p[p] + 1] += 1
+    for a in range(n):
+        start[a + 1] += start[a]
+    pos = start[:-1].copy()
+    j_k = np.empty(npair, np.uint32)  # unsigned: no negative-index wraparound in kernels
+    for p in range(npair):
+        a = i_p[p]
+        k = pos[a]
+        j_k[k] = j_p[p]
+        c_k[k] = ((s_pc[p, 0] + K) * w + s_pc[p, 1] + K) * w + s_pc[p, 2] + K
+        pos[a] += 1
+    for a in range(n):  # rows are short (tens of pairs): insertion sort
+        for k in range(start[a] + 1, start[a + 1]):
+            jj = j_k[k]
+            cc = c_k[k]
+            q = k - 1
+            while q >= start[a] and (j_k[q] > jj or (j_k[q] == jj and c_k[q] > cc)):
+                j_k[q + 1] = j_k[q]
+                c_k[q + 1] = c_k[q]
+                q -= 1
+            j_k[q + 1] = jj
+            c_k[q + 1] = cc
+    return start, j_k
+
+
+@numba.njit(cache=True)
+def _max_abs(s_pc):
+    """Largest absolute shift component (0 for no pairs), without a temporary."""
+    m = 0
+    for p in range(s_pc.shape[0]):
+        for c in range(3):
+            m = max(m, abs(s_pc[p, c]))
+    return m
+
+
+def compact_pairs(pairs, n: int) -> CompactPairs:
+    """The :class:`CompactPairs` of a half list (``i_p``, ``j_p``, ``s_pc``) over ``n`` atoms."""
+    if n >= 2**32:  # pragma: no cover - 4e9 atoms
+        raise InputError(f"{n} atoms do not fit uint32 indices")
+    s_pc = np.ascontiguousarray(pairs.s_pc, np.int64)
+    K = int(_max_abs(s_pc))
+    w = 2 * K + 1
+    c_k = np.empty(len(s_pc), np.uint8 if w**3 <= 256 else np.uint32)
+    start, j_k = _compact(np.ascontiguousarray(pairs.i_p, np.int64),
+                          np.ascontiguousarray(pairs.j_p, np.int64), s_pc, n, K, c_k)
+    r = np.arange(-K, K + 1, dtype=float)
+    shifts = np.stack(np.meshgrid(r, r, r, indexing="ij"), axis=-1).reshape(-1, 3)
+    return CompactPairs(start, j_k, c_k, K, np.ascontiguousarray(shifts))
 
 
 @dataclass
@@ -64,6 +156,19 @@ class Result:
 
 
 @numba.njit(cache=True)
+def _closest_pair(x_nc, cell_cc, i_p, j_p, s_pc):
+    """Return ``(p, r)``: the first pair of smallest length and its length (-1, inf: none)."""
+    best = np.inf
+    pbest = -1
+    for p in range(i_p.shape[0]):
+        rsq = pair_vector(x_nc, cell_cc, i_p, j_p, s_pc, p)[5]
+        if rsq < best:
+            best = rsq
+            pbest = p
+    return pbest, np.sqrt(best)
+
+
+@numba.njit(cache=True)
 def _forces_virial(d_pc, r_p, i_p, j_p, dedr_p, n):
     forces = np.zeros((n, 3))
     virial = np.zeros((3, 3))
@@ -80,6 +185,24 @@ def _forces_virial(d_pc, r_p, i_p, j_p, dedr_p, n):
             for b in range(3):
                 virial[a, b] -= f * d_pc[p, b]
     return forces, virial
+
+
+@numba.njit(cache=True)
+def _atom_virials(d_pc, r_p, i_p, j_p, dedr_p, n):
+    """Per-atom virials: each pair's ``-f ⊗ d`` split half and half between its atoms."""
+    w = np.zeros((n, 3, 3))
+    for p in range(i_p.shape[0]):
+        if dedr_p[p] == 0.0:
+            continue
+        s = 0.5 * dedr_p[p] / r_p[p]
+        i = i_p[p]
+        j = j_p[p]
+        for a in range(3):
+            f = s * d_pc[p, a]
+            for b in range(3):
+                w[i, a, b] -= f * d_pc[p, b]
+                w[j, a, b] -= f * d_pc[p, b]
+    return w
 
 
 @numba.njit(cache=True)
@@ -294,19 +417,30 @@ class Calculator:
             :func:`atomistic.fracture.crack_cut`). It is applied to every list the
             calculator builds, so energy, forces and Hessian all see the same bonds. For EAM
             an excluded pair contributes neither its pair term nor its density.
+        threads: numba threads of :meth:`compute`'s compact kernel (potentials that have
+            one: EAM). 1 (default) runs the serial kernel; ``t > 1`` splits the atoms into
+            ``t`` row ranges of equal pair counts, each accumulating into private arrays that
+            are summed in range order: results are bitwise reproducible for a given ``t``
+            (whatever numba's thread count or timing), but differ in the last bits from
+            another ``t``. Opt-in, so that a default run's bits do not depend on it.
     """
 
     def __init__(self, potential: Potential, *, skin: float = 1.0, multiple_images: bool = False,
-                 min_distance: float = 0.5, exclude=None) -> None:
+                 min_distance: float = 0.5, exclude=None, threads: int = 1) -> None:
         self.potential = potential
         self.skin = require_nonnegative("skin", skin, unit="Å")
         self.multiple_images = multiple_images
         self.min_distance = require_nonnegative("min_distance", min_distance, unit="Å")
         self.exclude = exclude
+        if isinstance(threads, bool) or not isinstance(threads, int | np.integer) or threads < 1:
+            raise InputError(f"threads must be an integer >= 1, got {threads!r}")
+        self.threads = int(threads)
         self._nl: NeighborList | None = None
         self._key = None
         self._pl: PairList | None = None
         self._pl_key = None
+        self._cp: CompactPairs | None = None
+        self._cp_key = None
 
     # -- neighbour list ---------------------------------------------------------------------
     def reset(self) -> None:
@@ -320,6 +454,7 @@ class Calculator:
         """
         self._nl = self._key = None
         self._pl = self._pl_key = None
+        self._cp = self._cp_key = None
 
     def neighbor_list(self, config: Configuration) -> NeighborList:
         """The neighbour list for ``config``, rebuilt only when needed.
@@ -339,13 +474,18 @@ class Calculator:
             self._check_overlap(config)
         return self._nl
 
+    @property
+    def kept_neighbor_list(self) -> NeighborList | None:
+        """The neighbour list kept from the last call (None before any), not updated."""
+        return self._nl
+
     def _check_overlap(self, config: Configuration) -> None:
         nl = self._nl
-        _, r_p = nl.distances(config.positions_nc, config.cell_cc)
-        if len(r_p) and r_p.min() < self.min_distance:
-            p = int(np.argmin(r_p))
+        p, r = _closest_pair(np.ascontiguousarray(config.positions_nc, float),
+                             np.ascontiguousarray(config.cell_cc, float), nl.i_p, nl.j_p, nl.s_pc)
+        if p >= 0 and r < self.min_distance:
             raise InputError(
-                f"atoms {nl.i_p[p]} and {nl.j_p[p]} overlap (distance {r_p[p]:.4g} Å < "
+                f"atoms {nl.i_p[p]} and {nl.j_p[p]} overlap (distance {r:.4g} Å < "
                 f"{self.min_distance} Å): remove duplicated atoms or fix the positions "
                 "(min_distance sets this threshold)")
 
@@ -382,11 +522,15 @@ class Calculator:
         With ``weights_n`` the forces are ``-grad sum_a w_a E_a`` (as the quasicontinuum needs);
         energy and site energies are always the unweighted ones.
         """
-        nl, d_pc, r_p = self._pairs(config)
-        if weights_n is not None:
-            weights_n = _check_weights(weights_n, len(config))
-        e_n, dedr_p = self.potential.first_order(r_p, nl.i_p, nl.j_p, config.types_n, weights_n)
-        forces, virial = _forces_virial(d_pc, r_p, nl.i_p, nl.j_p, dedr_p, len(config))
+        if weights_n is None and hasattr(self.potential, "compact_energy_forces"):
+            e_n, forces, virial = self._compact_compute(config)
+        else:
+            nl, d_pc, r_p = self._pairs(config)
+            if weights_n is not None:
+                weights_n = _check_weights(weights_n, len(config))
+            e_n, dedr_p = self.potential.first_order(r_p, nl.i_p, nl.j_p, config.types_n,
+                                                     weights_n)
+            forces, virial = _forces_virial(d_pc, r_p, nl.i_p, nl.j_p, dedr_p, len(config))
         vol = config.volume if all(config.pbc) else float("nan")
         kin = np.zeros((3, 3))
         if config.velocities_nc is not None and config.masses_n is not None:
@@ -394,6 +538,47 @@ class Calculator:
             kin = MVV2E * (config.masses_n[:, None] * v).T @ v
         stress = -(virial + kin) / vol
         return Result(float(e_n.sum()), e_n, forces, virial, stress, vol)
+
+    def atom_virials(self, config: Configuration) -> np.ndarray:
+        """Per-atom virials ``W_a`` (eV), shape (n, 3, 3), summing to ``Result.virial_cc``.
+
+        Every interaction of the potentials here is central and pairwise in its forces (EAM
+        included: ``dE/dr_p`` per pair), so each pair's ``-f_p ⊗ d_p`` is split half and half
+        between its two atoms, LAMMPS's ``compute stress/atom`` convention (``W_a =
+        -nktv2p⁻¹`` × its per-atom stress×volume, virial part). With the site energies
+        (``Result.site_energies_n``) they give the heat current ``J = Σ_a (e_a v_a - W_a
+        v_a)``.
+        """
+        nl, d_pc, r_p = self._pairs(config)
+        _, dedr_p = self.potential.first_order(r_p, nl.i_p, nl.j_p, config.types_n, None)
+        return _atom_virials(d_pc, r_p, nl.i_p, nl.j_p, dedr_p, len(config))
+
+    def compact_pairs(self, config: Configuration) -> CompactPairs:
+        """The :class:`CompactPairs` of :meth:`pair_list`, rebuilt only with the list."""
+        pl = self.pair_list(config)
+        key = (pl.i_p, self._nl.builds)
+        if self._cp is None or key[0] is not self._cp_key[0] or key[1] != self._cp_key[1]:
+            self._cp = compact_pairs(pl, len(config))
+            self._cp_key = key
+        return self._cp
+
+    def _compact_args(self, config: Configuration):
+        """``(x, shift vectors, compact pairs, types)`` for a potential's compact kernels."""
+        types = config.types_n
+        if types.size and (types.max() >= len(self.potential.elements) or types.min() < 0):
+            raise InputError(
+                f"atom types must lie in 0..{len(self.potential.elements) - 1} (elements: "
+                f"{self.potential.elements}), got {int(types.min())}..{int(types.max())}")
+        cp = self.compact_pairs(config)
+        return (np.ascontiguousarray(config.positions_nc, float),
+                cp.shift_vectors(config.cell_cc), cp, np.ascontiguousarray(types, np.int64))
+
+    def _compact_compute(self, config: Configuration):
+        """``(e_n, forces, virial)`` from the potential's compact kernel (the MD path)."""
+        x, sv, cp, types = self._compact_args(config)
+        bounds = None if self.threads == 1 else cp.row_ranges(self.threads)
+        return self.potential.compact_energy_forces(x, sv, cp.start_n, cp.j_k, cp.c_k, types,
+                                                    bounds)
 
     def energy(self, config: Configuration) -> float:
         """Total energy (eV)."""
@@ -469,7 +654,15 @@ class Calculator:
         current configuration; for pair potentials this is
         ``(1/V) sum_p (phi'' - phi'/r) d_i d_j d_k d_l / r^2``. It equals the symmetrised
         ``d2E/dF dF`` only at zero stress: ``d2E/dF_iJ dF_kL = V C_iJkL + delta_ik V S_JL``.
+
+        Potentials with a compact kernel (EAM: ``compact_born``) evaluate it in two fused
+        passes over the compact pair list, where the stress terms cancel analytically:
+        ``V C = sum_p (E''_p - E'_p/r) d d d d / r² + sum_a U''_a M_a ⊗ M_a``.
         """
+        if hasattr(self.potential, "compact_born"):
+            x, sv, cp, types = self._compact_args(config)
+            C = self.potential.compact_born(x, sv, cp.start_n, cp.j_k, cp.c_k, types)
+            return C / config.volume
         nl, d_pc, r_p, so, K = self._second(config)
         EFF, _ = _second_F(d_pc, r_p, d_pc, nl.i_p, nl.j_p, K, so.fpp_n, so.drho_i_p,
                            so.drho_j_p, len(config), False)

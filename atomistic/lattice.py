@@ -22,7 +22,7 @@ from fe2qc.errors import InputError
 
 __all__ = ["Lattice", "LATTICES", "get_lattice", "crystal", "primitive_cell", "cluster"]
 
-LATTICES = ("fcc", "bcc", "sc", "triangular")
+LATTICES = ("fcc", "bcc", "sc", "triangular", "diamond")
 
 
 @dataclass(frozen=True)
@@ -49,11 +49,22 @@ class Lattice:
         return len(self.basis_nc) / abs(np.linalg.det(self.conventional_cc))
 
     @property
+    def bravais(self) -> bool:
+        """True when every site is a lattice point (one atom per primitive cell)."""
+        per_primitive = self.atoms_per_volume * abs(np.linalg.det(self.primitive_cc))
+        return bool(abs(per_primitive - 1.0) < 1e-9)
+
+    @property
     def nearest_neighbor_distance(self) -> float:
         """Nearest-neighbour distance in units of a0."""
         P = self.primitive_cc
         k = np.stack(np.meshgrid(*[np.arange(-2, 3)] * 3, indexing="ij"), -1).reshape(-1, 3)
         d = np.linalg.norm(k @ P, axis=1)
+        if not self.bravais:  # also the distances between the basis sites
+            sites = self.basis_nc @ self.conventional_cc
+            shifts = (k @ self.conventional_cc)[:, None, None, :]
+            diff = sites[None, :, None, :] - sites[None, None, :, :] + shifts
+            d = np.linalg.norm(diff, axis=-1).ravel()
         return float(d[d > 1e-12].min())
 
 
@@ -76,6 +87,10 @@ def get_lattice(name: str | Lattice, *, height: float = 10.0) -> Lattice:
                        0.5 * np.array([[-1.0, 1, 1], [1, -1, 1], [1, 1, -1]]))
     if key == "sc":
         return Lattice("sc", np.eye(3), np.zeros((1, 3)), np.eye(3))
+    if key == "diamond":  # fcc with a two-atom basis (not a Bravais lattice)
+        fcc = np.array([[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]])
+        return Lattice("diamond", np.eye(3), np.vstack([fcc, fcc + 0.25]),
+                       0.5 * np.array([[0.0, 1, 1], [1, 0, 1], [1, 1, 0]]))
     if key == "triangular":
         if not (np.isfinite(height) and height > 0):
             raise InputError(f"triangular layer height must be positive (units of a0), got "
@@ -211,8 +226,18 @@ def crystal(lattice: str | Lattice, a0: float, *, size=(1, 1, 1), orientation=No
 
 def primitive_cell(lattice: str | Lattice, a0: float, *, height: float = 10.0,
                    types=None) -> Configuration:
-    """One atom at the origin in the (triclinic) primitive cell, periodic in 3D."""
+    """One atom at the origin in the (triclinic) primitive cell, periodic in 3D.
+
+    Raises:
+        InputError: the lattice is not a Bravais lattice (e.g. diamond: two atoms per
+            primitive cell, which the Cauchy-Born rule without inner relaxation cannot treat).
+    """
     lat = get_lattice(lattice, height=height)
+    if not lat.bravais:
+        raise InputError(f"the {lat.name} lattice has {len(lat.basis_nc)} atoms per "
+                         "conventional cell and is not a Bravais lattice: one-atom primitive "
+                         "cells (Cauchy-Born, QC) need fcc, bcc, sc or triangular; use "
+                         "crystal() for periodic supercells")
     a0 = _check_a0(a0)
     t = _types(types, np.zeros(1, np.int64), 1, 1)
     return Configuration(np.zeros((1, 3)), lat.primitive_cc * a0, (True, True, True), t,

@@ -262,6 +262,15 @@ def pair_vectors(x_nc, cell, i_p, j_p, s_pc):
     return d, r
 
 
+@numba.njit(cache=True)
+def _max_norm(d_nc):
+    """Largest row norm of an (n, 3) array (0 for none): the list's displacement check."""
+    m = 0.0
+    for a in range(d_nc.shape[0]):
+        m = max(m, d_nc[a, 0] * d_nc[a, 0] + d_nc[a, 1] * d_nc[a, 1] + d_nc[a, 2] * d_nc[a, 2])
+    return np.sqrt(m)
+
+
 #: bins are at least this fraction of the search radius wide (stencil of +-2 bins)
 _BIN_FRACTION = 0.5
 
@@ -357,22 +366,39 @@ class NeighborList:
             self.cutoff + self.skin)
         self._x0 = np.array(positions_nc, dtype=float)
         self._cell0 = np.array(cell_cc, dtype=float)
+        self._cell0_inv = np.linalg.inv(self._cell0) \
+            if abs(np.linalg.det(self._cell0)) > 1e-12 else None
+        self._periodic = np.array(self.pbc, float)[:, None]
         self.builds += 1
 
     def update(self, positions_nc: np.ndarray, cell_cc: np.ndarray) -> bool:
         """Rebuild if needed for these positions and cell; return whether it rebuilt.
 
-        The list stays valid while every pair vector changed by less than the skin: we rebuild
-        when an atom moved more than skin/2 or the cell changed so much that an image term of
-        length cutoff+skin moved by more than skin/2.
+        The list stays valid while every pair vector changed by less than the skin. When the
+        periodic cell changed, ``cell = cell0 @ F``, a pair vector is ``d = d0 @ F + u_j -
+        u_i`` with ``u = x - x0 @ F`` the atoms' displacements relative to the homogeneous
+        deformation of the cell (exactly, whatever the image shift); so we rebuild when some
+        ``|u|`` exceeds skin/2 or the strain ``|F - I|`` could bring a pair from beyond
+        cutoff+skin to within the cutoff. (Cell rows along open directions carry no images and
+        do not count.) Atoms remapped with the cell, as a barostat does, keep the list; a cell
+        changed under atoms that stay put rebuilds it.
         """
         check_coordinates(positions_nc, cell_cc)
+        dcell_any = np.asarray(cell_cc, float) - self._cell0
+        changed = dcell_any.any()
+        dcell = dcell_any if all(self.pbc) else dcell_any * self._periodic
+        strain = 0.0
         dx = positions_nc - self._x0
-        moved = np.sqrt((dx * dx).sum(axis=1).max()) if len(dx) else 0.0
-        dcell = np.asarray(cell_cc) - self._cell0
-        strain = np.linalg.norm(np.linalg.solve(self._cell0, dcell), 2) if dcell.any() else 0.0
+        if changed and dcell.any():
+            if self._cell0_inv is None:  # a degenerate reference cell: nothing to follow
+                strain = np.inf
+            else:
+                dF = self._cell0_inv @ dcell  # F - I
+                strain = np.sqrt((dF * dF).sum())  # Frobenius norm >= the 2-norm
+                dx -= self._x0 @ dF
+        moved = _max_norm(dx)
         if 2 * moved + strain * (self.cutoff + self.skin) * 2 > self.skin or (
-                dcell.any() and self.skin == 0):
+                changed and self.skin == 0):
             self.build(positions_nc, cell_cc)
             return True
         return False

@@ -12,6 +12,8 @@ import argparse
 import json
 import sys
 
+import numpy as np
+
 from fe2qc import __version__
 from fe2qc.errors import CalculationFailed, InputError
 
@@ -25,6 +27,14 @@ def _cmd_elastic(args: argparse.Namespace) -> int:
     from fe2qc.checks import require_positive
 
     # every option is checked before any work
+    _check_temperature_options(args)
+    if args.temperature is not None and args.engine == "lammps":
+        return _cmd_elastic_lammps(args)
+    if args.lattice == "diamond":
+        raise InputError("the diamond lattice needs a potential made for it (Stillinger-Weber, "
+                         "Tersoff, ...), which only the LAMMPS engine has: add --temperature T "
+                         "--engine lammps --pair-style sw --pair-coeff '* * Si.sw Si' "
+                         "--mass 28.0855 --a0 5.43")
     if args.a0 is not None:
         require_positive("--a0 (a guess of the lattice constant)", args.a0, unit="Å")
     if (args.potential is None) == (args.pair_style is None):
@@ -48,11 +58,21 @@ def _cmd_elastic(args: argparse.Namespace) -> int:
                                  "--element")
             type_index = pot.elements.index(args.element)
     else:
+        if args.temperature is not None and args.mass is None:
+            raise InputError("a pair potential has no mass: give --mass (amu) for molecular "
+                             "dynamics, e.g. --mass 39.948 for argon")
         pot = pair_potential_from_lammps(args.pair_style, args.pair_coeff, cutoff=args.cutoff,
-                                         shift=args.shift, element=args.element)
+                                         shift=args.shift, element=args.element,
+                                         mass=args.mass)
         spec = pot.lammps_commands()
         type_index = 0
     res = elastic_constants(pot, args.lattice, args.a0, type_index=type_index)
+    if args.temperature is not None:
+        from atomistic.md.engine import NativeEngine
+
+        return _finite_temperature(args, NativeEngine(pot), res.a0, res.C,
+                                   float(args.mass or pot.masses[type_index]), spec,
+                                   pot.elements[type_index])
     out = res.as_dict()
     out["potential"] = spec
     out["element"] = pot.elements[type_index]
@@ -66,6 +86,117 @@ def _cmd_elastic(args: argparse.Namespace) -> int:
         for row in res.C:
             print("  " + " ".join(f"{v:10.3f}" for v in row))
     return 0
+
+
+_T_ONLY = ("pressure", "engine", "method", "cells", "time", "dt", "seed", "mass", "adiabatic",
+           "fixed_cell", "friction", "ensemble", "barostat")
+
+
+def _check_temperature_options(args: argparse.Namespace) -> None:
+    """Refuse finite-T options without --temperature, and bad values, before any work."""
+    from fe2qc.checks import require_positive
+
+    defaults = {"pressure": 0.0, "engine": "native", "method": "fluctuation", "cells": 4,
+                "time": 20.0, "dt": 0.001, "seed": 1, "mass": None, "adiabatic": False,
+                "fixed_cell": False, "friction": 5.0, "ensemble": "nvt", "barostat": False}
+    if args.temperature is None:
+        given = [o for o in _T_ONLY if getattr(args, o) != defaults[o]]
+        if given:
+            raise InputError(f"--{given[0]} belongs to a finite-temperature run: add "
+                             "--temperature T (K)")
+        return
+    require_positive("--temperature", args.temperature, unit="K")
+    require_positive("--time", args.time, unit="ps")
+    require_positive("--dt", args.dt, unit="ps")
+    if args.dt > 0.01:
+        raise InputError(f"--dt {args.dt:g} ps is far too large for atoms (typical: 0.001 ps)")
+    if args.time < 50 * args.dt * 10:
+        raise InputError(f"--time {args.time:g} ps is too short to sample anything with --dt "
+                         f"{args.dt:g} ps: give at least {500 * args.dt:g} ps (tens of ps for "
+                         "error bars of a few GPa)")
+    if args.cells < 1:
+        raise InputError(f"--cells must be a positive integer, got {args.cells}")
+    if args.seed < 0:
+        raise InputError(f"--seed must be >= 0, got {args.seed}")
+    if args.mass is not None:
+        require_positive("--mass", args.mass, unit="amu")
+    require_positive("--friction", args.friction, unit="1/ps")
+    if args.ensemble == "nve":
+        raise InputError("--ensemble nve (adiabatic constants from microcanonical "
+                         "fluctuations) is not implemented: sampling is canonical (nvt); "
+                         "--adiabatic reports the adiabatic constants by the thermodynamic "
+                         "conversion C_S = C_T + T V lambda lambda / C_V from the same run")
+    if args.barostat and args.fixed_cell:
+        raise InputError("--barostat finds the cell and --fixed-cell keeps it: give one")
+    if args.fixed_cell and (args.a0 is None or args.pressure != 0.0):
+        raise InputError("--fixed-cell keeps the lattice constant given with --a0 (and then "
+                         "--pressure cannot be imposed): give --a0, drop --pressure")
+
+
+def _finite_temperature(args, engine, a0_0K: float, C0_gpa, mass: float, spec,
+                        element: str) -> int:
+    """Run the finite-temperature recipe on ``engine`` and print its result."""
+    from atomistic.md.elastic import elastic_at_temperature
+    from fe2qc.units import EV_PER_A3_IN_GPA
+
+    C0 = np.asarray(C0_gpa, float)
+    bulk = (C0[0, 0] + 2.0 * C0[0, 1]) / 3.0 / EV_PER_A3_IN_GPA
+    res = elastic_at_temperature(
+        engine, args.lattice, args.a0 if args.fixed_cell else a0_0K, mass, args.temperature,
+        pressure=args.pressure / EV_PER_A3_IN_GPA, cells=args.cells, time_ps=args.time,
+        dt=args.dt, seed=args.seed, method=args.method, bulk_guess=bulk if bulk > 0 else None,
+        friction=args.friction, fixed_cell=args.fixed_cell,
+        lattice_method="npt" if args.barostat else "nvt", progress=10.0)
+    out = res.as_dict(isothermal=not args.adiabatic)
+    out.update(potential=spec, element=element, lattice=args.lattice, a0_0K=a0_0K,
+               C0=C0.tolist(), C11_0K=float(C0[0, 0]), C12_0K=float(C0[0, 1]),
+               C44_0K=float(C0[3, 3]))
+    if out["warning"]:
+        print(f"fe2qc elastic: warning: {out['warning']}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    kind = "isothermal" if out["isothermal"] else "adiabatic"
+    print(f"{element} {args.lattice} at T = {out['T']:g} K, P = {out['P']:g} GPa "
+          f"({res.n_atoms} atoms, {args.engine} engine, {out['method']}, {kind}):")
+    print(f"a0 = {out['a0']:.5f} Å (0 K: {a0_0K:.5f} Å)")
+    for k in ("C11", "C12", "C44"):
+        print(f"{k} = {out[k]:.2f} ± {out[k + '_err']:.2f} GPa (0 K: {out[k + '_0K']:.2f})")
+    return 0
+
+
+def _cmd_elastic_lammps(args: argparse.Namespace) -> int:
+    """``fe2qc elastic --temperature T --engine lammps``: the user's LAMMPS potential lines."""
+    from atomistic.lammps.md import LammpsEngine
+    from atomistic.lammps.reference import lammps_cubic_elastic
+    from atomistic.potentials import load_potential
+
+    if args.potential is not None:
+        if args.pair_style is not None or args.pair_coeff is not None:
+            raise InputError("give either --potential FILE or --pair-style with --pair-coeff")
+        pot = load_potential(args.potential)
+        commands = pot.lammps_commands()
+        t = pot.elements.index(args.element) if args.element in pot.elements else 0
+        mass = args.mass if args.mass is not None else float(pot.masses[t])
+        a0 = args.a0 if args.a0 is not None else getattr(pot, "lattice_constant", None)
+        element = pot.elements[t]
+    else:
+        if args.pair_style is None or args.pair_coeff is None:
+            raise InputError("the LAMMPS engine needs the potential: --pair-style 'STYLE ...' "
+                             "and --pair-coeff '* * FILE ELEMENT' (LAMMPS's own lines), or "
+                             "--potential FILE (EAM)")
+        if args.mass is None or args.a0 is None:
+            raise InputError("with --pair-style the LAMMPS engine needs --mass (amu) and --a0 "
+                             "(a guess of the lattice constant, Å)")
+        commands = [f"pair_style {args.pair_style}", f"pair_coeff {args.pair_coeff}"]
+        mass, a0, element = args.mass, args.a0, args.element or "X"
+    if a0 is None:
+        raise InputError("give --a0 (a guess of the lattice constant, Å)")
+    engine = LammpsEngine(commands)  # checks the style and lines on an empty box first
+    ref = lammps_cubic_elastic(engine.commands, a0, mass=mass, lattice=args.lattice)
+    C0 = np.asarray(ref["C"], float)
+    return _finite_temperature(args, engine, float(ref["a0"]), C0, mass, engine.commands,
+                               element)
 
 
 def _cmd_run(args: argparse.Namespace, guard=None) -> int:
@@ -314,11 +445,52 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pair_modify shift yes (lj/cut, morse): energy zero at the cutoff")
     e.add_argument("--element", default=None, help="element of a multi-element setfl file; "
                    "with --pair-style, the name of its single species")
-    e.add_argument("--lattice", required=True, choices=["fcc", "bcc"])
+    e.add_argument("--lattice", required=True, choices=["fcc", "bcc", "diamond"],
+                   help="cubic lattice (diamond: finite temperature with --engine lammps only)")
     e.add_argument("--a0", type=float, default=None, help="initial guess of the lattice "
                    "constant (Å, positive; the zero-pressure root is searched within a factor "
                    "1.5 of it); default: the file's value, else an energy scan")
     e.add_argument("--json", action="store_true", help="print one JSON object")
+    t = e.add_argument_group(
+        "finite temperature (molecular dynamics)",
+        "With --temperature: the lattice constant at T and P (NVT runs scaled to the target "
+        "pressure) and the elastic constants with one-standard-error bars (GPa) from NVT "
+        "sampling (Langevin), by the stress-fluctuation formula (Born term, kinetic term, "
+        "stress covariance) or by direct deformation; isothermal, or adiabatic with "
+        "--adiabatic. Progress on stderr.")
+    t.add_argument("--temperature", type=float, default=None, metavar="T",
+                   help="temperature (K, > 0); without it the 0 K constants are printed")
+    t.add_argument("--pressure", type=float, default=0.0, metavar="P",
+                   help="pressure (GPa, default 0)")
+    t.add_argument("--engine", choices=["native", "lammps"], default="native",
+                   help="native (fe2qc's kernels) or lammps (with --engine lammps, "
+                   "--pair-style and --pair-coeff are LAMMPS's own lines, e.g. --pair-style sw "
+                   "--pair-coeff '* * Si.sw Si', and need --mass and --a0)")
+    t.add_argument("--method", choices=["fluctuation", "deformation"], default="fluctuation",
+                   help="stress-fluctuation formula (default) or mean stresses at ±1 %% strain")
+    t.add_argument("--cells", type=int, default=4,
+                   help="conventional cells per edge of the periodic supercell (default 4)")
+    t.add_argument("--time", type=float, default=20.0, metavar="PS",
+                   help="production time (ps, default 20)")
+    t.add_argument("--dt", type=float, default=0.001, metavar="PS",
+                   help="time step (ps, default 0.001)")
+    t.add_argument("--seed", type=int, default=1, help="seed of velocities and noise")
+    t.add_argument("--mass", type=float, default=None,
+                   help="atomic mass (amu; default: the potential file's)")
+    t.add_argument("--ensemble", choices=["nvt", "nve"], default="nvt",
+                   help="sampling ensemble: nvt (Langevin; nve is not implemented, see "
+                   "--adiabatic)")
+    t.add_argument("--barostat", action="store_true",
+                   help="find the cell at T and P as the mean cell of an NPT run (MTK "
+                   "barostat, LAMMPS's fix npt iso) instead of the NVT pressure search")
+    t.add_argument("--fixed-cell", action="store_true",
+                   help="keep the lattice constant --a0 (NVT at that volume, no pressure "
+                   "search), as LAMMPS's ELASTIC_T examples do")
+    t.add_argument("--friction", type=float, default=5.0, metavar="GAMMA",
+                   help="Langevin friction (1/ps, default 5; LAMMPS's damp = 1/GAMMA)")
+    t.add_argument("--adiabatic", action="store_true",
+                   help="report the adiabatic constants (from the isothermal ones and the "
+                   "thermal stress and heat capacity of the same run) as C11, C12, C44, C")
     e.set_defaults(func=_cmd_elastic)
 
     r = sub.add_parser("run", help="run an FE² or a concurrent (crack_disc) problem "

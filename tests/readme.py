@@ -102,6 +102,16 @@ OUTPUTS: dict[str, Spec] = {
         json=("rve_cost_ratio", "speedup_replicated", "bitwise")),
     "python benchmarks/bench_qc_crack.py [--quick] --json": Spec(
         json=("sites", "speedup", "relative_error")),
+    "python benchmarks/bench_md.py [--quick] --json": Spec(
+        json=("atoms", "time_per_atom_step_s", "lammps_time_per_atom_step_s",
+              "time_ratio_vs_lammps", "born_sample_s", "lammps_born_sample_s",
+              "bytes_per_atom")),
+    # -- Finite temperature --
+    "fe2qc elastic --potential Cu_u3.eam --lattice fcc --temperature 300 --cells 3 --time 4 "
+    "--json": Spec(json=("T", "a0", "C11", "C12", "C44", "C11_err", "C12_err", "C44_err", "C",
+                         "method", "ensemble", "isothermal")),
+    "python demos/elastic_temperature.py [--quick]": Spec(
+        outputs=_in("elastic_temperature_quick", ["summary.json", "elastic_temperature.png"])),
 }
 
 

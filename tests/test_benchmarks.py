@@ -86,3 +86,18 @@ def test_bench_concurrent_quick_json(readme_runner):
                                                        rel=1e-12)
     assert 0 < data["rve_share"] < 1
     assert 1 <= data["amdahl_replicated"] <= 2
+
+
+def test_bench_md_quick_json(readme_runner):
+    """The MD benchmark (the README's quick command): the issue's keys, checks passed.
+
+    Timings are checked for consistency only, never against a bound: both engines ran the
+    same trajectory (to 1e-10 Å) and gave the same Born tensor on the same frame.
+    """
+    data = readme_runner.run("python benchmarks/bench_md.py [--quick] --json").ok().last_json()
+    assert data["atoms"] == 4000 and data["checks_passed"] is True
+    for k in ("time_per_atom_step_s", "lammps_time_per_atom_step_s", "born_sample_s",
+              "lammps_born_sample_s", "bytes_per_atom"):
+        assert data[k] > 0, k
+    assert data["time_ratio_vs_lammps"] == pytest.approx(
+        data["time_per_atom_step_s"] / data["lammps_time_per_atom_step_s"], rel=0.5)

@@ -232,3 +232,26 @@ def test_stress_with_kinetic_part_matches_lammps_pressure_tensor(cu_u3):
     assert np.abs(kinetic).max() > 1e-3 * np.abs(ours.stress_cc).max()  # the part is visible
     np.testing.assert_allclose(ours.stress_cc, ref["stress_cc"], rtol=0,
                                atol=1e-7 * np.abs(ref["stress_cc"]).max())
+
+
+@pytest.mark.lammps
+@pytest.mark.parametrize("name,a", [("Cu_u3.eam", 3.615), ("CuNi.eam.alloy", 3.6),
+                                    ("lj/cut", 3.4)])
+def test_atom_virials_match_lammps_stress_atom(name, a):
+    """Per-atom virials (for heat currents) = LAMMPS ``compute stress/atom NULL virial``."""
+    from atomistic.lammps import run_lammps
+    from atomistic.potentials.factory import pair_potential_from_lammps
+
+    pot = pair_potential_from_lammps("lj/cut 6.0", "0.4 2.3") if name == "lj/cut" else \
+        load_potential(name)
+    rng = np.random.default_rng(5)
+    conf = crystal("fcc", a, size=(4, 4, 4)).deformed(np.eye(3) + rng.normal(0, 0.01, (3, 3)))
+    conf.positions_nc += rng.normal(0, 0.05, conf.positions_nc.shape)
+    if len(pot.elements) > 1:
+        conf.types_n = rng.integers(0, len(pot.elements), len(conf))
+    calc = Calculator(pot)
+    ours = calc.atom_virials(conf)
+    np.testing.assert_allclose(ours.sum(axis=0), calc.compute(conf).virial_cc, rtol=0,
+                               atol=1e-12 * np.abs(ours).sum())
+    ref = run_lammps(conf, pot.lammps_commands(), masses=pot.masses)["atom_virials_ncc"]
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-10 * np.abs(ref).max())

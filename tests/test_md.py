@@ -8,6 +8,8 @@ and velocities; the canonical (Gamma) distribution of the kinetic energy, mean
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -35,43 +37,43 @@ def cu_state(cu_u3, T=300.0, seed=7, rng_seed=1, size=3):
                                       masses_n=m, seed=rng_seed)
 
 
-def lammps_nve(state: MDState, commands, dt: float, steps: int) -> dict:
-    """LAMMPS ``fix nve`` for ``steps`` steps from the state's positions and velocities."""
-    from atomistic.lammps import lammps_frame
-    from fe2qc.mpi import lammps, mpi
+@functools.cache
+def _lammps_engine(commands: tuple):
+    """One LAMMPS engine per interaction (its construction checks the interaction)."""
+    from atomistic.lammps.md import LammpsEngine
 
-    config = state.configuration()
-    fr = lammps_frame(config)
-    L = fr.cell_L
-    assert not fr.tilted
-    n = len(state)
-    lmp = lammps().lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"],
-                          comm=mpi().COMM_SELF)
+    return LammpsEngine(list(commands))
+
+
+def lammps_run(state: MDState, commands, integrator, steps: int) -> dict:
+    """``steps`` steps of ``integrator`` in LAMMPS from the state's positions and velocities.
+
+    The LAMMPS MD engine (:class:`atomistic.lammps.md.LammpsEngine`: ``fix nve``, ``fix nvt``
+    or ``fix npt`` with the integrator's parameters) runs a copy of the state. Returns the
+    end: positions ``x`` (unwrapped, input frame) and ``x_L`` (``x Q``, LAMMPS's frame) and
+    the same for velocities, LAMMPS's frame ``Q`` and box ``cell_L`` at the start, the cell
+    ``cell`` and box corners ``boxlo``, ``boxhi`` (NPT) at the end, LAMMPS's thermo (``temp``,
+    ``pe``, ``ke``, ``press_eV_A3``) and the fix's global scalar ``fix_scalar`` (``f_ID``;
+    None for ``fix nve``).
+    """
+    run = MDState(state.positions_nc.copy(), state.velocities_nc.copy(), state.masses_n.copy(),
+                  state.cell_cc.copy(), state.pbc, state.types_n.copy())
+    eng = _lammps_engine(tuple(commands))
     try:
-        lx, ly, lz = (float(L[k, k]) for k in range(3))
-        lmp.commands_list([
-            "units metal", "atom_style atomic", "atom_modify map array",
-            f"boundary {fr.boundary}",
-            f"region box block 0 {lx!r} 0 {ly!r} 0 {lz!r} units box",
-            "create_box 1 box", f"mass 1 {float(state.masses_n[0])!r}"])
-        img = lmp.encode_image_flags(0, 0, 0)
-        lmp.create_atoms(n, list(range(1, n + 1)), [1] * n, fr.positions_L.ravel().tolist(),
-                         v=(state.velocities_nc @ fr.Q).ravel().tolist(), image=[img] * n)
-        lmp.commands_list([
-            *commands, "neighbor 1.0 bin", "neigh_modify every 1 delay 0 check yes",
-            f"timestep {dt!r}", "fix 1 all nve",
-            "thermo_style custom step temp pe ke etotal press", "thermo_modify norm no",
-            f"run {steps}"])
-        ids = np.array(lmp.numpy.extract_atom("id")[:n], dtype=np.int64) - 1
-        x = np.empty((n, 3))
-        v = np.empty((n, 3))
-        x[ids] = lmp.numpy.extract_atom("x")[:n]
-        v[ids] = lmp.numpy.extract_atom("v")[:n]
-        return {"x_L": x, "v_L": v, "Q": fr.Q, "cell_L": L, "temp": lmp.get_thermo("temp"),
-                "pe": lmp.get_thermo("pe"), "ke": lmp.get_thermo("ke"),
-                "press_eV_A3": lmp.get_thermo("press") / lmp.extract_global("nktv2p")}
+        thermo = eng.run(run, integrator, steps, thermo_every=steps)
+        frame = eng._live.frame
+        fix_scalar = eng.fix_scalar()
     finally:
-        lmp.close()
+        eng.close()
+    assert thermo.step[-1] == steps
+    Q = frame.Q
+    var = run.variables
+    return {"x": run.positions_nc, "v": run.velocities_nc, "x_L": run.positions_nc @ Q,
+            "v_L": run.velocities_nc @ Q, "Q": Q, "cell_L": frame.cell_L, "cell": run.cell_cc,
+            "boxlo": var.get("npt_boxlo"), "boxhi": var.get("npt_boxhi"),
+            "temp": thermo.temperature[-1], "pe": thermo.potential_energy[-1],
+            "ke": thermo.kinetic_energy[-1], "press_eV_A3": thermo.pressure[-1],
+            "fix_scalar": fix_scalar}
 
 
 @pytest.fixture(scope="module")
@@ -100,9 +102,9 @@ def test_initial_velocities_zero_momentum_exact_temperature():
 def test_nve_matches_lammps_fix_nve(cu_u3, nve_1000):
     """Same start, 1000 steps of 1 fs: positions to 1e-8 Å (measured 1.6e-14 Å)."""
     start, state, thermo = nve_1000
-    ref = lammps_nve(start, cu_u3.lammps_commands(), 0.001, 1000)
+    ref = lammps_run(start, cu_u3.lammps_commands(), VelocityVerlet(0.001), 1000)
     Q, L = ref["Q"], ref["cell_L"]
-    d = state.positions_nc @ Q - ref["x_L"]  # LAMMPS wraps its positions: compare mod cell
+    d = state.positions_nc @ Q - ref["x_L"]  # compared mod cell (lattice translations)
     s = d @ np.linalg.inv(L)
     d = (s - np.round(s)) @ L
     assert np.abs(d).max() < 1e-8, f"positions differ by {np.abs(d).max():.3g} Å"
@@ -163,7 +165,7 @@ def test_restart_continues_bitwise(cu_u3, tmp_path):
 
 @pytest.mark.parametrize("fixed_momentum", [True, False])
 def test_baoab_samples_canonical_kinetic_energy(cu_u3, fixed_momentum):
-    """Mean T and var K against (f/2)(kT)^2, f = 3N - 3 (fixed momentum) or 3N (~2 s each)."""
+    """Mean T, var K = (f/2)(kT)², K ~ Gamma(f/2, kT); f = 3N - 3 (fixed momentum) or 3N."""
     T, steps = 300.0, 10000
     state = cu_state(cu_u3, T=T, seed=3, rng_seed=11)
     thermo = run_md(state, Calculator(cu_u3), LangevinBAOAB(0.002, T, 20.0,
@@ -187,6 +189,14 @@ def test_baoab_samples_canonical_kinetic_energy(cu_u3, fixed_momentum):
     assert abs(var - var_ref) < 4 * var_err, \
         f"var K = {var:.4g} ± {var_err:.2g} eV², canonical {var_ref:.4g}"
     assert var_err < 0.1 * var_ref
+    # the whole distribution: Gamma(f/2, kT) (Kolmogorov-Smirnov on decorrelated samples)
+    from scipy import stats
+
+    from fe2qc.statistics import statistical_inefficiency
+
+    sub = K[::int(np.ceil(statistical_inefficiency(K)))]
+    assert len(sub) > 300  # ~360: g ~ 22 steps
+    assert stats.kstest(sub, stats.gamma(0.5 * f, scale=KB * T).cdf).pvalue > 0.01
     # the conserved quantity (energy + heat removed) stays put; momentum as promised
     assert np.ptp(thermo.conserved) / n < 1e-3
     momentum = np.abs(state.masses_n @ state.velocities_nc).max()
@@ -260,3 +270,20 @@ def test_too_large_time_step_is_detected(cu_u3):
     state = cu_state(cu_u3, T=3000.0)
     with pytest.raises(CalculationFailed, match=r"MD step \d+: .*smaller dt"):
         run_md(state, Calculator(cu_u3), VelocityVerlet(0.5), 100, max_energy_jump=1e6)
+
+
+def test_per_atom_samples_sum_to_the_totals(cu_u3):
+    """per_atom=True: site energies and per-atom virials per sample, summing to the totals.
+
+    (A heat current's input; the per-atom virials equal LAMMPS's stress/atom: test_calculator.)
+    """
+    st = cu_state(cu_u3, size=3)
+    th = run_md(st, Calculator(cu_u3), VelocityVerlet(0.001), 20, thermo_every=10,
+                per_atom=True)
+    assert th.site_energies_tn.shape == (3, len(st))
+    assert th.atom_virials_tncc.shape == (3, len(st), 3, 3)
+    np.testing.assert_allclose(th.site_energies_tn.sum(axis=1), th.potential_energy,
+                               rtol=1e-12)
+    np.testing.assert_allclose(th.atom_virials_tncc.sum(axis=1), th.virial_ccc, rtol=0,
+                               atol=1e-10 * np.abs(th.virial_ccc).max())
+    assert th.tail(1).atom_virials_tncc.shape == (2, len(st), 3, 3)

@@ -54,8 +54,11 @@ def _uniform_F(dim, seed=7, amplitude=0.02):
     return F
 
 
-@pytest.mark.parametrize("dim", [2, 3])
-@pytest.mark.parametrize("scheme", ["qcf", "gfc", "bgfc"])
+# every scheme in 2D runs in `make test`; the 3D slab (8-10 s a scheme) in `make test-slow`
+# (the dispatched patch tests of tests/test_qc_dispatch.py run the slab under MPI in make test)
+@pytest.mark.parametrize("dim, scheme", [
+    (2, "qcf"), (2, "gfc"), (2, "bgfc"), pytest.param(3, "bgfc", marks=pytest.mark.slow),
+    pytest.param(3, "qcf", marks=pytest.mark.slow), pytest.param(3, "gfc", marks=pytest.mark.slow)])
 def test_patch_test_with_perfect_lattice_rve_points(dim, scheme):
     system, pot, lattice, a0, size = _system(dim, scheme)
     rve = _rve(pot, lattice, a0, size)

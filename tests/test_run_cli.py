@@ -74,8 +74,16 @@ def _gather(outdir: Path):
     return x[order], u[order], ids[by_id], states[by_id]
 
 
+# 2 ranks with one RVE worker here; 2 macro ranks without workers (a third run of 18 s) in
+# `make test-slow`: the same answer with 0 workers on 2 ranks is also checked for the QC
+# (tests/test_qc_dispatch.py) and the concurrent crack (tests/test_run_concurrent.py)
 @pytest.mark.timeout(900)
-def test_same_answer_for_one_and_two_ranks_and_zero_or_one_worker(tmp_path, cu_plate_toml):
+@pytest.mark.parametrize("layouts", [
+    [("one_worker", 2, 1)],
+    pytest.param([("two_ranks", 2, 0)], marks=pytest.mark.slow, id="two_ranks-slow")],
+    ids=["one_worker", "two_ranks"])
+def test_same_answer_for_one_and_two_ranks_and_zero_or_one_worker(tmp_path, cu_plate_toml,
+                                                                   layouts):
     problem = cu_plate_toml(**PROBLEM)
     ref = _run(tmp_path, problem, "serial", 1, 0)
     assert ref["load_factor"] == pytest.approx(1.0)
@@ -99,7 +107,7 @@ def test_same_answer_for_one_and_two_ranks_and_zero_or_one_worker(tmp_path, cu_p
     x0, u0, ids0, s0 = _gather(out)
     assert np.abs(s0).max() > 1e-3  # the vacancy relaxes: there is history to carry
     scale = np.abs(u0).max()
-    for name, ranks, workers in [("two_ranks", 2, 0), ("one_worker", 2, 1)]:
+    for name, ranks, workers in layouts:
         got = _run(tmp_path, problem, name, ranks, workers)
         assert got["newton_iterations"] == ref["newton_iterations"], name
         x, u, ids, s = _gather(tmp_path / name)

@@ -11,6 +11,12 @@ periodic lattice) to stay inside LAMMPS's limits.
 Non-periodic directions (``pbc`` False) use LAMMPS boundary ``f`` with the cell vector
 replaced by a vector perpendicular to the periodic ones, long enough to hold all atoms plus
 ``padding``; the periodic vectors come first in LAMMPS's box.
+
+:func:`lammps_create` builds that box and its atoms in a running LAMMPS instance (``units
+metal``, ``atom_style atomic``): the one set-up both the reference runs
+(:func:`atomistic.lammps.reference.run_lammps`) and the LAMMPS MD engine
+(:class:`atomistic.lammps.md.LammpsEngine`) use. It drives the instance it is given and
+never imports LAMMPS itself.
 """
 
 from __future__ import annotations
@@ -20,8 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from atomistic.structure import Configuration
+from fe2qc.errors import CalculationFailed, InputError
 
-__all__ = ["LammpsFrame", "lammps_box", "lammps_frame", "restricted_frame"]
+__all__ = ["LammpsFrame", "lammps_box", "lammps_create", "lammps_frame", "restricted_frame"]
 
 
 def restricted_frame(cell_cc: np.ndarray):
@@ -110,3 +117,61 @@ def lammps_frame(config: Configuration, padding: float = 10.0) -> LammpsFrame:
     s[:, :nper] -= np.floor(s[:, :nper])
     x_L = s @ cell_L
     return LammpsFrame(Q, cell_L, x_L, bnd, nper, origin)
+
+
+def lammps_create(lmp, config: Configuration, masses, *, padding: float = 10.0) -> LammpsFrame:
+    """Create the box and atoms of ``config`` in the LAMMPS instance ``lmp``; return the frame.
+
+    Issues ``units metal``, ``atom_style atomic``, ``atom_modify map array`` (atoms are found
+    by id, and :meth:`lammps.lammps.gather_atoms` works), ``boundary``, the box (a ``block``
+    region, or a ``prism`` when :attr:`LammpsFrame.tilted`), ``create_box`` with one atom
+    type per entry of ``masses`` and a ``mass`` command for each, then creates the atoms:
+    ids ``1..n`` in the configuration's order, types ``types_n + 1``, positions in LAMMPS's
+    frame (:func:`lammps_frame`), velocities ``velocities_nc @ Q`` when the configuration has
+    them, image flags zero. The interaction (``pair_style``, ...) is the caller's.
+
+    Args:
+        lmp: a ``lammps.lammps`` instance on which nothing has been defined yet.
+        config: the configuration; ``types_n`` (0-based) must lie in ``0..len(masses) - 1``.
+        masses: mass (amu) per atom type.
+        padding: empty space (Å) around the atoms along non-periodic directions.
+
+    Returns:
+        The :class:`LammpsFrame` that maps LAMMPS's results back to the input frame.
+
+    Raises:
+        InputError: a type outside ``0..len(masses) - 1``.
+        CalculationFailed: LAMMPS created fewer atoms than given (atoms outside the box).
+    """
+    masses = [float(m) for m in masses]
+    ntypes = len(masses)
+    n = len(config)
+    types = np.asarray(config.types_n, np.int64)
+    if n and (types.min() < 0 or types.max() >= ntypes):
+        raise InputError(f"types_n must lie in 0..{ntypes - 1}")
+    frame = lammps_frame(config, padding)
+    cell_L = frame.cell_L
+    cmd = lmp.command
+    cmd("units metal")
+    cmd("atom_style atomic")
+    cmd("atom_modify map array")
+    cmd(f"boundary {frame.boundary}")
+    lx, ly, lz = (float(v) for v in (cell_L[0, 0], cell_L[1, 1], cell_L[2, 2]))
+    xy, xz, yz = (float(v) for v in (cell_L[1, 0], cell_L[2, 0], cell_L[2, 1]))
+    if not frame.tilted:
+        cmd(f"region box block 0 {lx!r} 0 {ly!r} 0 {lz!r} units box")
+    else:
+        cmd(f"region box prism 0 {lx!r} 0 {ly!r} 0 {lz!r} {xy!r} {xz!r} {yz!r} units box")
+    cmd(f"create_box {ntypes} box")
+    for t, m in enumerate(masses):
+        cmd(f"mass {t + 1} {m!r}")
+    img = lmp.encode_image_flags(0, 0, 0)
+    v_L = None
+    if config.velocities_nc is not None:
+        v_L = (config.velocities_nc @ frame.Q).ravel().tolist()
+    created = lmp.create_atoms(n, list(range(1, n + 1)), (types + 1).tolist(),
+                               frame.positions_L.ravel().tolist(), v=v_L, image=[img] * n)
+    if created != n:
+        raise CalculationFailed(f"LAMMPS created {created} of {n} atoms (atoms outside "
+                                f"the box?)")
+    return frame

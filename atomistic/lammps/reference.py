@@ -12,18 +12,39 @@ from __future__ import annotations
 
 import numpy as np
 
-from atomistic.lammps.frames import lammps_frame
+from atomistic.lammps.frames import lammps_create
 from atomistic.structure import Configuration
-from fe2qc.errors import CalculationFailed, InputError
+from fe2qc.errors import InputError
 from fe2qc.tensors import from_voigt_stiffness, rotate4, sym, to_voigt_stiffness
 from fe2qc.units import EV_PER_A3_IN_GPA
 
-__all__ = ["run_lammps", "lammps_cubic_elastic"]
+__all__ = ["run_lammps", "lammps_cubic_elastic", "lammps_born_tensor"]
 
 #: the 21 outputs of compute born/matrix: (row, column) of the 6x6 Voigt matrix
 _BORN21 = ((0, 0), (1, 1), (2, 2), (3, 3), (4, 4), (5, 5), (0, 1), (0, 2), (0, 3), (0, 4),
            (0, 5), (1, 2), (1, 3), (1, 4), (1, 5), (2, 3), (2, 4), (2, 5), (3, 4), (3, 5),
            (4, 5))
+
+
+def lammps_born_tensor(b21, Q: np.ndarray) -> np.ndarray:
+    """The Born tensor of ``compute born/matrix``'s 21 outputs, in the input frame.
+
+    Args:
+        b21: the compute's global vector (LAMMPS's frame, energy units: ``V ∂²E/∂η²``, eV),
+            in LAMMPS's order C11 C22 C33 C44 C55 C66 C12 C13 ... C56 (``_BORN21``).
+        Q: the rotation of :class:`~atomistic.lammps.frames.LammpsFrame` (``x_L = x Q``).
+
+    Returns:
+        The fourth-order tensor ``C_ijkl = Q_ia Q_jb Q_kc Q_ld C^L_abcd`` (eV; divide by the
+        volume for eV/Å³), shape (3, 3, 3, 3).
+    """
+    b21 = np.asarray(b21, float)
+    if b21.shape != (21,):
+        raise InputError(f"compute born/matrix gives 21 numbers, got shape {b21.shape}")
+    B = np.zeros((6, 6))
+    for v, (I, J) in zip(b21, _BORN21, strict=True):
+        B[I, J] = B[J, I] = v
+    return rotate4(from_voigt_stiffness(B), Q)
 
 
 def run_lammps(config: Configuration, commands: list[str], *, masses=None, born=None,
@@ -59,6 +80,8 @@ def run_lammps(config: Configuration, commands: list[str], *, masses=None, born=
         ``stress_cc`` (Cauchy stress, eV/Å³, virial and kinetic parts: ``-`` LAMMPS's
         pressure tensor with ``thermo_temp``; velocities are taken from the configuration),
         ``energy`` (eV), ``energies_n`` (LAMMPS ``pe/atom``, eV), ``forces_nc`` (eV/Å),
+        ``atom_virials_ncc`` (eV, per atom: ``-`` LAMMPS's ``stress/atom NULL virial`` /
+        nktv2p, summing to ``virial_cc``),
         ``virial_cc`` (eV; LAMMPS's virial ``W_ab = sum_i x_ia f_ib`` = pressure tensor x
         volume / nktv2p from ``compute pressure NULL virial``; positive in compression),
         ``volume`` (Å³, of LAMMPS's box; for open directions that includes the padding),
@@ -82,46 +105,23 @@ def run_lammps(config: Configuration, commands: list[str], *, masses=None, born=
     lmp_mod = lammps()
     if comm is None:
         comm = mpi().COMM_SELF
-    n = len(config)
     types = np.asarray(config.types_n, np.int64)
     if ntypes is None:
         ntypes = len(masses) if masses is not None else int(types.max(initial=0)) + 1
-    if n and (types.min() < 0 or types.max() >= ntypes):
-        raise InputError(f"types_n must lie in 0..{ntypes - 1}")
     masses = [1.0] * ntypes if masses is None else [float(m) for m in masses]
-
-    frame = lammps_frame(config, padding)
-    Q, cell_L, x_L = frame.Q, frame.cell_L, frame.positions_L
 
     lmp = lmp_mod.lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"], comm=comm)
     try:
-        cmd = lmp.command
-        cmd("units metal")
-        cmd("atom_style atomic")
-        cmd("atom_modify map array")
-        cmd(f"boundary {frame.boundary}")
+        n = len(config)
+        frame = lammps_create(lmp, config, masses, padding=padding)
+        Q, cell_L = frame.Q, frame.cell_L
         lx, ly, lz = (float(v) for v in (cell_L[0, 0], cell_L[1, 1], cell_L[2, 2]))
-        xy, xz, yz = (float(v) for v in (cell_L[1, 0], cell_L[2, 0], cell_L[2, 1]))
-        if xy == 0.0 and xz == 0.0 and yz == 0.0:
-            cmd(f"region box block 0 {lx!r} 0 {ly!r} 0 {lz!r} units box")
-        else:
-            cmd(f"region box prism 0 {lx!r} 0 {ly!r} 0 {lz!r} {xy!r} {xz!r} {yz!r} units box")
-        cmd(f"create_box {ntypes} box")
-        for t, m in enumerate(masses):
-            cmd(f"mass {t + 1} {m!r}")
-        img = lmp.encode_image_flags(0, 0, 0)
-        v_L = None
-        if config.velocities_nc is not None:
-            v_L = (config.velocities_nc @ Q).ravel().tolist()
-        created = lmp.create_atoms(n, list(range(1, n + 1)), (types + 1).tolist(),
-                                   x_L.ravel().tolist(), v=v_L, image=[img] * n)
-        if created != n:
-            raise CalculationFailed(f"LAMMPS created {created} of {n} atoms (atoms outside "
-                                    f"the box?)")
+        cmd = lmp.command
         for c_ in commands:
             cmd(c_)
         cmd("neighbor 1.0 bin")
         cmd("compute peatom all pe/atom")
+        cmd("compute satom all stress/atom NULL virial")
         cmd("compute sumpe all reduce sum c_peatom")
         cmd("compute vir all pressure NULL virial")
         cmd("compute ptot all pressure thermo_temp")  # virial + kinetic (sum m v v)
@@ -151,7 +151,15 @@ def run_lammps(config: Configuration, commands: list[str], *, masses=None, born=
         W_L = np.array([[pxx, pxy, pxz], [pxy, pyy, pyz], [pxz, pyz, pzz]]) * volume / nktv2p
         pt = np.array(lmp.numpy.extract_compute("ptot", LMP_STYLE_GLOBAL, LMP_TYPE_VECTOR))
         P_L = np.array([[pt[0], pt[3], pt[4]], [pt[3], pt[1], pt[5]], [pt[4], pt[5], pt[2]]])
+        # per-atom stress×volume (bar Å³), xx yy zz xy xz yz, the negative of the per-atom
+        # pressure tensor: W_a = -S_a / nktv2p sums to the virial
+        S = np.empty((n, 6))
+        S[ids] = lmp.numpy.extract_compute("satom", LMP_STYLE_ATOM, 2)[:n]
+        W_n = np.empty((n, 3, 3))
+        for k, (a, b) in enumerate(((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))):
+            W_n[:, a, b] = W_n[:, b, a] = -S[:, k] / nktv2p
         out = {
+            "atom_virials_ncc": np.einsum("ia,nab,jb->nij", Q, W_n, Q),
             "stress_cc": -(Q @ P_L @ Q.T) / nktv2p,
             "energy": energy,
             "energies_n": e_n,
@@ -161,12 +169,8 @@ def run_lammps(config: Configuration, commands: list[str], *, masses=None, born=
             "Q": Q,
         }
         if born:
-            b21 = np.array(lmp.numpy.extract_compute("born", LMP_STYLE_GLOBAL,
-                                                     LMP_TYPE_VECTOR))
-            B = np.zeros((6, 6))
-            for v, (I, J) in zip(b21, _BORN21, strict=True):
-                B[I, J] = B[J, I] = v
-            C = rotate4(from_voigt_stiffness(B), Q)
+            C = lammps_born_tensor(lmp.numpy.extract_compute("born", LMP_STYLE_GLOBAL,
+                                                             LMP_TYPE_VECTOR), Q)
             out["born_energy_vv"] = to_voigt_stiffness(C)
             out["born_ijkl"] = C / volume
             out["born_vv"] = out["born_energy_vv"] / volume
@@ -180,7 +184,8 @@ def lammps_cubic_elastic(commands: list[str], a_guess: float, mass: float = 63.5
     """Compute a0, Ecoh and C11, C12, C44 (GPa) of a cubic crystal the LAMMPS way.
 
     box/relax + minimize, then central differences of the pressure tensor under ±strain (as
-    LAMMPS's examples/ELASTIC does).
+    LAMMPS's examples/ELASTIC does), with the atoms relaxed at each strain for lattices with a
+    basis (diamond: the relaxed C44, not the unrelaxed one).
     """
     from fe2qc.mpi import lammps, mpi
 
@@ -206,7 +211,13 @@ def lammps_cubic_elastic(commands: list[str], a_guess: float, mass: float = 63.5
     ecoh = -lmp.get_thermo("pe") / natoms
     L = lmp.get_thermo("lx")
 
+    # a lattice with a basis relaxes its inner coordinates under strain (diamond's C44 is
+    # about half its unrelaxed value): minimise the atoms at each strained box
+    relax = lattice not in ("fcc", "bcc", "sc")
+
     def stress():
+        if relax:
+            lmp.command("minimize 0 1e-14 10000 100000")
         lmp.command("run 0")
         p = [lmp.get_thermo(k) for k in ("pxx", "pyy", "pzz", "pyz", "pxz", "pxy")]
         return -np.array(p) / nktv2p * EV_PER_A3_IN_GPA / 1.0  # bar -> GPa via eV/Å³

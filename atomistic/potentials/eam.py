@@ -413,6 +413,339 @@ def _energy_forces(x, cell, i_p, j_p, s_pc, types_n, rhor, z2r, z2r_idx, frho, r
 
 
 # ------------------------------------------------------------------------------------------
+# Row kernels over a compact half list (the MD path of Calculator.compute)
+# ------------------------------------------------------------------------------------------
+#
+# The compact list (:class:`atomistic.calculator.CompactPairs`) holds the half list's pairs
+# grouped by their first atom i (rows ``start[i]:start[i + 1]``, sorted by j), the second atom
+# as uint32 ``j_k`` and the image shift as a small code ``c_k`` into a table ``sv_kc`` of shift
+# vectors (``s @ cell``, recomputed per call): 5 bytes a pair instead of the list's 40, read
+# twice per evaluation. A row keeps atom i's position, embedding slope and force in
+# registers, as LAMMPS's loops over its half list do. The rows ``a0:a1`` of one call write
+# their atom j terms into the arrays they are given, so that threads can work on disjoint row
+# ranges with private arrays (summed afterwards in a fixed order: deterministic).
+
+
+@numba.njit(cache=True, inline="always")
+def _row_vector(x, sv, j_k, c_k, k, xi, yi, zi):
+    """Return ``(j, dx, dy, dz, rsq)`` of entry ``k`` of a compact row of an atom at xi, yi, zi."""
+    j = j_k[k]
+    c = c_k[k]
+    dx = x[j, 0] - xi + sv[c, 0]
+    dy = x[j, 1] - yi + sv[c, 1]
+    dz = x[j, 2] - zi + sv[c, 2]
+    return j, dx, dy, dz, dx * dx + dy * dy + dz * dz
+
+
+@numba.njit(cache=True)
+def _rows_density(x, sv, start, j_k, c_k, types_n, rhor, rdr, nr, cutsq, a0, a1, rho):
+    """Add the host densities of the pairs of rows ``a0:a1`` to ``rho`` (both atoms)."""
+    for i in range(a0, a1):
+        xi = x[i, 0]
+        yi = x[i, 1]
+        zi = x[i, 2]
+        ti = types_n[i]
+        acc = 0.0
+        for k in range(start[i], start[i + 1]):
+            j, _, _, _, rsq = _row_vector(x, sv, j_k, c_k, k, xi, yi, zi)
+            if rsq < cutsq:
+                m, p, _ = _locate(np.sqrt(rsq), rdr, nr)
+                tj = types_n[j]
+                a = _spline(rhor[tj, m], p, rdr)[0]
+                acc += a
+                rho[j] += a if ti == tj else _spline(rhor[ti, m], p, rdr)[0]
+        rho[i] += acc
+
+
+@numba.njit(cache=True)
+def _rows_forces(x, sv, start, j_k, c_k, types_n, fp_n, rhor, z2r, z2r_idx, rdr, nr, cutsq,
+                 a0, a1, forces, e_n, vir6):
+    """Add the forces, half pair energies and virial (xx yy zz xy xz yz) of rows ``a0:a1``."""
+    vxx = 0.0
+    vyy = 0.0
+    vzz = 0.0
+    vxy = 0.0
+    vxz = 0.0
+    vyz = 0.0
+    for i in range(a0, a1):
+        xi = x[i, 0]
+        yi = x[i, 1]
+        zi = x[i, 2]
+        ti = types_n[i]
+        fpi = fp_n[i]
+        fxi = 0.0
+        fyi = 0.0
+        fzi = 0.0
+        ei = 0.0
+        for k in range(start[i], start[i + 1]):
+            j, dx, dy, dz, rsq = _row_vector(x, sv, j_k, c_k, k, xi, yi, zi)
+            if rsq < cutsq:
+                r = np.sqrt(rsq)
+                m, p, _ = _locate(r, rdr, nr)
+                tj = types_n[j]
+                rhojp = _spline(rhor[tj, m], p, rdr)[1]
+                rhoip = rhojp if ti == tj else _spline(rhor[ti, m], p, rdr)[1]
+                phi, phip, _ = _pair(z2r[z2r_idx[ti, tj], m], p, rdr, r)
+                fpair = (fpi * rhojp + fp_n[j] * rhoip + phip) * (1.0 / r)
+                fx = dx * fpair
+                fy = dy * fpair
+                fz = dz * fpair
+                fxi += fx
+                fyi += fy
+                fzi += fz
+                forces[j, 0] -= fx
+                forces[j, 1] -= fy
+                forces[j, 2] -= fz
+                vxx -= dx * fx
+                vyy -= dy * fy
+                vzz -= dz * fz
+                vxy -= dx * fy
+                vxz -= dx * fz
+                vyz -= dy * fz
+                half = 0.5 * phi
+                ei += half
+                e_n[j] += half
+        forces[i, 0] += fxi
+        forces[i, 1] += fyi
+        forces[i, 2] += fzi
+        e_n[i] += ei
+    vir6[0] += vxx
+    vir6[1] += vyy
+    vir6[2] += vzz
+    vir6[3] += vxy
+    vir6[4] += vxz
+    vir6[5] += vyz
+
+
+@numba.njit(cache=True)
+def _embedding_slopes(rho, types_n, frho, rdrho, nrho, rhomax, e_n, fp_n):
+    """Embedding energies into ``e_n`` and slopes F'(rho) into ``fp_n``."""
+    for a in range(rho.shape[0]):
+        f, fp, _ = _embed(rho[a], frho[types_n[a]], rdrho, nrho, rhomax)
+        e_n[a] = f
+        fp_n[a] = fp
+
+
+@numba.njit(cache=True)
+def _virial6(v):
+    out = np.empty((3, 3))
+    out[0, 0] = v[0]
+    out[1, 1] = v[1]
+    out[2, 2] = v[2]
+    out[0, 1] = out[1, 0] = v[3]
+    out[0, 2] = out[2, 0] = v[4]
+    out[1, 2] = out[2, 1] = v[5]
+    return out
+
+
+@numba.njit(cache=True)
+def _compact_serial(x, sv, start, j_k, c_k, types_n, rhor, z2r, z2r_idx, frho, rdr, rdrho, nr,
+                    nrho, rhomax, cutsq):
+    n = x.shape[0]
+    rho = np.zeros(n)
+    _rows_density(x, sv, start, j_k, c_k, types_n, rhor, rdr, nr, cutsq, 0, n, rho)
+    e_n = np.empty(n)
+    fp_n = np.empty(n)
+    _embedding_slopes(rho, types_n, frho, rdrho, nrho, rhomax, e_n, fp_n)
+    forces = np.zeros((n, 3))
+    vir6 = np.zeros(6)
+    _rows_forces(x, sv, start, j_k, c_k, types_n, fp_n, rhor, z2r, z2r_idx, rdr, nr, cutsq,
+                 0, n, forces, e_n, vir6)
+    return e_n, forces, _virial6(vir6)
+
+
+@numba.njit(cache=True, parallel=True)
+def _compact_threaded(x, sv, start, j_k, c_k, types_n, rhor, z2r, z2r_idx, frho, rdr, rdrho,
+                      nr, nrho, rhomax, cutsq, bounds):
+    """The row kernels on the row ranges ``bounds[t]:bounds[t + 1]``, one per thread.
+
+    Each range adds into its own arrays (zeroed by the thread that fills them); they are
+    summed in range order, so the result depends on ``bounds`` only, not on the threads'
+    timing. Four parallel regions: densities, their sum and the embedding, forces, their sum.
+    """
+    n = x.shape[0]
+    nt = bounds.shape[0] - 1
+    rho_t = np.empty((nt, n))
+    f_t = np.empty((nt, n, 3))
+    e_t = np.empty((nt, n))
+    v_t = np.empty((nt, 6))
+    for t in numba.prange(nt):
+        rho_t[t, :] = 0.0
+        _rows_density(x, sv, start, j_k, c_k, types_n, rhor, rdr, nr, cutsq, bounds[t],
+                      bounds[t + 1], rho_t[t])
+    e_n = np.empty(n)
+    fp_n = np.empty(n)
+    for a in numba.prange(n):
+        s = rho_t[0, a]
+        for t in range(1, nt):
+            s += rho_t[t, a]
+        f, fp, _ = _embed(s, frho[types_n[a]], rdrho, nrho, rhomax)
+        e_n[a] = f
+        fp_n[a] = fp
+    for t in numba.prange(nt):
+        f_t[t, :, :] = 0.0
+        e_t[t, :] = 0.0
+        v_t[t, :] = 0.0
+        _rows_forces(x, sv, start, j_k, c_k, types_n, fp_n, rhor, z2r, z2r_idx, rdr, nr,
+                     cutsq, bounds[t], bounds[t + 1], f_t[t], e_t[t], v_t[t])
+    forces = np.empty((n, 3))
+    for a in numba.prange(n):
+        for c in range(3):
+            s = f_t[0, a, c]
+            for t in range(1, nt):
+                s += f_t[t, a, c]
+            forces[a, c] = s
+        s = e_n[a]
+        for t in range(nt):
+            s += e_t[t, a]
+        e_n[a] = s
+    vir6 = np.zeros(6)
+    for t in range(nt):
+        for c in range(6):
+            vir6[c] += v_t[t, c]
+    return e_n, forces, _virial6(vir6)
+
+
+#: (c, J) -> index into the 6 components (xx yy zz xy xz yz) of a symmetric 3x3 tensor
+_SYM6 = np.array([[0, 3, 4], [3, 1, 5], [4, 5, 2]], np.int64)
+
+
+@numba.njit(cache=True)
+def _compact_born(x, sv, start, j_k, c_k, types_n, rhor, z2r, z2r_idx, frho, rdr, rdrho, nr,
+                  nrho, rhomax, cutsq, sym6):
+    """``V C^Born`` (eV): ``sum_p (E''_p - E'_p/r) d d d d / r^2 + sum_a U''_a M_a ⊗ M_a``.
+
+    ``E'_p, E''_p`` are the pair's total radial derivatives at fixed embedding slopes and
+    ``M_a = sum_{p at a} (drho_a/dr_p) d_p ⊗ d_p / r_p``; the stress terms of ``d2E/dF dF``
+    cancel against LAMMPS's definition (see :meth:`Calculator.born_tensor`).
+    """
+    n = x.shape[0]
+    rho = np.zeros(n)
+    _rows_density(x, sv, start, j_k, c_k, types_n, rhor, rdr, nr, cutsq, 0, n, rho)
+    fp_n = np.empty(n)
+    fpp_n = np.empty(n)
+    for a in range(n):
+        _, fp, fpp = _embed(rho[a], frho[types_n[a]], rdrho, nrho, rhomax)
+        fp_n[a] = fp
+        fpp_n[a] = fpp
+    m_n6 = np.zeros((n, 6))
+    # w d^4 by monomial: xxxx xxxy xxxz xxyy xxyz xxzz xyyy xyyz xyzz xzzz yyyy yyyz yyzz yzzz zzzz
+    t0 = 0.0
+    t1 = 0.0
+    t2 = 0.0
+    t3 = 0.0
+    t4 = 0.0
+    t5 = 0.0
+    t6 = 0.0
+    t7 = 0.0
+    t8 = 0.0
+    t9 = 0.0
+    t10 = 0.0
+    t11 = 0.0
+    t12 = 0.0
+    t13 = 0.0
+    t14 = 0.0
+    mi = np.empty(6)
+    for i in range(n):
+        xi = x[i, 0]
+        yi = x[i, 1]
+        zi = x[i, 2]
+        ti = types_n[i]
+        fpi = fp_n[i]
+        mi[:] = 0.0
+        for k in range(start[i], start[i + 1]):
+            j, dx, dy, dz, rsq = _row_vector(x, sv, j_k, c_k, k, xi, yi, zi)
+            if rsq < cutsq:
+                r = np.sqrt(rsq)
+                m, p, clamped = _locate(r, rdr, nr)
+                kk = 0.0 if clamped else rdr
+                tj = types_n[j]
+                _, rhojp, rhojpp = _spline(rhor[tj, m], p, kk)
+                if ti == tj:
+                    rhoip = rhojp
+                    rhoipp = rhojpp
+                else:
+                    _, rhoip, rhoipp = _spline(rhor[ti, m], p, kk)
+                _, phip, phipp = _pair(z2r[z2r_idx[ti, tj], m], p, kk, r)
+                fpj = fp_n[j]
+                dedr = fpi * rhojp + fpj * rhoip + phip
+                d2 = phipp + fpi * rhojpp + fpj * rhoipp
+                w = (d2 - dedr / r) / rsq
+                xx = dx * dx
+                yy = dy * dy
+                zz = dz * dz
+                xy = dx * dy
+                xz = dx * dz
+                yz = dy * dz
+                wxx = w * xx
+                wyy = w * yy
+                t0 += wxx * xx
+                t1 += wxx * xy
+                t2 += wxx * xz
+                t3 += wxx * yy
+                t4 += wxx * yz
+                t5 += wxx * zz
+                t6 += wyy * xy
+                t7 += wyy * xz
+                t8 += w * xy * zz
+                t9 += w * xz * zz
+                t10 += wyy * yy
+                t11 += wyy * yz
+                t12 += wyy * zz
+                t13 += w * yz * zz
+                t14 += w * zz * zz
+                gi = rhojp / r
+                gj = rhoip / r
+                mi[0] += gi * xx
+                mi[1] += gi * yy
+                mi[2] += gi * zz
+                mi[3] += gi * xy
+                mi[4] += gi * xz
+                mi[5] += gi * yz
+                m_n6[j, 0] += gj * xx
+                m_n6[j, 1] += gj * yy
+                m_n6[j, 2] += gj * zz
+                m_n6[j, 3] += gj * xy
+                m_n6[j, 4] += gj * xz
+                m_n6[j, 5] += gj * yz
+        for u in range(6):
+            m_n6[i, u] += mi[u]
+    t = np.array([t0, t1, t2, t3, t4, t5, t6, t7, t8, t9, t10, t11, t12, t13, t14])
+    e66 = np.zeros((6, 6))
+    for a in range(n):
+        f = fpp_n[a]
+        if f != 0.0:
+            for u in range(6):
+                fu = f * m_n6[a, u]
+                for v in range(6):
+                    e66[u, v] += fu * m_n6[a, v]
+    C = np.empty((3, 3, 3, 3))
+    cnt = np.zeros(3, np.int64)
+    for c in range(3):
+        for J in range(3):
+            for k in range(3):
+                for L in range(3):
+                    cnt[:] = 0
+                    cnt[c] += 1
+                    cnt[J] += 1
+                    cnt[k] += 1
+                    cnt[L] += 1
+                    C[c, J, k, L] = t[_monomial(cnt[0], cnt[1], cnt[2])] + \
+                        e66[sym6[c, J], sym6[k, L]]
+    return C
+
+
+@numba.njit(cache=True, inline="always")
+def _monomial(nx, ny, nz):
+    """Index of ``x^nx y^ny z^nz`` (degree 4) in :func:`_compact_born`'s ordering."""
+    # ordering: lexicographic in (x count descending, y count descending)
+    idx = 0
+    for a in range(4, nx, -1):  # blocks of higher x counts come first
+        idx += 4 - a + 1
+    return idx + (4 - nx - ny)
+
+
+# ------------------------------------------------------------------------------------------
 # The potential
 # ------------------------------------------------------------------------------------------
 
@@ -619,6 +952,48 @@ class EAM:
         out = _second_order(checked_distances(r_p), np.ascontiguousarray(i_p),
                             np.ascontiguousarray(j_p), t, w, *self._args(), self.cutoff)
         return SecondOrder(*out)
+
+    def compact_energy_forces(self, x_nc, shifts_kc, start_n, j_k, c_k, types_n,
+                              bounds=None):
+        """Site energies, forces and virial over a compact half list, in two fused passes.
+
+        The kernel of :meth:`atomistic.calculator.Calculator.compute` (and so of the MD):
+        pairs grouped by their first atom (see :class:`atomistic.calculator.CompactPairs`),
+        pair vectors ``x[j] - x[i] + shifts_kc[c]`` computed inside the passes (one for the
+        densities, one for forces, energies and virial).
+
+        Args:
+            x_nc: positions (Å), float64, C-contiguous.
+            shifts_kc: the image vectors ``s @ cell`` (Å) the codes ``c_k`` index.
+            start_n: row starts, ``n + 1`` entries; the pairs of atom i are
+                ``start_n[i]:start_n[i + 1]``.
+            j_k: second atom of each pair (uint32).
+            c_k: image code of each pair (uint8 or uint32).
+            types_n: atom types (int64, checked by the caller).
+            bounds: None (one thread), or row ranges ``bounds[t]:bounds[t + 1]`` run by
+                numba's threads with private accumulators summed in range order (the result
+                depends on ``bounds``, not on the threads' timing).
+
+        Returns:
+            ``(e_n, forces_nc, virial_cc)``: LAMMPS per-atom energies (eV), forces (eV/Å) and
+            LAMMPS's virial (eV).
+        """
+        args = (x_nc, shifts_kc, start_n, j_k, c_k, types_n, *self._args(),
+                self.cutoff * self.cutoff)
+        if bounds is None:
+            return _compact_serial(*args)
+        return _compact_threaded(*args, bounds)
+
+    def compact_born(self, x_nc, shifts_kc, start_n, j_k, c_k, types_n) -> np.ndarray:
+        """``V`` times the Born tensor (eV) over a compact half list, in two fused passes.
+
+        Arguments as :meth:`compact_energy_forces`. ``C_ijkl V = sum_p (E''_p - E'_p / r_p)
+        d_i d_j d_k d_l / r_p² + sum_a U''(rho_a) M_a,ij M_a,kl`` with ``M_a = sum_{p at a}
+        rho'_p d_p ⊗ d_p / r_p``: LAMMPS's ``born/matrix`` definition, equal to
+        :meth:`atomistic.calculator.Calculator.born_tensor`'s general assembly.
+        """
+        return _compact_born(x_nc, shifts_kc, start_n, j_k, c_k, types_n, *self._args(),
+                             self.cutoff * self.cutoff, _SYM6)
 
     def energy_forces(self, x_nc, cell_cc, i_p, j_p, s_pc, types_n):
         """Fused evaluation from positions: ``(energy, forces_nc, virial_cc)``.
