@@ -98,16 +98,52 @@ def test_initial_velocities_zero_momentum_exact_temperature():
     assert not np.array_equal(v, initial_velocities(m, 250.0, 4))
 
 
+def mod_cell_difference(x_nc: np.ndarray, ref_nc: np.ndarray, cell_cc: np.ndarray) -> float:
+    """Largest |x - ref| (Å) with lattice translations of ``cell_cc`` taken out."""
+    s = (x_nc - ref_nc) @ np.linalg.inv(cell_cc)
+    return float(np.abs((s - np.round(s)) @ cell_cc).max())
+
+
+def restart_in_halves(cu_u3, integ, tmp_path, T: float):
+    """40 steps in one run, and 20 + save + restore (fresh calculator and integrator) + 20.
+
+    Returns ``(whole, t_whole, restored, t1, t2, again)``. A small skin makes the neighbour
+    list rebuild before and after the save (checked).
+    """
+    whole = cu_state(cu_u3, T=T)
+    t_whole = run_md(whole, Calculator(cu_u3, skin=0.05), integ, 40, thermo_every=5)
+    part = cu_state(cu_u3, T=T)
+    calc = Calculator(cu_u3, skin=0.05)
+    t1 = run_md(part, calc, integ, 20, thermo_every=5)
+    assert calc.neighbor_list(part.configuration()).builds > 1
+    part.save(tmp_path / "state.npz")
+    restored = MDState.load(tmp_path / "state.npz")
+    assert restored.step == 20 and restored.integrator == integ.to_dict()
+    again = integrator_from_dict(restored.integrator)
+    assert type(again) is type(integ) and repr(again) == repr(integ)
+    calc2 = Calculator(cu_u3, skin=0.05)
+    t2 = run_md(restored, calc2, again, 20, thermo_every=5)
+    assert calc2.neighbor_list(restored.configuration()).builds > 1
+    np.testing.assert_array_equal(restored.positions_nc, whole.positions_nc)
+    np.testing.assert_array_equal(restored.velocities_nc, whole.velocities_nc)
+    np.testing.assert_array_equal(restored.cell_cc, whole.cell_cc)
+    assert restored.variables == whole.variables
+    assert restored.time == whole.time and restored.step == whole.step == 40
+    assert restored.rng.bit_generator.state == whole.rng.bit_generator.state
+    for k in ("step", "conserved", "pressure", "cell_ccc"):
+        np.testing.assert_array_equal(np.concatenate([getattr(t1, k), getattr(t2, k)]),
+                                      getattr(t_whole, k))
+    return whole, t_whole, restored, t1, t2, again
+
+
 @pytest.mark.lammps
 def test_nve_matches_lammps_fix_nve(cu_u3, nve_1000):
     """Same start, 1000 steps of 1 fs: positions to 1e-8 Å (measured 1.6e-14 Å)."""
     start, state, thermo = nve_1000
     ref = lammps_run(start, cu_u3.lammps_commands(), VelocityVerlet(0.001), 1000)
-    Q, L = ref["Q"], ref["cell_L"]
-    d = state.positions_nc @ Q - ref["x_L"]  # compared mod cell (lattice translations)
-    s = d @ np.linalg.inv(L)
-    d = (s - np.round(s)) @ L
-    assert np.abs(d).max() < 1e-8, f"positions differ by {np.abs(d).max():.3g} Å"
+    Q = ref["Q"]
+    dx = mod_cell_difference(state.positions_nc @ Q, ref["x_L"], ref["cell_L"])
+    assert dx < 1e-8, f"positions differ by {dx:.3g} Å"
     np.testing.assert_allclose(state.velocities_nc @ Q, ref["v_L"], rtol=0, atol=1e-8)
     assert thermo.step[-1] == 1000
     assert thermo.temperature[-1] == pytest.approx(ref["temp"], rel=1e-10)
@@ -136,30 +172,7 @@ def test_restart_continues_bitwise(cu_u3, tmp_path):
     A small skin makes the neighbour list rebuild before and after the save; without the
     saved neighbour-list reference the restored run differs in the last bits (4e-16 Å).
     """
-    integ = LangevinBAOAB(0.002, 600.0, 5.0)
-    whole = cu_state(cu_u3, T=600.0)
-    t_whole = run_md(whole, Calculator(cu_u3, skin=0.05), integ, 40, thermo_every=5)
-
-    part = cu_state(cu_u3, T=600.0)
-    calc = Calculator(cu_u3, skin=0.05)
-    t1 = run_md(part, calc, integ, 20, thermo_every=5)
-    builds = calc.neighbor_list(part.configuration()).builds
-    assert builds > 1
-    part.save(tmp_path / "state.npz")
-    restored = MDState.load(tmp_path / "state.npz")
-    assert restored.step == 20 and restored.integrator == integ.to_dict()
-    calc2 = Calculator(cu_u3, skin=0.05)
-    t2 = run_md(restored, calc2, integrator_from_dict(restored.integrator), 20, thermo_every=5)
-    assert calc2.neighbor_list(restored.configuration()).builds > 1
-
-    np.testing.assert_array_equal(restored.positions_nc, whole.positions_nc)
-    np.testing.assert_array_equal(restored.velocities_nc, whole.velocities_nc)
-    assert restored.variables == whole.variables
-    assert restored.time == whole.time and restored.step == whole.step == 40
-    assert restored.rng.bit_generator.state == whole.rng.bit_generator.state
-    np.testing.assert_array_equal(np.concatenate([t1.step, t2.step]), t_whole.step)
-    np.testing.assert_array_equal(np.concatenate([t1.conserved, t2.conserved]),
-                                  t_whole.conserved)
+    restart_in_halves(cu_u3, LangevinBAOAB(0.002, 600.0, 5.0), tmp_path, 600.0)
     assert not list(tmp_path.glob(".*tmp"))  # the temporary file was moved into place
 
 

@@ -18,7 +18,7 @@ from atomistic.md import MDState, NoseHooverChain, integrator_from_dict, run_md
 from fe2qc.errors import InputError
 from fe2qc.statistics import mean_error, statistical_inefficiency
 from fe2qc.units import KB
-from tests.test_md import cu_state, lammps_run
+from tests.test_md import cu_state, lammps_run, mod_cell_difference, restart_in_halves
 
 T_TARGET, TDAMP = 300.0, 0.1  # K, ps: started at 600 K so the thermostat works hard
 
@@ -53,11 +53,9 @@ def test_nhc_matches_lammps_fix_nvt(cu_u3, nvt_run, chain, loops):
     start, state, integ, thermo = nvt_run(chain, loops)
     # the LAMMPS engine's fix nvt temp T T Tdamp tchain M tloop L
     ref = lammps_run(start, cu_u3.lammps_commands(), integ, 1000)
-    Q, L = ref["Q"], ref["cell_L"]
-    d = state.positions_nc @ Q - ref["x_L"]  # compared mod cell (lattice translations)
-    s = d @ np.linalg.inv(L)
-    d = (s - np.round(s)) @ L
-    assert np.abs(d).max() < 1e-8, f"positions differ by {np.abs(d).max():.3g} Å"
+    Q = ref["Q"]
+    dx = mod_cell_difference(state.positions_nc @ Q, ref["x_L"], ref["cell_L"])
+    assert dx < 1e-8, f"positions differ by {dx:.3g} Å"
     np.testing.assert_allclose(state.velocities_nc @ Q, ref["v_L"], rtol=0, atol=1e-8)
     assert thermo.temperature[-1] == pytest.approx(ref["temp"], rel=1e-10)
     assert thermo.potential_energy[-1] == pytest.approx(ref["pe"], rel=1e-12)
@@ -133,28 +131,8 @@ def test_nhc_samples_canonical_kinetic_energy(cu_u3):
 def test_nhc_restart_continues_bitwise(cu_u3, tmp_path):
     """40 steps == 20 steps, save, restore (fresh calculator and integrator), 20 steps."""
     integ = NoseHooverChain(0.002, 600.0, 0.05, chain=4, loops=2)
-    whole = cu_state(cu_u3, T=300.0)
-    t_whole = run_md(whole, Calculator(cu_u3, skin=0.05), integ, 40, thermo_every=5)
-
-    part = cu_state(cu_u3, T=300.0)
-    calc = Calculator(cu_u3, skin=0.05)
-    t1 = run_md(part, calc, integ, 20, thermo_every=5)
-    assert calc.neighbor_list(part.configuration()).builds > 1
-    part.save(tmp_path / "state.npz")
-    restored = MDState.load(tmp_path / "state.npz")
-    assert restored.integrator == integ.to_dict()
-    again = integrator_from_dict(restored.integrator)
-    assert isinstance(again, NoseHooverChain) and repr(again) == repr(integ)
+    whole, *_, restored, _, _, _ = restart_in_halves(cu_u3, integ, tmp_path, 300.0)
     assert len(restored.variables["nhc_eta"]) == 4
-    t2 = run_md(restored, Calculator(cu_u3, skin=0.05), again, 20, thermo_every=5)
-
-    np.testing.assert_array_equal(restored.positions_nc, whole.positions_nc)
-    np.testing.assert_array_equal(restored.velocities_nc, whole.velocities_nc)
-    assert restored.variables == whole.variables
-    assert restored.step == whole.step == 40
-    np.testing.assert_array_equal(np.concatenate([t1.step, t2.step]), t_whole.step)
-    np.testing.assert_array_equal(np.concatenate([t1.conserved, t2.conserved]),
-                                  t_whole.conserved)
     assert whole.variables["nhc_eta_dot"][0] != 0.0  # the thermostat did act
 
 

@@ -30,7 +30,7 @@ from atomistic.structure import Configuration
 from fe2qc.errors import CalculationFailed, InputError
 from fe2qc.statistics import covariance_error, mean_error
 from fe2qc.units import EV_PER_A3_IN_GPA, KB
-from tests.test_md import cu_state, lammps_run
+from tests.test_md import cu_state, lammps_run, mod_cell_difference, restart_in_halves
 
 T_TARGET, TDAMP, PDAMP = 300.0, 0.1, 0.5  # K, ps, ps (Pdamp = 500 steps of 1 fs)
 
@@ -75,10 +75,8 @@ def test_npt_matches_lammps_fix_npt(cu_u3, npt_run, mode, p_gpa, steps, pchain, 
     np.testing.assert_allclose(cell, ref["cell"], rtol=0, atol=1e-10)
     np.testing.assert_allclose(state.variables["npt_boxlo"], ref["boxlo"], rtol=0, atol=1e-10)
     np.testing.assert_allclose(state.variables["npt_boxhi"], ref["boxhi"], rtol=0, atol=1e-10)
-    d = state.positions_nc - ref["x"]  # compared mod cell (lattice translations)
-    s = d @ np.linalg.inv(cell)
-    d = (s - np.round(s)) @ cell
-    assert np.abs(d).max() < 1e-10, f"positions differ by {np.abs(d).max():.3g} Å"
+    dx = mod_cell_difference(state.positions_nc, ref["x"], cell)  # lattice translations out
+    assert dx < 1e-10, f"positions differ by {dx:.3g} Å"
     np.testing.assert_allclose(state.velocities_nc, ref["v"], rtol=0, atol=1e-9)
     assert thermo.potential_energy[-1] == pytest.approx(ref["pe"], rel=1e-12)
     assert thermo.kinetic_energy[-1] == pytest.approx(ref["ke"], rel=1e-10)
@@ -121,10 +119,8 @@ def test_npt_pressure_tensor_target_matches_lammps(cu_u3, mode, steps):
     ref = lammps_run(start, cu_u3.lammps_commands(), integ, steps)
     cell = state.cell_cc
     np.testing.assert_allclose(cell, ref["cell"], rtol=0, atol=1e-10)
-    d = state.positions_nc - ref["x"]
-    s = d @ np.linalg.inv(cell)
-    d = (s - np.round(s)) @ cell
-    assert np.abs(d).max() < 1e-10, f"positions differ by {np.abs(d).max():.3g} Å"
+    dx = mod_cell_difference(state.positions_nc, ref["x"], cell)  # lattice translations out
+    assert dx < 1e-10, f"positions differ by {dx:.3g} Å"
     np.testing.assert_allclose(state.velocities_nc, ref["v"], rtol=0, atol=1e-9)
     assert integ.barostat_energy(state) == pytest.approx(ref["fix_scalar"], rel=0, abs=1e-10)
     assert np.ptp(thermo.conserved) / len(state) < 3e-5  # measured 2.1e-5 (tri)
@@ -255,28 +251,7 @@ def test_npt_restart_continues_bitwise(cu_u3, tmp_path):
     """40 steps == 20 steps, save, restore (fresh calculator and integrator), 20 steps (tri)."""
     integ = NoseHooverNPT(0.002, 600.0, 0.05, 0.5 / EV_PER_A3_IN_GPA, 0.2, mode="tri",
                           chain=4, loops=2, pchain=2)
-    whole = cu_state(cu_u3, T=300.0)
-    t_whole = run_md(whole, Calculator(cu_u3, skin=0.05), integ, 40, thermo_every=5)
-
-    part = cu_state(cu_u3, T=300.0)
-    calc = Calculator(cu_u3, skin=0.05)
-    t1 = run_md(part, calc, integ, 20, thermo_every=5)
-    assert calc.neighbor_list(part.configuration()).builds > 1
-    part.save(tmp_path / "state.npz")
-    restored = MDState.load(tmp_path / "state.npz")
-    assert restored.integrator == integ.to_dict()
-    again = integrator_from_dict(restored.integrator)
-    assert isinstance(again, NoseHooverNPT) and repr(again) == repr(integ)
-    t2 = run_md(restored, Calculator(cu_u3, skin=0.05), again, 20, thermo_every=5)
-
-    np.testing.assert_array_equal(restored.positions_nc, whole.positions_nc)
-    np.testing.assert_array_equal(restored.velocities_nc, whole.velocities_nc)
-    np.testing.assert_array_equal(restored.cell_cc, whole.cell_cc)
-    assert restored.variables == whole.variables
-    assert restored.step == whole.step == 40
-    for k in ("conserved", "pressure", "cell_ccc"):
-        np.testing.assert_array_equal(np.concatenate([getattr(t1, k), getattr(t2, k)]),
-                                      getattr(t_whole, k))
+    whole, *_ = restart_in_halves(cu_u3, integ, tmp_path, 300.0)
     assert whole.cell_cc[1, 0] != 0.0 and whole.variables["npt_omega_dot"][5] != 0.0
 
 

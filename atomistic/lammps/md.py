@@ -131,7 +131,7 @@ from atomistic.md.integrators import (
     VelocityVerlet,
     _box_inverse,
 )
-from atomistic.md.output import ThermoLog
+from atomistic.md.output import TextSink, ThermoLog
 from atomistic.md.run import Thermo, _count, _too_large
 from atomistic.md.state import MDState
 from atomistic.md.velocities import degrees_of_freedom
@@ -859,12 +859,8 @@ class LammpsEngine:
 
         rows: dict[str, list] = {k: [] for k in (*_SCALARS, *_TENSORS, *_PER_ATOM)}
         thermo = ThermoLog(log) if log is not None else None
-        traj, traj_owned = None, False
-        if trajectory is not None:
-            if isinstance(trajectory, str | Path):
-                traj, traj_owned = open(trajectory, "w", encoding="utf-8"), True  # noqa: SIM115
-            else:
-                traj = trajectory
+        sink = TextSink(trajectory) if trajectory is not None else None
+        traj = sink.file if sink is not None else None
         symbols = None
         if traj is not None:
             el = self.elements or []
@@ -970,8 +966,8 @@ class LammpsEngine:
         finally:
             if thermo is not None:
                 thermo.close()
-            if traj is not None:
-                traj.close() if traj_owned else traj.flush()
+            if sink is not None:
+                sink.close()
             if not finished:
                 self.close()  # the instance is ahead of the state: never continue it
 

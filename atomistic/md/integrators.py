@@ -69,6 +69,42 @@ def _half_kick_factor(dt: float, masses_n: np.ndarray) -> np.ndarray:
     return ((0.5 * dt * FTM2V) / masses_n)[:, None]
 
 
+def _chain_inward(x_dot: list, x_dotdot: list, M: int, ncfac: float, dt4: float,
+                  dt8: float) -> float:
+    """First half of a Nosé-Hoover chain's sub-step; returns link 0's scaling factor.
+
+    ``FixNH::nhc_temp_integrate`` and ``nhc_press_integrate`` alike: the links' velocities
+    from the chain's end down to link 0, each scaled by its successor.
+    """
+    for ich in range(M - 1, 0, -1):
+        expfac = math.exp(-ncfac * dt8 * x_dot[ich + 1])
+        x_dot[ich] *= expfac
+        x_dot[ich] += x_dotdot[ich] * ncfac * dt4
+        x_dot[ich] *= expfac
+    expfac = math.exp(-ncfac * dt8 * x_dot[1])
+    x_dot[0] *= expfac
+    x_dot[0] += x_dotdot[0] * ncfac * dt4
+    x_dot[0] *= expfac
+    return expfac
+
+
+def _chain_outward(x_dot: list, x_dotdot: list, mass, M: int, kt: float, ncfac: float,
+                   dt4: float, dt8: float, expfac: float) -> None:
+    """Second half of a chain's sub-step: link 0 with its new force, then the links outward.
+
+    Each link is driven by its predecessor's kinetic energy against kT (LAMMPS's arithmetic).
+    """
+    x_dot[0] *= expfac
+    x_dot[0] += x_dotdot[0] * ncfac * dt4
+    x_dot[0] *= expfac
+    for ich in range(1, M):
+        expfac = math.exp(-ncfac * dt8 * x_dot[ich + 1])
+        x_dot[ich] *= expfac
+        x_dotdot[ich] = (mass[ich - 1] * x_dot[ich - 1] * x_dot[ich - 1] - kt) / mass[ich]
+        x_dot[ich] += x_dotdot[ich] * ncfac * dt4
+        x_dot[ich] *= expfac
+
+
 class VelocityVerlet:
     """Velocity Verlet (NVE), the same update as LAMMPS's ``fix nve``.
 
@@ -271,15 +307,7 @@ class NoseHooverChain:
         # LAMMPS also multiplies each eta_dot by tdrag_factor = 1 − dt t_freq drag / L, which
         # is exactly 1.0 without the ``drag`` keyword (not offered here): omitted
         for _ in range(self.loops):
-            for ich in range(M - 1, 0, -1):
-                expfac = math.exp(-ncfac * dt8 * eta_dot[ich + 1])
-                eta_dot[ich] *= expfac
-                eta_dot[ich] += eta_dotdot[ich] * ncfac * dt4
-                eta_dot[ich] *= expfac
-            expfac = math.exp(-ncfac * dt8 * eta_dot[1])
-            eta_dot[0] *= expfac
-            eta_dot[0] += eta_dotdot[0] * ncfac * dt4
-            eta_dot[0] *= expfac
+            expfac = _chain_inward(eta_dot, eta_dotdot, M, ncfac, dt4, dt8)
             factor_eta = math.exp(-ncfac * dthalf * eta_dot[0])
             v *= factor_eta  # nh_v_temp()
             t_current *= factor_eta * factor_eta
@@ -287,16 +315,7 @@ class NoseHooverChain:
             eta_dotdot[0] = (kecurrent - ke_target) / eta_mass[0]
             for ich in range(M):
                 eta[ich] += ncfac * dthalf * eta_dot[ich]
-            eta_dot[0] *= expfac
-            eta_dot[0] += eta_dotdot[0] * ncfac * dt4
-            eta_dot[0] *= expfac
-            for ich in range(1, M):
-                expfac = math.exp(-ncfac * dt8 * eta_dot[ich + 1])
-                eta_dot[ich] *= expfac
-                eta_dotdot[ich] = (eta_mass[ich - 1] * eta_dot[ich - 1] * eta_dot[ich - 1]
-                                   - kt) / eta_mass[ich]
-                eta_dot[ich] += eta_dotdot[ich] * ncfac * dt4
-                eta_dot[ich] *= expfac
+            _chain_outward(eta_dot, eta_dotdot, eta_mass, M, kt, ncfac, dt4, dt8, expfac)
         var["nhc_eta_dot"] = eta_dot[:M]
         var["nhc_t_current"] = t_current
 
@@ -742,15 +761,7 @@ class NoseHooverNPT:
         ncfac = 1.0 / self._nc_pchain
         dt4, dt8, dthalf = self._dt4, self._dt8, self._dthalf
         for _ in range(self._nc_pchain):
-            for ich in range(M - 1, 0, -1):
-                expfac = math.exp(-ncfac * dt8 * etap_dot[ich + 1])
-                etap_dot[ich] *= expfac
-                etap_dot[ich] += etap_dotdot[ich] * ncfac * dt4
-                etap_dot[ich] *= expfac
-            expfac = math.exp(-ncfac * dt8 * etap_dot[1])
-            etap_dot[0] *= expfac
-            etap_dot[0] += etap_dotdot[0] * ncfac * dt4
-            etap_dot[0] *= expfac
+            expfac = _chain_inward(etap_dot, etap_dotdot, M, ncfac, dt4, dt8)
             for ich in range(M):
                 etap[ich] += ncfac * dthalf * etap_dot[ich]
             factor_etap = math.exp(-ncfac * dthalf * etap_dot[0])
@@ -758,16 +769,7 @@ class NoseHooverNPT:
                 od[i] *= factor_etap
             kecurrent = ke_omega()
             etap_dotdot[0] = (kecurrent - lkt_press) / em[0]
-            etap_dot[0] *= expfac
-            etap_dot[0] += etap_dotdot[0] * ncfac * dt4
-            etap_dot[0] *= expfac
-            for ich in range(1, M):
-                expfac = math.exp(-ncfac * dt8 * etap_dot[ich + 1])
-                etap_dot[ich] *= expfac
-                etap_dotdot[ich] = (em[ich - 1] * etap_dot[ich - 1] * etap_dot[ich - 1]
-                                    - kt) / em[ich]
-                etap_dot[ich] += etap_dotdot[ich] * ncfac * dt4
-                etap_dot[ich] *= expfac
+            _chain_outward(etap_dot, etap_dotdot, em, M, kt, ncfac, dt4, dt8, expfac)
         var["npt_etap_dot"] = etap_dot[:M]
 
     def _remap(self, state: MDState, var: dict) -> None:

@@ -17,14 +17,18 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-__all__ = ["ThermoLog", "THERMO_COLUMNS"]
+__all__ = ["ThermoLog", "THERMO_COLUMNS", "TextSink"]
 
 #: the log's columns, in order
 THERMO_COLUMNS = ("Step", "Time", "Temp", "PotEng", "KinEng", "TotEng", "Econserve", "Press")
 
 
-class _Sink:
-    """A text destination: a path (opened for writing, closed by us) or an open stream."""
+class TextSink:
+    """A text destination: a path (opened for writing, closed by us) or an open stream.
+
+    ``file`` is what to write to; :meth:`close` closes a file we opened and flushes a stream
+    the caller gave (the thermo log and the trajectory of both MD engines use it).
+    """
 
     def __init__(self, target) -> None:
         if isinstance(target, str | Path):
@@ -39,6 +43,7 @@ class _Sink:
             raise InputError(f"expected a path or an open text file, got {target!r}")
 
     def close(self) -> None:
+        """Close the file we opened, or flush the caller's stream."""
         if self.owned:
             self.file.close()
         else:
@@ -54,7 +59,7 @@ class ThermoLog:
     """
 
     def __init__(self, target) -> None:
-        self._sink = _Sink(target)
+        self._sink = TextSink(target)
         f = self._sink.file
         f.write("# fe2qc MD thermo: units metal (Time ps, Temp K, energies eV); Press in GPa\n")
         f.write(" ".join(f"{c:>14s}" if k else f"{c:>10s}"

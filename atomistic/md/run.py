@@ -30,7 +30,6 @@ import math
 import sys
 import time as _time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numba
 import numpy as np
@@ -38,7 +37,7 @@ import numpy as np
 from atomistic.calculator import Calculator
 from atomistic.extxyz import write_extxyz
 from atomistic.md.integrators import FTM2V, VelocityVerlet
-from atomistic.md.output import ThermoLog
+from atomistic.md.output import TextSink, ThermoLog
 from atomistic.md.state import MDState
 from atomistic.md.velocities import degrees_of_freedom, kinetic_energy, kinetic_tensor
 from atomistic.structure import Configuration
@@ -275,12 +274,8 @@ def run_md(state: MDState, calculator: Calculator, integrator, steps: int, *,
             raise InputError(f"{name} must be True or False, got {flag!r}")
     rows: dict[str, list] = {k: [] for k in (*_SERIES, *_OPTIONAL)}
     thermo = ThermoLog(log) if log is not None else None
-    traj, traj_owned = None, False
-    if trajectory is not None:
-        if isinstance(trajectory, str | Path):
-            traj, traj_owned = open(trajectory, "w", encoding="utf-8"), True  # noqa: SIM115
-        else:
-            traj = trajectory
+    sink = TextSink(trajectory) if trajectory is not None else None
+    traj = sink.file if sink is not None else None
     symbols = _symbols(calculator, state.types_n) if traj is not None else None
 
     def sample(kin: float, conserved: float) -> None:
@@ -353,8 +348,8 @@ def run_md(state: MDState, calculator: Calculator, integrator, steps: int, *,
     finally:
         if thermo is not None:
             thermo.close()
-        if traj is not None:
-            traj.close() if traj_owned else traj.flush()
+        if sink is not None:
+            sink.close()
 
     shapes = {"stress_ccc": (3, 3), "virial_ccc": (3, 3), "cell_ccc": (3, 3),
               "born_ccccc": (3, 3, 3, 3), "site_energies_tn": (n,),
