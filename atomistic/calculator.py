@@ -647,6 +647,55 @@ class Calculator:
         d_pc, _ = pair_vectors(config.positions_nc, config.cell_cc, nl.i_p, nl.j_p, nl.s_pc)
         return np.linalg.solve(F, d_pc.T).T
 
+    def born_tensor_numdiff(self, config: Configuration, delta: float = 1e-3) -> np.ndarray:
+        """The Born tensor by central differences of the stress: what LAMMPS's numdiff does.
+
+        For each of the six Green-Lagrange strains ``±delta`` (engineering shear) applied to
+        the configuration (``x' = F x``, ``F = sqrt(I + 2E)``), the derivative of the energy
+        with respect to E, ``V S = -F⁻¹ W(E) F⁻ᵀ`` (W the virial), is differenced:
+        ``C_IJ = (V S_I(+E_J) - V S_I(-E_J)) / (2 delta V)``: 12 force evaluations.
+
+        Unlike :meth:`born_tensor`, it sees the potential's discontinuities: a pair crossing
+        the cutoff within the ±delta strain (where a tabulated potential or an unshifted
+        ``lj/cut`` has a nonzero force or energy) adds its jump divided by 2 delta, so that its
+        average over an ensemble includes the impulsive (delta-function) part of the second
+        derivative that the analytic tensor of a single configuration cannot have. Its error
+        for the smooth part is O(delta²).
+
+        Args:
+            config: a fully periodic configuration.
+            delta: the strain step (default 1e-3: relative error ~1e-6 for the smooth part,
+                window ~2 delta r for the cutoff term).
+
+        Returns:
+            (3, 3, 3, 3) in eV/Å³.
+        """
+        from fe2qc.tensors import VOIGT_PAIRS, from_voigt_stiffness
+
+        delta = require_nonnegative("delta", delta)
+        if not (delta > 0):
+            raise InputError("delta must be > 0")
+        V = config.volume
+        C = np.zeros((6, 6))
+        for J, (k, l) in enumerate(VOIGT_PAIRS):
+            g = []
+            for sign in (1.0, -1.0):
+                E = np.zeros((3, 3))
+                if k == l:
+                    E[k, k] = sign * delta
+                else:
+                    E[k, l] = E[l, k] = 0.5 * sign * delta
+                w, Q = np.linalg.eigh(np.eye(3) + 2.0 * E)
+                F = (Q * np.sqrt(w)) @ Q.T
+                Finv = np.linalg.inv(F)
+                strained = Configuration(config.positions_nc @ F.T, config.cell_cc @ F.T,
+                                         config.pbc, config.types_n)
+                W = self.compute(strained).virial_cc
+                VS = -Finv @ W @ Finv.T
+                g.append([VS[a, b] for a, b in VOIGT_PAIRS])
+            C[:, J] = (np.array(g[0]) - np.array(g[1])) / (2.0 * delta * V)
+        return from_voigt_stiffness(0.5 * (C + C.T))
+
     def born_tensor(self, config: Configuration) -> np.ndarray:
         """Born elastic tensor (eV/Å³) at fixed internal coordinates, LAMMPS's definition.
 

@@ -117,7 +117,7 @@ for k, T in enumerate(TEMPS):
     if T == 300.0:
         from atomistic.lammps.md import LammpsEngine
 
-        with LammpsEngine(pot.lammps_commands()) as lammps_engine:
+        with LammpsEngine(pot.lammps_commands(), born_delta=1e-3) as lammps_engine:
             runs["lammps"].append(point(lammps_engine, T, "fluctuation", seed=31,
                                         a_T=fl["a0"]))
 

@@ -255,3 +255,28 @@ def test_atom_virials_match_lammps_stress_atom(name, a):
                                atol=1e-12 * np.abs(ours).sum())
     ref = run_lammps(conf, pot.lammps_commands(), masses=pot.masses)["atom_virials_ncc"]
     np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-10 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("name", ["Cu_u3.eam", "Cu_mishin1.eam.alloy"])
+def test_born_numdiff_equals_the_analytic_tensor_away_from_the_cutoff(name):
+    """Born tensor by central differences of the stress = the analytic one.
+
+    Green-Lagrange strains, 12 force calls; where no pair sits within the strain window of the
+    cutoff (elsewhere numdiff also sees the cutoff's impulsive term).
+    """
+    from atomistic.md.engine import cutoff_jump
+    from atomistic.neighbors import pair_vectors
+
+    pot = load_potential(name)
+    rng = np.random.default_rng(11)
+    conf = crystal("fcc", 3.615, size=(4, 4, 4)).deformed(np.eye(3) + rng.normal(0, 0.01, (3, 3)))
+    conf.positions_nc += rng.normal(0, 0.03, conf.positions_nc.shape)
+    calc = Calculator(pot)
+    nl = calc.pair_list(conf)
+    _, r_p = pair_vectors(conf.positions_nc, conf.cell_cc, nl.i_p, nl.j_p, nl.s_pc)
+    assert np.abs(r_p - pot.cutoff).min() > 0.01  # no crossing within ±1e-4 strain
+    ours = calc.born_tensor(conf)
+    nd = calc.born_tensor_numdiff(conf, 1e-4)
+    np.testing.assert_allclose(nd, ours, rtol=0, atol=1e-6 * np.abs(ours).max())
+    # Cu_u3's table ends with a force at its cutoff, Mishin's goes smoothly to zero
+    assert cutoff_jump(pot) is (name == "Cu_u3.eam")

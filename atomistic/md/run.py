@@ -184,7 +184,8 @@ def _verlet_stepper(integrator: VelocityVerlet, state: MDState):
 def run_md(state: MDState, calculator: Calculator, integrator, steps: int, *,
            thermo_every: int = 100, log=None, trajectory=None, trajectory_every: int | None = None,
            max_energy_jump: float = 0.1, progress: float | None = None,
-           born: bool = False, per_atom: bool = False) -> Thermo:
+           born: bool | str = False, per_atom: bool = False,
+           born_delta: float = 1e-3) -> Thermo:
     """Advance ``state`` by ``steps`` steps of ``integrator``; return the samples.
 
     The state is changed in place (positions, velocities, step, time, the integrator's
@@ -211,8 +212,13 @@ def run_md(state: MDState, calculator: Calculator, integrator, steps: int, *,
             (step, percentage, simulated time, temperature, steps per second, time left).
         per_atom: also sample the site energies and per-atom virials (what a heat current
             needs; (n_samples, n) and (n_samples, n, 3, 3) arrays: mind the memory).
-        born: also sample the analytic Born tensor (a second-order evaluation per sample;
-            for EAM two fused passes, about the cost of one force call).
+        born: also sample the Born tensor: ``True`` or ``"analytic"`` (a second-order
+            evaluation per sample; for EAM two fused passes, about the cost of one force
+            call) or ``"numdiff"`` (central differences of the stress under ±``born_delta``
+            strains, 12 force calls, :meth:`~atomistic.calculator.Calculator.born_tensor_numdiff`:
+            unlike the analytic tensor its average includes the impulsive term of a potential
+            that is discontinuous at its cutoff).
+        born_delta: the strain step of ``born="numdiff"``.
 
     Returns:
         The samples (:class:`Thermo`).
@@ -269,9 +275,15 @@ def run_md(state: MDState, calculator: Calculator, integrator, steps: int, *,
     integrator.start(state)
     state.integrator = integrator.to_dict()
 
-    for name, flag in (("born", born), ("per_atom", per_atom)):
-        if not isinstance(flag, bool):
-            raise InputError(f"{name} must be True or False, got {flag!r}")
+    if born not in (False, True, "analytic", "numdiff"):
+        raise InputError(f"born must be False, True, 'analytic' or 'numdiff', got {born!r}")
+    if not isinstance(per_atom, bool):
+        raise InputError(f"per_atom must be True or False, got {per_atom!r}")
+    born_calc = None
+    if born == "numdiff":  # its own neighbour list: the strained frames never touch the run's
+        require_positive("born_delta", born_delta)
+        born_calc = Calculator(calculator.potential, skin=calculator.skin,
+                               exclude=calculator.exclude)
     rows: dict[str, list] = {k: [] for k in (*_SERIES, *_OPTIONAL)}
     thermo = ThermoLog(log) if log is not None else None
     sink = TextSink(trajectory) if trajectory is not None else None
@@ -295,7 +307,9 @@ def run_md(state: MDState, calculator: Calculator, integrator, steps: int, *,
                            ("virial_ccc", result.virial_cc.copy()),
                            ("cell_ccc", state.cell_cc.copy())):
                 rows[k].append(val)
-            if born:
+            if born_calc is not None:
+                rows["born_ccccc"].append(born_calc.born_tensor_numdiff(config, born_delta))
+            elif born:
                 rows["born_ccccc"].append(calculator.born_tensor(config))
             if per_atom:
                 rows["site_energies_tn"].append(result.site_energies_n.copy())
