@@ -31,11 +31,11 @@ What is timed (both codes in the same process, on the same positions and velocit
   evaluations of strained boxes), the time of the ``extract_compute`` that evaluates it, after
   a ``run 1`` that moves nothing. Median, min and max over ``--repeats`` (>= 5). The two must
   agree to 1e-6 (largest difference over the largest entry), as ``tests/test_lammps_md.py``
-  asks. (The frame is an early one because LAMMPS's numdiff is not reliable on every frame
-  of this size: after 40, 60, 80, 100, 120 steps it differed from ours by 1e-5, 7e-3, 4e-6,
-  7e-3, 1e-5, always in the xy components, while energies and virials agreed to 1e-12 and
-  ours kept the cubic symmetry C11 = C22 = C33 to 1e-3 where LAMMPS's C11, C22 fell 0.7 %
-  below C33; on 108- to 864-atom frames the two agree to 1e-8.)
+  asks. (The frame is an early one, before any pair has reached the cutoff: on a frame where a
+  pair sits within numdiff's strain window of Cu_u3's cutoff, whose table ends with a nonzero
+  force, numdiff adds that pair's force jump divided by the strain step, the impulsive term
+  of the second derivative; the analytic tensor of one frame cannot contain it. See the
+  README's *Elastic constants at temperature*.)
 * **Memory.** ``bytes_per_atom``: the tracemalloc peak of one ``NativeEngine.run`` of 10 steps
   from a fresh state and engine (neighbour list, compact pair list, forces and every
   temporary; numpy and numba allocations are both traced) plus the state's own arrays

@@ -480,12 +480,15 @@ def lattice_at_temperature(engine, state: MDState, settings: RunSettings, *,
 
     Each of ``iterations`` NVT runs of ``time_ps`` measures the mean pressure P_k (virial +
     kinetic) at the current scale s_k, which gives an estimate of the target scale,
-    ``s*_k = s_k (1 + (P_k - P0) / (3K))`` (K: ``bulk_guess``, e.g. the 0 K bulk modulus;
-    its error enters only through P_k - P0, which is small after the first step). The cell
+    ``s*_k = s_k (1 + (P_k - P0) / (3K))`` (K: ``bulk_guess``, e.g. the 0 K bulk modulus,
+    replaced by the secant of the last two runs where their pressure difference is resolved:
+    a soft crystal near melting, LJ argon at 60 K, has half its 0 K bulk modulus). The cell
     moves to the weighted mean of the estimates so far (the first run, which starts from the
-    perfect lattice, is left out once there are others), so the result averages the
-    pressure noise of all runs instead of trusting the last one. The error of the final scale
-    is the larger of the formal one and the scatter of the estimates: a pressure error bar
+    perfect lattice, is left out once there are others; each estimate's error includes 20 %
+    of K times its step, so runs far from the target count little), so the result averages
+    the pressure noise of the runs instead of trusting the last one. The error of the final
+    scale is the larger of the formal one and the scatter of the last two estimates: a
+    pressure error bar
     from a run of a few ps can be several times too small (the pressure follows the slow
     energy exchange with the thermostat, and its autocorrelation oscillates, which
     truncates the statistical inefficiency early). The state ends equilibrated there for
@@ -502,19 +505,33 @@ def lattice_at_temperature(engine, state: MDState, settings: RunSettings, *,
         raise InputError(f"iterations must be a positive integer, got {iterations!r}")
     K = bulk_guess if bulk_guess is not None else 0.5  # eV/Å³ (80 GPa)
     K = require_positive("bulk_guess", K, unit="eV/Å³")
-    hist, est = [], []
+    K0 = K
+    hist = []
     scale = 1.0
     integ = settings.integrator()
     steps = settings.steps(time_ps)
+
+    def estimates():
+        """(s*_k, error) of every run but the first, once there are others (see above)."""
+        use = hist[1:] if len(hist) > 1 else hist
+        return [(s_k * (1.0 + (p_k - pressure) / (3.0 * K)),
+                 math.hypot(s_k * e_k / (3.0 * K), 0.2 * s_k * (p_k - pressure) / (3.0 * K)))
+                for s_k, p_k, e_k in use]
+
     for it in range(iterations):
         th = engine.run(state, integ, steps, thermo_every=settings.thermo_every,
                         progress=settings.progress)
         P, dP = _mean_pressure(th)
         hist.append((scale, P, dP))
-        est.append((scale * (1.0 + (P - pressure) / (3.0 * K)), scale * dP / (3.0 * K)))
-        use = est[1:] if len(est) > 1 else est
-        w = np.array([1.0 / max(e, 1e-300) ** 2 for _, e in use])
-        target = float(np.dot(w, [x for x, _ in use]) / w.sum())
+        if len(hist) >= 2:  # secant bulk modulus where the pressure change is resolved
+            (s1, p1, e1), (s2, p2, e2) = hist[-2], hist[-1]
+            if s2 != s1 and abs(p2 - p1) > 10.0 * math.hypot(e1, e2):
+                k_est = -(p2 - p1) / (3.0 * (s2 - s1) / s1)
+                if 0.2 * K0 < k_est < 1.5 * K0:  # thermal softening, up to near melting
+                    K = k_est
+        est = estimates()
+        w = np.array([1.0 / max(e, 1e-300) ** 2 for _, e in est])
+        target = float(np.dot(w, [x for x, _ in est]) / w.sum())
         if log is not None:
             log(f"lattice at T = {settings.temperature:g} K: run {it + 1}/{iterations}, scale "
                 f"{scale:.6f}, P = {P * EV_PER_A3_IN_GPA:.4f} ± {dP * EV_PER_A3_IN_GPA:.4f} "
@@ -522,10 +539,12 @@ def lattice_at_temperature(engine, state: MDState, settings: RunSettings, *,
         f = min(max(target / scale, 0.97), 1.03)
         _scale_state(state, f * np.eye(3))
         scale *= f
-    use = est[1:] if len(est) > 1 else est
+    use = estimates()
     xs = np.array([x for x, _ in use])
     formal = float(1.0 / np.sqrt(sum(1.0 / max(e, 1e-300) ** 2 for _, e in use)))
-    scatter = float(xs.std(ddof=1) / np.sqrt(len(xs))) if len(xs) > 1 else 0.0
+    # the scatter of the estimates nearest the target (the last two runs)
+    near = xs[-2:]
+    scatter = float(abs(near[1] - near[0]) / 2.0) if len(near) > 1 else 0.0
     err = max(formal, scatter)
     warning = None
     if abs(scale - xs.mean()) > 0.01 * scale:
