@@ -1,7 +1,7 @@
 """The finite-temperature demo: Cu_u3 from 0 K to 900 K, two routes, two engines.
 
-One run of the README's ``python demos/elastic_temperature.py [--quick]`` (108 atoms, 6 ps
-per run, 300 and 900 K, about 15 s), shared with tests/test_readme_commands.py. What would
+One run of the README's ``python demos/elastic_temperature.py [--quick]`` (108 atoms, 4 ps
+per run, 300 and 900 K, about 12 s), shared with tests/test_readme_commands.py. What would
 fail for a wrong estimator: the two routes (fluctuation and direct deformation) and the two
 engines (native analytic Born term, LAMMPS numdiff) are independent, so a wrong Born term,
 fluctuation term, kinetic term or unit would separate them by many error bars; C(T) must

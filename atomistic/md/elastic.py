@@ -806,7 +806,7 @@ def elastic_at_temperature(engine, lattice: str, a0_guess: float, mass: float,
         method: ``"fluctuation"`` or ``"deformation"``.
         thermo_every: steps between samples.
         lattice_time_ps: NVT time per lattice iteration (default: a fifth of ``time_ps``,
-            at least 2 ps).
+            at least 1 ps).
         bulk_guess: bulk modulus (eV/Å³) for the first lattice step, e.g. the 0 K one.
         fixed_cell: keep the lattice constant ``a0_guess`` (no pressure search; the
             constants are then those at that volume and the mean pressure it has, as in
@@ -845,7 +845,7 @@ def elastic_at_temperature(engine, lattice: str, a0_guess: float, mass: float,
     m = np.full(len(config), float(mass))
     state = MDState.from_configuration(config, masses_n=m,
                                        velocities_nc=initial_velocities(m, T, seed), seed=seed)
-    lat_time = lattice_time_ps if lattice_time_ps is not None else max(2.0, time_ps / 5.0)
+    lat_time = lattice_time_ps if lattice_time_ps is not None else max(1.0, time_ps / 5.0)
     if fixed_cell:
         th = engine.run(state, settings.integrator(), settings.steps(lat_time),
                         thermo_every=thermo_every, progress=progress)
