@@ -27,16 +27,17 @@ fewer than 100 independent stress samples carries a warning (measured on Cu_u3: 
 samples the spread of independent runs was 1.5-1.7 times the error bars of C11 and C12, with
 100 it matched them).
 
-**Adiabatic constants** (:meth:`TensorEstimate.adiabatic` conversion, from the same NVT run):
+**Adiabatic constants** (:func:`adiabatic`, a conversion from the same NVT run):
 ``C^S = C^T + (T V / C_V) λ ⊗ λ`` with ``λ_ij = (∂σ_ij/∂T)_strain`` and ``C_V`` the heat
 capacity at fixed cell, both measured from the canonical fluctuations: ``λ = cov(s, U) / (k
 T²) - (f k / 3V) δ`` (``f`` kinetic degrees of freedom, kinetic stress ``-(f kT/3V) δ``) and
 ``C_V = f k / 2 + var(U) / (k T²)``. Their error is propagated through the same series.
 
 **The lattice at temperature** (:func:`lattice_at_temperature`): the cubic supercell is
-scaled until the mean NVT pressure equals the target pressure within its error bar (a
-quasi-Newton iteration on the measured pressure, with the bulk modulus estimated from the
-iterates); this is the mean cell of the isothermal-isobaric ensemble to O(1/N).
+scaled to the cell whose mean NVT pressure is the target pressure (Newton estimates from
+several runs, averaged, with the secant bulk modulus), the mean cell of the
+isothermal-isobaric ensemble to O(1/N); or :func:`lattice_by_npt`, the mean cell of an NPT
+run.
 
 :func:`elastic_at_temperature` runs the whole recipe on either engine (:mod:`atomistic.md.engine`).
 Units inside: Å, eV, ps, K, eV/Å³ (GPa only at the user boundary).
@@ -79,6 +80,7 @@ __all__ = [
     "elastic_at_temperature",
     "ElasticAtTemperature",
     "cubic_constants",
+    "adiabatic",
 ]
 
 #: effective samples below which an elastic result carries a "run too short" warning
