@@ -128,9 +128,7 @@ def make_state(pot: EAM, size: int, equilibrate: int = EQUILIBRATION_STEPS) -> M
 
 def copy_state(state: MDState) -> MDState:
     """A fresh copy of the dynamical state (no neighbour-list reference)."""
-    return MDState.from_configuration(state.configuration(),
-                                      velocities_nc=state.velocities_nc.copy(),
-                                      masses_n=state.masses_n.copy(), seed=SEED)
+    return state.fresh_copy(SEED)
 
 
 def _spread(values) -> dict:

@@ -52,9 +52,7 @@ def cu_state(T=300.0, seed=7, rng_seed=1, size=3, mass=63.55):
 
 
 def copy(state: MDState) -> MDState:
-    return MDState(state.positions_nc.copy(), state.velocities_nc.copy(), state.masses_n.copy(),
-                   state.cell_cc.copy(), state.pbc, state.types_n.copy(), step=state.step,
-                   time=state.time, rng=np.random.default_rng(1))
+    return state.fresh_copy(1, keep_clock=True)
 
 
 @pytest.fixture(scope="module")

@@ -56,8 +56,7 @@ def lammps_run(state: MDState, commands, integrator, steps: int) -> dict:
     ``pe``, ``ke``, ``press_eV_A3``) and the fix's global scalar ``fix_scalar`` (``f_ID``;
     None for ``fix nve``).
     """
-    run = MDState(state.positions_nc.copy(), state.velocities_nc.copy(), state.masses_n.copy(),
-                  state.cell_cc.copy(), state.pbc, state.types_n.copy())
+    run = state.fresh_copy()
     eng = _lammps_engine(tuple(commands))
     try:
         thermo = eng.run(run, integrator, steps, thermo_every=steps)

@@ -132,11 +132,11 @@ from atomistic.md.integrators import (
     _box_inverse,
 )
 from atomistic.md.output import TextSink, ThermoLog
-from atomistic.md.run import Thermo, _count, _too_large
+from atomistic.md.run import Thermo, _run_arguments, _too_large
 from atomistic.md.state import MDState
 from atomistic.md.velocities import degrees_of_freedom
 from atomistic.structure import Configuration, perpendicular_widths
-from fe2qc.checks import require_nonnegative, require_positive
+from fe2qc.checks import require_positive
 from fe2qc.errors import CalculationFailed, InputError
 from fe2qc.units import EV_PER_A3_IN_GPA, KB, NKTV2P
 
@@ -755,15 +755,8 @@ class LammpsEngine:
                 dt). The state is then left at the failing step when LAMMPS's atoms are
                 finite there, else where the run started; the LAMMPS instance is dropped.
         """
-        if not isinstance(state, MDState):
-            raise InputError(f"state must be an MDState, got {type(state).__name__}")
-        steps = _count("steps", steps, 0)
-        thermo_every = _count("thermo_every", thermo_every, 1)
-        trajectory_every = thermo_every if trajectory_every is None else \
-            _count("trajectory_every", trajectory_every, 1)
-        max_jump = require_positive("max_energy_jump", max_energy_jump, unit="eV/atom")
-        if progress is not None:
-            progress = require_nonnegative("progress", progress, unit="s")
+        steps, thermo_every, trajectory_every, max_jump, progress = _run_arguments(
+            state, steps, thermo_every, trajectory_every, max_energy_jump, progress)
         for name, flag in (("born", born), ("per_atom", per_atom)):
             if not isinstance(flag, bool):
                 raise InputError(f"{name} must be True or False, got {flag!r}")

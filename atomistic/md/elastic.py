@@ -452,12 +452,6 @@ def _scale_state(state: MDState, F: np.ndarray) -> None:
     state.neighbor_positions_nc = state.neighbor_cell_cc = None
 
 
-def _copy_state(state: MDState, seed: int) -> MDState:
-    return MDState(state.positions_nc.copy(), state.velocities_nc.copy(), state.masses_n.copy(),
-                   state.cell_cc.copy(), state.pbc, state.types_n.copy(),
-                   rng=np.random.default_rng(seed))
-
-
 def _batch_floor(x: np.ndarray) -> np.ndarray:
     """Standard error of the mean from :data:`N_BATCHES` batch means (0 if too short)."""
     cuts = _batches(len(x))
@@ -652,7 +646,7 @@ def deformation_elastic(engine, state: MDState, settings: RunSettings, *, strain
                 eps[i, i] = sign * strain
             else:
                 eps[i, j] = eps[j, i] = 0.5 * sign * strain
-            st = _copy_state(state, seed + 17 * J)  # the same noise at +ε and -ε
+            st = state.fresh_copy(seed + 17 * J)  # the same noise at +ε and -ε
             _scale_state(st, np.eye(3) + eps)
             engine.run(st, integ, settings.steps(equilibration_ps),
                        thermo_every=settings.thermo_every, progress=settings.progress)

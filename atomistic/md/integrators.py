@@ -105,6 +105,31 @@ def _chain_outward(x_dot: list, x_dotdot: list, mass, M: int, kt: float, ncfac: 
         x_dot[ich] *= expfac
 
 
+def _carried(var: dict, keys: tuple, per_link: tuple, length: int, *, variables: str,
+             chain: str, arg: str, part: str) -> bool:
+    """Whether ``state.variables`` carries a chain's variables: all ``keys``, links of ``length``.
+
+    Raises:
+        InputError: only some of ``keys`` present, or ``per_link`` lists of another length;
+            the message names the ``variables``, the ``chain``, the argument ``arg`` and the
+            ``part`` (thermostat, barostat) that starts afresh without them.
+    """
+    have = [k for k in keys if k in var]
+    if not have:
+        return False
+    if len(have) != len(keys):
+        raise InputError(f"the state carries only {', '.join(have)} of the {variables} "
+                         f"variables {', '.join(keys)}: remove them from state.variables to "
+                         f"start the {part} afresh")
+    lengths = {len(var[k]) for k in per_link}
+    if lengths != {length}:
+        raise InputError(f"the state carries a {chain} of length {sorted(lengths)}, this "
+                         f"integrator has {arg}={length}: use {arg}={len(var[per_link[0]])}, "
+                         f"or remove the {keys[0].split('_')[0]}_* entries from "
+                         f"state.variables to start the {part} afresh")
+    return True
+
+
 class VelocityVerlet:
     """Velocity Verlet (NVE), the same update as LAMMPS's ``fix nve``.
 
@@ -327,18 +352,8 @@ class NoseHooverChain:
             InputError: the state carries a chain of another length, or partial variables.
         """
         var = state.variables
-        have = [k for k in _NHC_KEYS if k in var]
-        if have:
-            if len(have) != len(_NHC_KEYS):
-                raise InputError(f"the state carries only {', '.join(have)} of the Nosé-Hoover "
-                                 f"chain variables {', '.join(_NHC_KEYS)}: remove them from "
-                                 f"state.variables to start the thermostat afresh")
-            lengths = {len(var[k]) for k in _NHC_KEYS[:3]}
-            if lengths != {self.chain}:
-                raise InputError(f"the state carries a Nosé-Hoover chain of length "
-                                 f"{sorted(lengths)}, this integrator has chain={self.chain}: "
-                                 f"use chain={len(var['nhc_eta'])}, or remove the nhc_* "
-                                 f"entries from state.variables to start the thermostat afresh")
+        if _carried(var, _NHC_KEYS, _NHC_KEYS[:3], self.chain, variables="Nosé-Hoover chain",
+                    chain="Nosé-Hoover chain", arg="chain", part="thermostat"):
             return
         tdof = self._tdof(state)
         eta_mass = self._masses(tdof)
@@ -897,18 +912,8 @@ class NoseHooverNPT:
         self._virial = None
         var = state.variables
         self._nhc.start(state)
-        have = [k for k in _NPT_KEYS if k in var]
-        if have:
-            if len(have) != len(_NPT_KEYS):
-                raise InputError(f"the state carries only {', '.join(have)} of the NPT "
-                                 f"barostat variables {', '.join(_NPT_KEYS)}: remove them "
-                                 f"from state.variables to start the barostat afresh")
-            lengths = {len(var[k]) for k in _NPT_KEYS[2:5]}
-            if lengths != {self.pchain}:
-                raise InputError(f"the state carries a barostat chain of length "
-                                 f"{sorted(lengths)}, this integrator has pchain={self.pchain}: "
-                                 f"use pchain={len(var['npt_etap'])}, or remove the npt_* "
-                                 f"entries from state.variables to start the barostat afresh")
+        if _carried(var, _NPT_KEYS, _NPT_KEYS[2:5], self.pchain, variables="NPT barostat",
+                    chain="barostat chain", arg="pchain", part="barostat"):
             h = _box(c, var["npt_boxlo"], var["npt_boxhi"])
             if h[:3] != [float(c[0, 0]), float(c[1, 1]), float(c[2, 2])]:
                 raise InputError("the state's cell is not the box its NPT variables describe "

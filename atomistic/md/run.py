@@ -132,6 +132,24 @@ def _count(name: str, value, minimum: int) -> int:
     return int(value)
 
 
+def _run_arguments(state, steps, thermo_every, trajectory_every, max_energy_jump, progress):
+    """The checked arguments every engine's ``run`` shares (InputError before any step).
+
+    Returns:
+        ``(steps, thermo_every, trajectory_every, max_energy_jump, progress)``.
+    """
+    if not isinstance(state, MDState):
+        raise InputError(f"state must be an MDState, got {type(state).__name__}")
+    steps = _count("steps", steps, 0)
+    thermo_every = _count("thermo_every", thermo_every, 1)
+    trajectory_every = thermo_every if trajectory_every is None else \
+        _count("trajectory_every", trajectory_every, 1)
+    max_jump = require_positive("max_energy_jump", max_energy_jump, unit="eV/atom")
+    if progress is not None:
+        progress = require_nonnegative("progress", progress, unit="s")
+    return steps, thermo_every, trajectory_every, max_jump, progress
+
+
 def _symbols(calculator: Calculator, types_n: np.ndarray) -> list[str]:
     elements = getattr(calculator.potential, "elements", ())
     return [elements[t] if t < len(elements) else "X" for t in types_n]
@@ -227,15 +245,8 @@ def run_md(state: MDState, calculator: Calculator, integrator, steps: int, *,
         InputError: bad arguments (before any step).
         CalculationFailed: the dynamics blew up (step and fix in the message).
     """
-    if not isinstance(state, MDState):
-        raise InputError(f"state must be an MDState, got {type(state).__name__}")
-    steps = _count("steps", steps, 0)
-    thermo_every = _count("thermo_every", thermo_every, 1)
-    trajectory_every = thermo_every if trajectory_every is None else \
-        _count("trajectory_every", trajectory_every, 1)
-    max_jump = require_positive("max_energy_jump", max_energy_jump, unit="eV/atom")
-    if progress is not None:
-        progress = require_nonnegative("progress", progress, unit="s")
+    steps, thermo_every, trajectory_every, max_jump, progress = _run_arguments(
+        state, steps, thermo_every, trajectory_every, max_energy_jump, progress)
     for attr in ("step", "conserved", "to_dict", "dt", "fixed_momentum"):
         if not hasattr(integrator, attr):
             raise InputError(f"integrator {integrator!r} has no {attr!r}: use VelocityVerlet, "

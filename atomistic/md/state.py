@@ -160,6 +160,17 @@ class MDState:
                    config.cell_cc.copy(), config.pbc, config.types_n.copy(),
                    rng=np.random.default_rng(seed))
 
+    def fresh_copy(self, seed=None, *, keep_clock: bool = False) -> MDState:
+        """A copy of the atoms and velocities that starts a new run.
+
+        Arrays copied, a new random-number generator from ``seed``, no integrator variables
+        and no neighbour-list reference; step and time copied with ``keep_clock``, else 0.
+        """
+        return MDState(self.positions_nc.copy(), self.velocities_nc.copy(), self.masses_n.copy(),
+                       self.cell_cc.copy(), self.pbc, self.types_n.copy(),
+                       step=self.step if keep_clock else 0,
+                       time=self.time if keep_clock else 0.0, rng=np.random.default_rng(seed))
+
     def configuration(self) -> Configuration:
         """A :class:`Configuration` that *shares* this state's positions and velocities."""
         return Configuration(self.positions_nc, self.cell_cc, self.pbc, self.types_n,
