@@ -88,19 +88,18 @@ def _cmd_elastic(args: argparse.Namespace) -> int:
     return 0
 
 
-_T_ONLY = ("pressure", "engine", "method", "cells", "time", "dt", "seed", "mass", "adiabatic",
-           "fixed_cell", "friction", "ensemble", "barostat")
+#: the finite-temperature options of `fe2qc elastic` and their defaults (the parser's too)
+_T_DEFAULTS = {"pressure": 0.0, "engine": "native", "method": "fluctuation", "cells": 4,
+               "time": 20.0, "dt": 0.001, "seed": 1, "mass": None, "adiabatic": False,
+               "fixed_cell": False, "friction": 5.0, "ensemble": "nvt", "barostat": False}
 
 
 def _check_temperature_options(args: argparse.Namespace) -> None:
     """Refuse finite-T options without --temperature, and bad values, before any work."""
     from fe2qc.checks import require_positive
 
-    defaults = {"pressure": 0.0, "engine": "native", "method": "fluctuation", "cells": 4,
-                "time": 20.0, "dt": 0.001, "seed": 1, "mass": None, "adiabatic": False,
-                "fixed_cell": False, "friction": 5.0, "ensemble": "nvt", "barostat": False}
     if args.temperature is None:
-        given = [o for o in _T_ONLY if getattr(args, o) != defaults[o]]
+        given = [o for o, d in _T_DEFAULTS.items() if getattr(args, o) != d]
         if given:
             raise InputError(f"--{given[0]} belongs to a finite-temperature run: add "
                              "--temperature T (K)")
@@ -462,24 +461,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--adiabatic. Progress on stderr.")
     t.add_argument("--temperature", type=float, default=None, metavar="T",
                    help="temperature (K, > 0); without it the 0 K constants are printed")
-    t.add_argument("--pressure", type=float, default=0.0, metavar="P",
+    t.add_argument("--pressure", type=float, default=_T_DEFAULTS["pressure"], metavar="P",
                    help="pressure (GPa, default 0)")
-    t.add_argument("--engine", choices=["native", "lammps"], default="native",
+    t.add_argument("--engine", choices=["native", "lammps"], default=_T_DEFAULTS["engine"],
                    help="native (fe2qc's kernels) or lammps (with --engine lammps, "
                    "--pair-style and --pair-coeff are LAMMPS's own lines, e.g. --pair-style sw "
                    "--pair-coeff '* * Si.sw Si', and need --mass and --a0)")
-    t.add_argument("--method", choices=["fluctuation", "deformation"], default="fluctuation",
+    t.add_argument("--method", choices=["fluctuation", "deformation"],
+                   default=_T_DEFAULTS["method"],
                    help="stress-fluctuation formula (default) or mean stresses at ±1 %% strain")
-    t.add_argument("--cells", type=int, default=4,
+    t.add_argument("--cells", type=int, default=_T_DEFAULTS["cells"],
                    help="conventional cells per edge of the periodic supercell (default 4)")
-    t.add_argument("--time", type=float, default=20.0, metavar="PS",
+    t.add_argument("--time", type=float, default=_T_DEFAULTS["time"], metavar="PS",
                    help="production time (ps, default 20)")
-    t.add_argument("--dt", type=float, default=0.001, metavar="PS",
+    t.add_argument("--dt", type=float, default=_T_DEFAULTS["dt"], metavar="PS",
                    help="time step (ps, default 0.001)")
-    t.add_argument("--seed", type=int, default=1, help="seed of velocities and noise")
-    t.add_argument("--mass", type=float, default=None,
+    t.add_argument("--seed", type=int, default=_T_DEFAULTS["seed"],
+                   help="seed of velocities and noise")
+    t.add_argument("--mass", type=float, default=_T_DEFAULTS["mass"],
                    help="atomic mass (amu; default: the potential file's)")
-    t.add_argument("--ensemble", choices=["nvt", "nve"], default="nvt",
+    t.add_argument("--ensemble", choices=["nvt", "nve"], default=_T_DEFAULTS["ensemble"],
                    help="sampling ensemble: nvt (Langevin; nve is not implemented, see "
                    "--adiabatic)")
     t.add_argument("--barostat", action="store_true",
@@ -488,7 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--fixed-cell", action="store_true",
                    help="keep the lattice constant --a0 (NVT at that volume, no pressure "
                    "search), as LAMMPS's ELASTIC_T examples do")
-    t.add_argument("--friction", type=float, default=5.0, metavar="GAMMA",
+    t.add_argument("--friction", type=float, default=_T_DEFAULTS["friction"], metavar="GAMMA",
                    help="Langevin friction (1/ps, default 5; LAMMPS's damp = 1/GAMMA)")
     t.add_argument("--adiabatic", action="store_true",
                    help="report the adiabatic constants (from the isothermal ones and the "
