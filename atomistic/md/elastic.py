@@ -860,13 +860,13 @@ def elastic_at_temperature(engine, lattice: str, a0_guess: float, mass: float,
     if method == "fluctuation":
         th = engine.run(state, settings.integrator(), settings.steps(time_ps),
                         thermo_every=thermo_every, born=True, progress=progress)
-        _check_crystal(th, state, config, T)
+        _check_crystal(state, config, T)
         iso = fluctuation_elastic(th, T)
         adia = adiabatic(iso)
         p_mean = _mean_pressure(th)
     else:
         iso = deformation_elastic(engine, state, settings, time_ps=time_ps, seed=seed + 1)
-        _check_crystal(None, state, config, T)
+        _check_crystal(state, config, T)
         adia = None
         p_mean = (lat["pressure"], lat["pressure_err"])
     return ElasticAtTemperature(
@@ -877,7 +877,7 @@ def elastic_at_temperature(engine, lattice: str, a0_guess: float, mass: float,
         pressure_mean=p_mean)
 
 
-def _check_crystal(th: Thermo | None, state: MDState, ref, T: float) -> None:
+def _check_crystal(state: MDState, ref, T: float) -> None:
     """Refuse a melted crystal: mean-square displacement from the lattice sites too large.
 
     Lindemann's criterion: a crystal melts when the root-mean-square displacement of its
