@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 import numpy as np
@@ -217,6 +218,14 @@ def _cmd_run(args: argparse.Namespace, guard=None) -> int:
         cfg.output.directory = Path(args.outdir)
     if args.overwrite:
         cfg.output.overwrite = True
+    if args.restart is not None:
+        if args.overwrite:
+            raise InputError("--restart continues the run in its folder; it cannot be "
+                             "combined with --overwrite (which deletes that run's files)")
+        if args.outdir is not None and os.path.abspath(args.outdir) != os.path.abspath(
+                args.restart):
+            raise InputError(f"--restart {args.restart} writes into that folder; --outdir "
+                             f"{args.outdir} names another one (leave --outdir out)")
     import fe2qc.mpi
     from coupling.driver import done_line, make_simulation
     from fe2qc.errors import is_interrupt
@@ -230,7 +239,7 @@ def _cmd_run(args: argparse.Namespace, guard=None) -> int:
         print(text, file=stream, flush=True)
 
     # refuses a non-empty output folder (collectively); crack_disc: the concurrent solver
-    sim = make_simulation(cfg, comm, log=log)
+    sim = make_simulation(cfg, comm, log=log, restart=args.restart)
     if guard is not None:
         guard.describe = sim.progress_note
     try:
@@ -507,8 +516,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--outdir", default=None, help="override [output] directory")
     r.add_argument("--overwrite", action="store_true",
                    help="write into a non-empty output folder, deleting the files of the run "
-                   "there before (steps.jsonl, checkpoint_rank*.npz, fe2_*.bp; nothing else); "
+                   "there before (steps.jsonl, checkpoint.npz, fe2_*.bp; nothing else); "
                    "without it a non-empty folder is refused. Also [output] overwrite = true")
+    r.add_argument("--restart", default=None, metavar="DIR",
+                   help="continue the run whose output folder is DIR from its checkpoint "
+                   "(checkpoint.npz: the last converged load step), on any number of ranks "
+                   "and workers, writing into DIR: steps.jsonl is appended to, the VTX series "
+                   "continue in fe2_restart<n>_*.bp. The problem file must describe the same "
+                   "problem (mesh, material, boundary conditions, load mode and value, degree; "
+                   "more load steps may be added); another one is refused")
     r.add_argument("--json", action="store_true", help="print the summary as one JSON object "
                    "on stdout (the progress lines go to stderr)")
     r.set_defaults(func=_cmd_run)

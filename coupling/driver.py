@@ -13,20 +13,30 @@ writing after every converged step
   not strongly elliptic). See :data:`CELL_FIELDS`;
 * ``<dir>/steps.jsonl``: one JSON object per converged increment (load factor, Newton residual
   history, seconds in material / assembly / linear solve, cut-backs);
-* ``<dir>/checkpoint_rank<r>.npz``: the displacement dofs (owned + ghost, with their
-  coordinates), the material's committed state and the load factor, replaced atomically, so a
-  killed run keeps its last converged step. There is no restart option yet: the files hold what
-  a restart needs, but nothing reads them back. Every mesh rank writes its file to a temporary
-  name, the ranks meet at a barrier, then each renames its file, with Ctrl-C held back for the
-  whole block (:func:`coupling.interrupts.deferred_interrupts`): an interrupt leaves every
-  rank's checkpoint at the same converged step.
+* ``<dir>/checkpoint.npz``: the last converged step (displacement keyed by node coordinates,
+  every Gauss point's committed state keyed by original cell index and point, the load factor,
+  the load stepper and the problem's identity), gathered to rank 0 and replaced atomically
+  with Ctrl-C held back (:mod:`coupling.checkpoint`): a killed run keeps its last converged
+  step.
+
+Restart (``fe2qc run problem.toml --restart DIR``, ``restart=DIR``): the run continues from
+the checkpoint in ``DIR`` (the output folder of the earlier run, which becomes this run's) on
+any number of ranks and workers, after checking it belongs to this problem (mesh, material,
+boundary conditions, load mode and value, element degree; see
+:func:`coupling.checkpoint.problem_identity`): it restores the displacement, every Gauss
+point's committed state and the load stepper, and takes the increments the uninterrupted run
+would have taken (bitwise the same results on the same ranks). ``steps.jsonl`` keeps the lines
+of the checkpoint's increments (a line written after the last checkpoint is dropped) and gets
+the new ones appended; the VTX series of the n-th restart are new files,
+``fe2_restart<n>_displacement.bp`` and ``fe2_restart<n>_cells.bp`` (VTX files cannot be
+appended to), beside the earlier ones, which are left as they are.
 
 The output folder must be empty or absent: a non-empty folder is refused with an
 :class:`~fe2qc.errors.InputError` before any work (decided on rank 0, broadcast), unless
 ``overwrite`` (``fe2qc run --overwrite``, ``[output] overwrite = true``) is set; then the files
 a previous run wrote there (:func:`previous_run_files`: ``steps.jsonl``,
-``checkpoint_rank*.npz``, the VTX ``*.bp`` folders) are deleted first and every other file in
-the folder is left alone.
+``checkpoint.npz``, the VTX ``*.bp`` folders) are deleted first and every other file in
+the folder is left alone. A restart writes into its folder without either.
 
 Geometry and loading come from the config, never from here: the mesh from its source in
 :mod:`meshes.generators` (``[mesh]``: a generator or a gmsh file, with named boundary parts),
@@ -106,7 +116,9 @@ def make_material(cfg: Config, comm, dim: int = 2):
 # -- the output folder ----------------------------------------------------------------------
 #: what a run writes into its output folder (glob patterns); ``fields_*.bp`` are the VTX names
 #: of earlier versions
-RUN_FILE_PATTERNS = ("steps.jsonl", "checkpoint_rank*.npz", f"{VTX_STEM}_*.bp", "fields_*.bp")
+#: and ``checkpoint_rank*.npz`` the per-rank checkpoints of earlier versions
+RUN_FILE_PATTERNS = ("steps.jsonl", "checkpoint.npz", "checkpoint.npz.tmp", f"{VTX_STEM}_*.bp",
+                     "fields_*.bp", "checkpoint_rank*.npz")
 
 
 def previous_run_files(outdir: str | os.PathLike, extra: tuple[str, ...] = ()) -> list[Path]:
@@ -132,8 +144,9 @@ def _prepare_output_dir(outdir: Path, overwrite: bool, extra: tuple[str, ...]) -
         return (f"the output folder {os.fspath(outdir)} is not empty ({shown}); a run would "
                 "replace or mix with what is there. Pass --overwrite (or overwrite = true in "
                 "[output]) to delete the files of the previous run (steps.jsonl, "
-                "checkpoint_rank*.npz, fe2_*.bp) and write the new ones, or choose an empty or "
-                "new folder (--outdir DIR, or [output] directory)")
+                "checkpoint.npz, fe2_*.bp) and write the new ones, --restart DIR to continue "
+                "the run whose checkpoint is there, or choose an empty or new folder "
+                "(--outdir DIR, or [output] directory)")
     if entries:
         import shutil
 
@@ -183,24 +196,40 @@ class Simulation:
     patterns of the caller's own files in the folder (deleted too with ``overwrite``).
     :meth:`progress_note` says which converged step the checkpoint holds (for the message of
     an interrupted run).
+
+    ``restart``: the output folder of an earlier run of this problem: continue from its
+    checkpoint and write there (``overwrite`` and ``[output] directory`` do not apply); see the
+    module docstring.
     """
 
     def __init__(self, config: Config, comm, *, log=print, overwrite: bool | None = None,
-                 extra_outputs: tuple[str, ...] = ()):
+                 extra_outputs: tuple[str, ...] = (), restart: str | os.PathLike | None = None):
         import fe2qc.mpi
+        from coupling import checkpoint
 
         fe2qc.mpi.bootstrap()
         self.config = config
         self.comm = comm
         self.log = log if comm.rank == 0 else None
-        if overwrite is None:
-            overwrite = bool(getattr(config.output, "overwrite", False))
-        self.outdir = prepare_output_dir(config.output.directory, comm, overwrite=overwrite,
-                                         extra=extra_outputs)
+        # the problem's identity, stored in every checkpoint (rank 0 hashes the files)
+        self.identity = comm.bcast(checkpoint.problem_identity(config) if comm.rank == 0
+                                   else None, root=0)
+        self.resume_meta = None
+        if restart is not None:  # checked before any work, on every rank alike
+            self.outdir = Path(restart)
+            self.resume_meta = checkpoint.check_checkpoint(
+                self.outdir / checkpoint.FILE_NAME, comm, self.identity)
+        else:
+            if overwrite is None:
+                overwrite = bool(getattr(config.output, "overwrite", False))
+            self.outdir = prepare_output_dir(config.output.directory, comm,
+                                             overwrite=overwrite, extra=extra_outputs)
         self._progress = ("no load step had converged yet"
                           + ("" if config.output.checkpoint else
                              " (checkpoints are off: [output] checkpoint = false)"))
         self._converged = 0
+        self._iterations: list[int] = []
+        self._restarts = 0 if self.resume_meta is None else int(self.resume_meta["restarts"]) + 1
         # PETSc's initialisation (on importing dolfinx/petsc4py) is collective over
         # MPI_COMM_WORLD: every rank, workers included, must do it before the split, or the
         # macro ranks wait forever for the workers.
@@ -225,10 +254,52 @@ class Simulation:
             self.mesh, self.facet_tags = self._mesh(mesh_comm)
             self.setup_time["mesh"] = time.perf_counter() - t0
             self.problem = self._problem()
+            if self.resume_meta is not None:
+                self._restore()
         except Exception as exc:
             if not is_interrupt(exc):
                 self._close()  # release the workers (they wait in run() for work or stop)
             raise
+
+    def _restore(self) -> None:
+        """Set the displacement, the Gauss points' states and the load factor from the checkpoint.
+
+        Collective over the mesh ranks: a rank whose dofs or points are not in the checkpoint
+        makes every mesh rank raise the same InputError.
+        """
+        from coupling import checkpoint
+
+        pb, comm = self.problem, self.mesh_comm
+        meta = self.resume_meta
+        err = None
+        try:
+            ck = checkpoint.load_checkpoint(self.outdir / checkpoint.FILE_NAME)
+            bs = pb.V.dofmap.index_map_bs
+            if ck.u.shape[1] != bs:
+                raise InputError(f"the checkpoint's displacement has {ck.u.shape[1]} components "
+                                 f"per node, this problem {bs}")
+            u = ck.displacement_for(pb.V.tabulate_dof_coordinates())
+            ids = pb.layout.original_point_ids()
+            states = ck.states_for(ids)
+            owned = pb.V.dofmap.index_map.size_local
+            counts = (owned, len(ids), len(ck.x_dofs), len(ck.point_ids))
+        except InputError as exc:
+            err, counts = str(exc), (0, 0, 0, 0)
+        errors = [e for e in comm.allgather(err) if e]
+        if errors:
+            raise InputError(errors[0])
+        nodes = comm.allreduce(counts[0])
+        points = comm.allreduce(counts[1])
+        if (nodes, points) != counts[2:]:
+            raise InputError(f"the checkpoint's mesh differs: it has {counts[2]} nodes and "
+                             f"{counts[3]} Gauss points, this problem {nodes} and {points}")
+        pb.restore(u.reshape(-1), meta["load_factor"])
+        if states is not None:
+            self.material.history.committed = list(states)
+        self._converged = int(meta["increments"])
+        self._iterations = [int(i) for i in meta["newton_iterations"]]
+        self._progress = (f"last converged step: load factor {meta['load_factor']:.6g} "
+                          f"(increment {self._converged}, restored from the checkpoint)")
 
     def _say(self, text: str) -> None:
         if self.log is not None:
@@ -278,7 +349,27 @@ class Simulation:
     def _open_writers(self):
         from fe2.io import ResultWriter
 
-        self.writer = ResultWriter(self.problem, self.outdir / VTX_STEM, cell_fields=CELL_FIELDS)
+        stem = VTX_STEM if not self._restarts else f"{VTX_STEM}_restart{self._restarts}"
+        self.writer = ResultWriter(self.problem, self.outdir / stem, cell_fields=CELL_FIELDS)
+
+    def _open_log(self):
+        """Open ``steps.jsonl`` on rank 0 (None elsewhere).
+
+        A restart keeps the lines of the checkpoint's increments and appends; a line written
+        after the last checkpoint (the run died between the two) is dropped.
+        """
+        if self.mesh_comm.rank != 0:
+            return None
+        path = self.outdir / "steps.jsonl"
+        if self.resume_meta is None:
+            return open(path, "w")  # noqa: SIM115 - closed by run()
+        lines = path.read_text().splitlines(keepends=True) if path.is_file() else []
+        keep = [ln for ln in lines[: self._converged] if ln.endswith("\n")]
+        if len(keep) < len(lines):
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text("".join(keep))
+            os.replace(tmp, path)
+        return open(path, "a")  # noqa: SIM115 - closed by run()
 
     def _write_fields(self, t: float):
         """Write the VTX files: per-point data summed over each cell's Gauss points."""
@@ -377,33 +468,30 @@ class Simulation:
         return self.mesh_comm.bcast(out, root=best[1])
 
     def _checkpoint(self, report):
-        """Write this rank's checkpoint; collective over the mesh ranks.
+        """Write the checkpoint of the increment just converged; collective over the mesh ranks.
 
-        Each rank writes a temporary file, the ranks meet at a barrier, then each renames its
-        file over the old one, with Ctrl-C held back throughout: an interrupt or a failed write
-        on any rank before the barrier leaves every rank's previous checkpoint in place.
+        See :func:`coupling.checkpoint.write_checkpoint`: rank 0 writes the gathered rows to a
+        temporary file and renames it over the old one, with Ctrl-C held back: an interrupt or
+        a kill leaves the previous complete checkpoint.
         """
-        from coupling.interrupts import deferred_interrupts
+        from coupling import checkpoint
 
         pb = self.problem
-        path = self.outdir / f"checkpoint_rank{self.mesh_comm.rank}.npz"
-        tmp = path.with_suffix(".tmp.npz")
-        with deferred_interrupts():
-            np.savez(tmp, u=pb.u.x.array, x_dofs=pb.V.tabulate_dof_coordinates(),
-                     load_factor=report.load_factor, step=report.step,
-                     point_ids=pb.layout.original_point_ids(),
-                     **self._material_state())
-            self.mesh_comm.barrier()
-            os.replace(tmp, path)
-            self._converged += 1
-            self._progress = (f"last converged step: load factor {report.load_factor:.6g} "
-                              f"(increment {self._converged}), its checkpoint is "
-                              f"{os.fspath(self.outdir / 'checkpoint_rank*.npz')}")
-
-    def _material_state(self) -> dict[str, np.ndarray]:
-        """The material's committed state for the checkpoint (``material_state``), if any."""
-        state = self.material.history.as_array()
-        return {} if state is None else {"material_state": state}
+        owned = pb.V.dofmap.index_map.size_local
+        bs = pb.V.dofmap.index_map_bs
+        meta = {"identity": self.identity, "load_factor": float(report.load_factor),
+                "step": int(report.step), "stepper": report.stepper,
+                "increments": self._converged, "newton_iterations": self._iterations,
+                "restarts": self._restarts, "mesh_ranks": int(self.mesh_comm.size)}
+        checkpoint.write_checkpoint(
+            self.outdir / checkpoint.FILE_NAME, self.mesh_comm,
+            x_dofs=pb.V.tabulate_dof_coordinates()[:owned],
+            u=pb.u.x.array.reshape(-1, bs)[:owned], point_ids=pb.layout.original_point_ids(),
+            material_state=self.material.history.as_array(), meta=meta)
+        self._progress = (f"last converged step: load factor {report.load_factor:.6g} "
+                          f"(increment {self._converged}), its checkpoint is "
+                          f"{os.fspath(self.outdir / checkpoint.FILE_NAME)}; continue with "
+                          f"--restart {os.fspath(self.outdir)}")
 
     def progress_note(self) -> str:
         """Return one line on the last converged step and its checkpoint.
@@ -430,7 +518,12 @@ class Simulation:
 
     # -- run ----------------------------------------------------------------------------------
     def run(self, *, callback=None) -> dict:
-        """Run all load steps; returns a summary (the same on every macro rank)."""
+        """Run all load steps; returns a summary (the same on every macro rank).
+
+        ``callback(report)`` is called on every mesh rank after each converged increment,
+        before its checkpoint is written (a restart repeats at most the increment whose
+        checkpoint was not written).
+        """
         if self.is_worker:
             self._worker()
             return {"role": "worker"}
@@ -443,13 +536,18 @@ class Simulation:
         if self.K_applied is not None:
             self._say(f"  applied K_I = {cfg.loading.value:g} MPa sqrt(m) at load 1: remote "
                       f"sigma = {self.sigma_remote * EV_PER_A3_IN_GPA:.4g} GPa")
+        resume = None
+        if self.resume_meta is not None:
+            m = self.resume_meta
+            resume = (int(m["step"]), m["stepper"])
+            self._say(f"  restart {self._restarts} from {os.fspath(self.outdir)}: load factor "
+                      f"{m['load_factor']:.6g} after {m['increments']} increments (written on "
+                      f"{m['mesh_ranks']} mesh ranks)")
         if cfg.output.vtx:
             self._open_writers()
-        log_path = self.outdir / "steps.jsonl"
-        logf = open(log_path, "w") if self.mesh_comm.rank == 0 else None  # noqa: SIM115
+        logf = self._open_log()
         t_start = time.perf_counter()
         n_loss = []
-        self._converged = 0
         scale = self._scale_separation()
 
         def on_step(report):
@@ -458,24 +556,27 @@ class Simulation:
             loss = int(self.mesh_comm.allreduce(int(self.ellipticity_lost().sum())))
             n_loss.append(loss)
             hm = self._hill_mandel()
+            self._converged += 1
+            self._iterations.append(int(report.iterations))
             if cfg.output.vtx:
                 self._write_fields(report.load_factor)
-            if cfg.output.checkpoint:
-                self._checkpoint(report)
-            else:
-                self._converged += 1
-                self._progress = (f"last converged step: load factor {report.load_factor:.6g} "
-                                  f"(increment {self._converged}); no checkpoint (checkpoints "
-                                  "are off: [output] checkpoint = false)")
-            if logf is not None:
+            if callback is not None:  # before the checkpoint, as the log line
+                callback(report)
+            if logf is not None:  # before the checkpoint: a restart drops a line too many
                 logf.write(json.dumps({
                     "step": report.step, "load_factor": report.load_factor,
                     "increment": report.increment, "newton_iterations": report.iterations,
                     "residual_norms": report.residual_norms, "cutbacks": report.cutbacks,
                     "failures": report.failures, "timings": t, "wall_time": report.wall_time,
                     "ellipticity_loss_points": loss, "hill_mandel": hm,
-                    "scale_separation": scale}) + "\n")
+                    "scale_separation": scale, "restart": self._restarts}) + "\n")
                 logf.flush()
+            if cfg.output.checkpoint:
+                self._checkpoint(report)
+            else:
+                self._progress = (f"last converged step: load factor {report.load_factor:.6g} "
+                                  f"(increment {self._converged}); no checkpoint (checkpoints "
+                                  "are off: [output] checkpoint = false)")
             if loss:
                 self._say(f"  {loss} Gauss points lost strong ellipticity")
             if hm:
@@ -483,11 +584,9 @@ class Simulation:
                           f"mismatch {hm['power_mismatch']:.1e}, |P - dW/dF| / |P| "
                           f"(|P| at least {hm['stress_floor_GPa']:.2g} GPa) "
                           f"{hm['stress_mismatch']:.1e}")
-            if callback is not None:
-                callback(report)
 
         try:
-            reports = pb.solve(cfg.loading.load_factors(),
+            reports = pb.solve(cfg.loading.load_factors(), resume=resume,
                                min_increment=cfg.solver.min_increment, callback=on_step)
         except BaseException as exc:
             if logf is not None:
@@ -514,8 +613,9 @@ class Simulation:
             "ranks": int(self.comm.size),
             "workers": int(cfg.mpi.workers),
             "material": cfg.material.type,
-            "increments": len(reports),
-            "newton_iterations": [r.iterations for r in reports],
+            "increments": self._converged,
+            "newton_iterations": list(self._iterations),
+            "restarts": self._restarts,
             "load_factor": pb.load_factor,
             "displacement_norm": float(pb.displacement_norm()),
             "K_applied_MPa_sqrt_m": (cfg.loading.value * pb.load_factor
@@ -543,15 +643,21 @@ def done_line(summary: dict) -> str:
             f"{summary['output']}")
 
 
-def make_simulation(config: Config, comm, *, log=print, overwrite: bool | None = None):
+def make_simulation(config: Config, comm, *, log=print, overwrite: bool | None = None,
+                    restart: str | os.PathLike | None = None):
     """The job of ``config`` on ``comm``: a :class:`Simulation`, or the concurrent one.
 
     A concurrent geometry (``[mesh] generator = "crack_disc"``) is run by
     :class:`coupling.qc.run.ConcurrentSimulation` (same interface), after the output folder
-    is prepared here (``overwrite``: see :func:`prepare_output_dir`).
+    is prepared here (``overwrite``: see :func:`prepare_output_dir`); it writes no checkpoint,
+    so ``restart`` (the output folder of an earlier FE² run, see :class:`Simulation`) is
+    refused for it.
     """
     if not config.mesh.concurrent:
-        return Simulation(config, comm, log=log, overwrite=overwrite)
+        return Simulation(config, comm, log=log, overwrite=overwrite, restart=restart)
+    if restart is not None:
+        raise InputError("--restart applies to FE² problems only: the concurrent solver "
+                         f"({config.mesh.describe()}) writes no checkpoints yet")
     import fe2qc.mpi
     from coupling.qc.run import OUTPUT_PATTERNS, ConcurrentSimulation
 

@@ -58,6 +58,8 @@ from fe2qc.tensors import acoustic_min_eigenvalue, cauchy_stress  # noqa: E402
 from fe2qc.units import EV_PER_A3_IN_GPA, MPA_SQRT_M_IN_EV_A3_SQRT_A  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
+#: the near-tip snapshots of the converged steps so far (what a restart's plot needs)
+SNAPSHOTS = "near_tip_snapshots.npz"
 
 # %% [markdown]
 # ## Problem set-up
@@ -77,9 +79,16 @@ parser.add_argument("--problem", default=None,
 parser.add_argument("--overwrite", action="store_true",
                     help="replace the files of an earlier run in the output folder (without "
                          "it a non-empty folder is refused)")
+parser.add_argument("--restart", default=None, metavar="DIR",
+                    help="continue the killed or interrupted run whose output folder is DIR "
+                         "from its checkpoint (same problem: same --quick/--problem), writing "
+                         "into DIR")
 args = parser.parse_args()
 if args.quick and args.problem:
     parser.error("give --quick (demos/fe2_crack_quick.toml) or --problem FILE, not both")
+if args.restart and (args.overwrite or (args.outdir and Path(args.outdir).resolve()
+                                        != Path(args.restart).resolve())):
+    parser.error("--restart DIR writes into DIR: leave out --overwrite and --outdir")
 problem = Path(args.problem or HERE / ("fe2_crack_quick.toml" if args.quick
                                        else "fe2_crack.toml"))
 
@@ -88,7 +97,8 @@ with open(problem, "rb") as fh:
     data = tomllib.load(fh)
 # one folder for everything the demo writes, relative to the working directory (the TOML's
 # own [output] directory is what `fe2qc run` uses)
-outdir = Path(args.outdir or ("results/fe2_crack_quick" if args.quick else "results/fe2_crack"))
+outdir = Path(args.restart or args.outdir
+              or ("results/fe2_crack_quick" if args.quick else "results/fe2_crack"))
 data.setdefault("output", {})["directory"] = str(outdir)
 cfg = parse_config(data, base_dir=problem.parent, source=problem)
 
@@ -96,8 +106,8 @@ t0 = time.perf_counter()
 # Ctrl-C: one message, every rank ends (comm.Abort), exit 130 (see coupling/interrupts.py)
 guard = InterruptGuard(comm, prog="fe2_crack.py").install()
 try:
-    sim = Simulation(cfg, comm, overwrite=args.overwrite,
-                     extra_outputs=("near_tip_stress.png", "summary.json"))
+    sim = Simulation(cfg, comm, overwrite=args.overwrite, restart=args.restart,
+                     extra_outputs=("near_tip_stress.png", "summary.json", SNAPSHOTS))
 except InputError as exc:  # raised on every rank alike (e.g. a non-empty output folder)
     if comm.rank == 0:
         print(f"fe2_crack.py: error: {exc}", file=sys.stderr, flush=True)
@@ -113,6 +123,22 @@ except InputError as exc:  # raised on every rank alike (e.g. a non-empty output
 a = cfg.mesh.crack_length
 h_tip = cfg.mesh.tip_size
 snapshots = []
+if sim.resume_meta is not None and comm.rank == 0:  # the steps before the restart
+    with np.load(outdir / SNAPSHOTS) as saved:
+        # the callback runs before the checkpoint: a snapshot too many is dropped
+        for i in range(sim.resume_meta["increments"]):
+            snapshots.append((float(saved[f"lam{i}"]), saved[f"X{i}"], saved[f"s_yy{i}"],
+                              saved[f"lost{i}"]))
+
+
+def save_snapshots():
+    """Write every snapshot so far to SNAPSHOTS (rank 0; replaced atomically)."""
+    arrays = {f"{k}{i}": v for i, snap in enumerate(snapshots)
+              for k, v in zip(("lam", "X", "s_yy", "lost"), snap, strict=True)}
+    tmp = outdir / (SNAPSHOTS + ".tmp")
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+    tmp.replace(outdir / SNAPSHOTS)
 
 
 def near_tip(report):
@@ -129,6 +155,7 @@ def near_tip(report):
     if sim.mesh_comm.rank == 0:
         X, s_yy, lost = (np.concatenate(p) for p in zip(*parts, strict=True))
         snapshots.append((report.load_factor, X, s_yy, lost))
+        save_snapshots()
 
 
 guard.describe = sim.progress_note

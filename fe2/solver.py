@@ -105,6 +105,9 @@ class StepReport:
     failures: list[str] = field(default_factory=list)  # why those attempts failed
     timings: dict[str, float] = field(default_factory=dict)  # seconds, this increment only
     wall_time: float = 0.0
+    #: the load stepper after this increment (:meth:`fe2qc.stepping.LoadStepper.state`): what
+    #: a restart from here needs to take the same increments as an uninterrupted run
+    stepper: dict[str, float] = field(default_factory=dict)
 
     def line(self) -> str:
         """One progress line: load, Newton iterations, residuals, cut-backs, timings."""
@@ -529,6 +532,7 @@ class Problem:
         *,
         min_increment: float = 1e-4,
         callback: Callable[[StepReport], None] | None = None,
+        resume: tuple[int, dict[str, float]] | None = None,
     ) -> list[StepReport]:
         """Apply the load factors in ``load_steps`` one after the other, with cut-back.
 
@@ -541,6 +545,11 @@ class Problem:
                 for n equal steps to 1.
             min_increment: smallest load-factor increment tried before giving up.
             callback: called with each converged increment's report (all ranks).
+            resume: ``(step, stepper)`` of the last converged increment of an earlier run
+                (:attr:`StepReport.step` and :attr:`StepReport.stepper`), after
+                :meth:`restore`: the targets before ``step`` are skipped and target ``step``
+                continues with that stepper, so the increments are those the earlier run
+                would have taken.
 
         Returns:
             One :class:`StepReport` per converged increment.
@@ -557,9 +566,21 @@ class Problem:
             targets = [float(t) for t in load_steps]
         if not all(np.isfinite(targets)):
             raise InputError(f"load factors must be finite, got {targets}")
+        first = 0 if resume is None else int(resume[0])
+        if not 0 <= first < max(len(targets), 1):
+            raise InputError(f"cannot resume at load step {first}: the run has "
+                             f"{len(targets)} load steps")
         reports: list[StepReport] = []
         for n, target in enumerate(targets):
-            stepper = LoadStepper(self.load_factor, target, min_increment=min_increment)
+            if n < first:
+                continue
+            if n == first and resume is not None:
+                if resume[1]["target"] != target:
+                    raise InputError(f"cannot resume load step {n}: its target load factor was "
+                                     f"{resume[1]['target']:.6g}, it is {target:.6g} now")
+                stepper = LoadStepper.resume(resume[1], min_increment=min_increment)
+            else:
+                stepper = LoadStepper(self.load_factor, target, min_increment=min_increment)
             for lam in stepper:
                 self._timings = {}
                 t_start = time.perf_counter()
@@ -593,6 +614,7 @@ class Problem:
                     wall_time=time.perf_counter() - t_start,
                 )
                 stepper.accept()
+                report.stepper = stepper.state()
                 self.load_factor = lam
                 reports.append(report)
                 if self.log is not None and self.comm.rank == 0:
@@ -600,6 +622,23 @@ class Problem:
                 if callback is not None:
                     callback(report)
         return reports
+
+    def restore(self, u_values: np.ndarray, load_factor: float) -> None:
+        """Set the converged state of an earlier run: this rank's dofs and the load factor.
+
+        Args:
+            u_values: the values of ``u.x.array`` (owned and ghost dofs), e.g. read from a
+                checkpoint; they become the committed displacement.
+            load_factor: the load factor they converged at.
+        """
+        u = np.asarray(u_values, dtype=self.u.x.array.dtype)
+        if u.shape != self.u.x.array.shape:
+            raise InputError(f"restore: {u.shape[0]} displacement values for "
+                             f"{self.u.x.array.shape[0]} dofs on this rank")
+        self.u.x.array[:] = u
+        self._u_committed[:] = u
+        self.load_factor = float(load_factor)
+        self._set_load(self.load_factor)
 
     # -- post-processing -----------------------------------------------------------------------
     def energy(self) -> float:

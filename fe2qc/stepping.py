@@ -106,6 +106,28 @@ class LoadStepper:
         """The trial value handed out and not yet accepted or cut back, or None."""
         return self._trial
 
+    def state(self) -> dict[str, float]:
+        """What a restart needs to continue exactly as this stepper would (JSON-ready).
+
+        ``value``, ``target``, the signed ``increment`` of the next trial and ``max_increment``;
+        :meth:`resume` makes a stepper that hands out the same trials from here on. Call it
+        between trials (not while one is pending).
+        """
+        return {"value": float(self.value), "target": float(self.target),
+                "increment": float(self._increment), "max_increment": float(self.max_increment)}
+
+    @classmethod
+    def resume(cls, state: dict[str, float], *, min_increment: float, grow: float = 2.0,
+               tol: float = 0.0) -> LoadStepper:
+        """A stepper continuing from :meth:`state` (e.g. read back from a checkpoint).
+
+        The other arguments are those of the constructor and must be the ones the saved
+        stepper had for its trials to be the same.
+        """
+        return cls(state["value"], state["target"], state["increment"],
+                   min_increment=min_increment, max_increment=state["max_increment"],
+                   grow=grow, tol=tol)
+
     # -- stepping -------------------------------------------------------------------------------
     def trial(self) -> float:
         """The next trial value (clipped to the target); call accept() or cut_back() after it.

@@ -41,9 +41,10 @@ class Spec:
     run: str | None = None  # how it is run, only where it cannot be run as written (say why)
     activated: bool = True  # run with the venv first on PATH (False: the user's plain PATH)
     why: str | None = None  # not run from the suite: the reason
+    after: str | None = None  # a command that must run first (e.g. the run a restart continues)
 
 
-_FE2_RUN = ["steps.jsonl", "checkpoint_rank0.npz", "*.bp"]
+_FE2_RUN = ["steps.jsonl", "checkpoint.npz", "*.bp"]
 _CRACK_QC = ["summary.json", "triangular_trapping.png", "fcc_trapping.png",
              "triangular_atoms.extxyz", "fcc_atoms.extxyz", "triangular_continuum.bp",
              "fcc_continuum.bp"]
@@ -58,8 +59,8 @@ OUTPUTS: dict[str, Spec] = {
     "make setup": Spec(why="builds the venv these tests run in; .ci/run runs it on a clean clone"),
     "make test": Spec(why="the suite this test is part of (.ci/run runs it)"),
     "make demo": Spec(
-        outputs=_in("fe2_crack", ["near_tip_stress.png", "summary.json", *_FE2_RUN,
-                                  "checkpoint_rank1.npz"]) + _in("crack_tip_qc", _CRACK_QC),
+        outputs=(_in("fe2_crack", ["near_tip_stress.png", "summary.json", *_FE2_RUN])
+                 + _in("crack_tip_qc", _CRACK_QC)),
         slow=True,
         # The venv is shared with the real checkout: re-running `setup` from a temporary copy
         # would re-point its editable install at the copy, so `setup` is taken as done.
@@ -78,13 +79,17 @@ OUTPUTS: dict[str, Spec] = {
     'fe2qc elastic --pair-style "lj/cut 5.5" --pair-coeff "0.4 2.2" --lattice fcc': Spec(
         stdout=r"C11"),
     "fe2qc run demos/fe2_crack_quick.toml": Spec(outputs=_in("fe2_crack_quick_run", _FE2_RUN)),
+    "fe2qc run demos/fe2_crack_quick.toml --restart results/fe2_crack_quick_run": Spec(
+        # the quick run has one load step: the restart finds it done and continues nothing
+        outputs=_in("fe2_crack_quick_run", ["fe2_restart1_displacement.bp",
+                                            "fe2_restart1_cells.bp"]),
+        after="fe2qc run demos/fe2_crack_quick.toml"),
     "fe2qc qc patch-test --scheme gfc --dim 2 --json": Spec(json=("max_force",)),
     # -- FE² --
     "mpirun -n 2 fe2qc run demos/fe2_crack_quick.toml --workers 1 "
     "--outdir results/fe2_crack_workers": Spec(outputs=_in("fe2_crack_workers", _FE2_RUN)),
     "mpirun -n 2 python demos/fe2_crack.py [--quick]": Spec(
-        outputs=_in("fe2_crack_quick", ["near_tip_stress.png", "summary.json", *_FE2_RUN,
-                                        "checkpoint_rank1.npz"])),
+        outputs=_in("fe2_crack_quick", ["near_tip_stress.png", "summary.json", *_FE2_RUN])),
     # -- Quasicontinuum --
     "fe2qc qc patch-test --scheme qce --dim 1": Spec(),
     "fe2qc qc patch-test --scheme bgfc --dim 3 --json": Spec(json=("max_force",)),
@@ -135,8 +140,9 @@ def readme_commands(text: str | None = None) -> list[str]:
     """Every command of the README's fenced shell blocks, in order, each once."""
     text = README.read_text(encoding="utf-8") if text is None else text
     cmds = []
-    for block in re.findall(r"^```(?:bash|sh|shell|console)[ \t]*\n(.*?)^```", text,
-                            re.S | re.M):
+    # a fence may be indented (a block inside a list item)
+    for block in re.findall(r"^[ \t]*```(?:bash|sh|shell|console)[ \t]*\n(.*?)^[ \t]*```",
+                            text, re.S | re.M):
         block = re.sub(r"\\\n\s*", " ", block)  # line continuations
         for line in block.splitlines():
             cmd = " ".join(_strip_comment(line).split())
@@ -260,6 +266,8 @@ class ReadmeRunner:
                                   "add its promised outputs to OUTPUTS")
         if spec.why:
             pytest.skip(f"`{cmd}`: {spec.why}")
+        if spec.after is not None:
+            self.run(spec.after).ok()
         if cmd not in self._runs:
             repo = self.repo
             line = spec.run or runnable(cmd)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -52,4 +53,15 @@ def test_crack_demo_recovers_applied_stress_intensity(readme_runner):
     assert sep["rve_edge_A"] == pytest.approx(7.23, abs=1e-3)
     assert sep["points_in_elements_below_rve_edge"] == 0
     assert summary["steps"][0]["K_ratio"] == pytest.approx(float(m.group(1)), abs=1e-4)
-    assert list(outdir.glob("checkpoint_rank*.npz"))
+    assert (outdir / "checkpoint.npz").is_file()
+    # --restart: the finished run continues (nothing left to solve) and re-plots from the
+    # saved snapshots: the same K ratio (a killed run's restart is tests/test_restart.py)
+    png = (outdir / "near_tip_stress.png").stat().st_mtime_ns
+    again = subprocess.run([sys.executable, "demos/fe2_crack.py", "--quick", "--restart",
+                            str(outdir)], capture_output=True, text=True,
+                           cwd=outdir.parents[1], timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"K ratio (fit/applied, first load step): {m.group(1)}" in again.stdout
+    assert "restart 1 from" in again.stdout + again.stderr
+    assert (outdir / "near_tip_stress.png").stat().st_mtime_ns > png
+    assert json.loads((outdir / "summary.json").read_text())["run"]["restarts"] == 1

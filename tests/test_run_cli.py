@@ -49,29 +49,16 @@ def _run(tmp_path, problem, name, ranks, workers):
 
 
 def _gather(outdir: Path):
-    """Return the whole solution of a run from its checkpoints (one per mesh rank).
+    """Return the whole solution of a run from its checkpoint.
 
-    In an order that does not depend on the partition: nodes sorted by coordinates (ghost
-    copies dropped), Gauss points by (original cell index, point index).
+    In an order that does not depend on the partition (coupling.checkpoint sorts it): nodes
+    by coordinates, Gauss points by (original cell index, point index).
     """
-    xs, us, ids, states = [], [], [], []
-    files = sorted(outdir.glob("checkpoint_rank*.npz"))
-    assert files, f"no checkpoint in {outdir}"
-    for f in files:
-        with np.load(f) as d:
-            x = d["x_dofs"][:, :2]
-            xs.append(x)
-            us.append(d["u"].reshape(len(x), -1))
-            ids.append(d["point_ids"])
-            states.append(d["material_state"])
-    x, u = np.concatenate(xs), np.concatenate(us)
-    key = np.round(x, 6)
-    _, first = np.unique(key, axis=0, return_index=True)
-    order = first[np.lexsort(key[first].T[::-1])]
-    ids, states = np.concatenate(ids), np.concatenate(states)
-    by_id = np.lexsort(ids.T[::-1])
+    with np.load(outdir / "checkpoint.npz") as d:
+        x, u, ids, states = d["x_dofs"][:, :2], d["u"], d["point_ids"], d["material_state"]
     assert len(np.unique(ids, axis=0)) == len(ids), "a Gauss point is owned twice"
-    return x[order], u[order], ids[by_id], states[by_id]
+    assert len(np.unique(np.round(x, 6), axis=0)) == len(x), "a node is written twice"
+    return x, u, ids, states
 
 
 # 2 ranks with one RVE worker here; 2 macro ranks without workers (a third run of 18 s) in

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from coupling.checkpoint import load_checkpoint
 from coupling.driver import RUN_FILE_PATTERNS, prepare_output_dir, previous_run_files
 from fe2qc.errors import CalculationFailed, InputError, is_interrupt
 
@@ -295,15 +296,17 @@ def _check_interrupted(run, stderr, elapsed, rank_note):
     for bad in FORBIDDEN:
         assert bad not in stderr, stderr
     # the last converged step's checkpoint is complete and is the step the message names
-    ck = np.load(run.outdir / "checkpoint_rank0.npz")
-    assert ck["u"].size > 0 and np.isfinite(ck["u"]).all()
+    ck = load_checkpoint(run.outdir / "checkpoint.npz")
+    assert ck.u.size > 0 and np.isfinite(ck.u).all()
     steps = [json.loads(line) for line in (run.outdir / "steps.jsonl").read_text().splitlines()]
-    # written before the step's log line: the logged step or the one after it
-    assert float(ck["load_factor"]) >= steps[-1]["load_factor"]
-    assert not list(run.outdir.glob("*.tmp.npz"))
+    # the step's log line is written before its checkpoint: the checkpointed step or the one
+    # after it
+    assert steps[ck.meta["increments"] - 1]["load_factor"] == ck.meta["load_factor"]
+    assert len(steps) - ck.meta["increments"] in (0, 1)
+    assert not list(run.outdir.glob("*.tmp"))
     m = re.search(r"load factor ([0-9.e+-]+)", msgs[0])
     if m:  # rank 0 knows the step; another rank names the folder only
-        assert float(m.group(1)) == pytest.approx(float(ck["load_factor"]), rel=1e-6)
+        assert float(m.group(1)) == pytest.approx(ck.meta["load_factor"], rel=1e-6)
     else:
         assert str(run.outdir) in msgs[0]
 
@@ -336,7 +339,7 @@ def test_a_killed_worker_ends_the_run_instead_of_hanging(rve_run):
     run = rve_run(2, 1)
     elapsed, stderr = run.signal(signal.SIGKILL, rank=1)
     assert run.proc.returncode != 0 and elapsed < 20, (run.proc.returncode, elapsed)
-    assert np.load(run.outdir / "checkpoint_rank0.npz")["u"].size > 0
+    assert load_checkpoint(run.outdir / "checkpoint.npz").u.size > 0
 
 
 # -- --json, the output folder, errors printed once ---------------------------------------------
@@ -344,17 +347,18 @@ def test_json_stdout_is_one_object_and_rerun_needs_overwrite(tmp_path):
     toml = tmp_path / "neo.toml"
     toml.write_text(NEO_PROBLEM.format(value=20.0))
     out = tmp_path / "res"
-    first = _run(_cmd(toml, out, 2, 0, "--json"), tmp_path)  # 2 mesh ranks: 2 checkpoints
+    first = _run(_cmd(toml, out, 2, 0, "--json"), tmp_path)  # 2 mesh ranks, one checkpoint
     assert first.returncode == 0, first.stderr
     summary = json.loads(first.stdout)  # the whole of stdout is one JSON object
     assert summary["increments"] == 2 and summary["ranks"] == 2
     assert "step   0" in first.stderr and "fe2qc run: done" in first.stderr
     written = sorted(p.name for p in out.iterdir())
-    assert {"checkpoint_rank0.npz", "checkpoint_rank1.npz", "steps.jsonl"} <= set(written)
+    assert {"checkpoint.npz", "steps.jsonl"} <= set(written)
     # every file a run writes is one --overwrite deletes (RUN_FILE_PATTERNS stays in sync)
     assert sorted(p.name for p in previous_run_files(out)) == written, RUN_FILE_PATTERNS
     log = (out / "steps.jsonl").read_text()
     (out / "notes.txt").write_text("mine")
+    (out / "checkpoint_rank1.npz").write_text("x")  # a per-rank checkpoint of earlier versions
 
     again = _run(_cmd(toml, out, 1, 0, "--json"), tmp_path)
     assert again.returncode == 2 and again.stdout == ""
@@ -365,7 +369,7 @@ def test_json_stdout_is_one_object_and_rerun_needs_overwrite(tmp_path):
     over = _run(_cmd(toml, out, 1, 0, "--json", "--overwrite"), tmp_path)
     assert over.returncode == 0, over.stderr
     assert json.loads(over.stdout)["ranks"] == 1
-    # the 2-rank run's stale checkpoint_rank1.npz is gone; a file the run does not write stays
+    # the stale checkpoint_rank1.npz is gone; a file the run does not write stays
     assert not (out / "checkpoint_rank1.npz").exists()
     assert (out / "notes.txt").read_text() == "mine"
     assert len((out / "steps.jsonl").read_text().splitlines()) == 2

