@@ -39,6 +39,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -262,7 +263,42 @@ def _read_meta(path: Path) -> dict[str, Any]:
         raise InputError(f"{os.fspath(path)} is a checkpoint of format version "
                          f"{meta.get('version')}; this fe2qc reads version {VERSION} only "
                          f"(restart it with the fe2qc version that wrote it)")
+    for key, (kind, ok) in _META_ENTRIES.items():
+        if key not in meta or not ok(meta[key]):
+            raise InputError(f"{os.fspath(path)} is a damaged fe2qc checkpoint: its meta entry "
+                             f"{key!r} is {meta.get(key, '<absent>')!r}, expected {kind}; "
+                             f"restart from an intact copy or start a new run")
     return meta
+
+
+def _count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _finite(v: Any) -> bool:
+    if not isinstance(v, int | float) or isinstance(v, bool):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # an int beyond a double
+        return False
+
+
+#: the meta entries a restart reads: name -> (what it must be, check)
+_META_ENTRIES = {
+    "identity": ("a table (the problem's identity)", lambda v: isinstance(v, dict)),
+    "load_factor": ("a finite number", _finite),
+    "step": ("an integer >= 0", _count),
+    "increments": ("an integer >= 0", _count),
+    "restarts": ("an integer >= 0", _count),
+    "mesh_ranks": ("an integer >= 0", _count),
+    "newton_iterations": ("a list of integers >= 0",
+                          lambda v: isinstance(v, list) and all(_count(i) for i in v)),
+    "stepper": ("a table of finite numbers value, target, increment, max_increment",
+                lambda v: isinstance(v, dict) and all(
+                    _finite(v.get(k)) for k in ("value", "target", "increment",
+                                                "max_increment"))),
+}
 
 
 def check_checkpoint(path: str | os.PathLike, comm, identity: dict[str, Any]) -> dict[str, Any]:
@@ -301,9 +337,41 @@ def check_checkpoint(path: str | os.PathLike, comm, identity: dict[str, Any]) ->
 
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
-    """Read the whole checkpoint (after :func:`check_checkpoint`); local to the calling rank."""
-    with np.load(Path(path)) as data:
-        meta = json.loads(str(data["meta"]))
-        state = data["material_state"] if "material_state" in data.files else None
-        return Checkpoint(meta=meta, x_dofs=data["x_dofs"], u=data["u"],
-                          point_ids=data["point_ids"], material_state=state)
+    """Read the whole checkpoint (after :func:`check_checkpoint`); local to the calling rank.
+
+    Raises:
+        InputError: the file is unreadable, or its tables are missing, of the wrong shape or
+            kind, or hold NaN or inf (a damaged checkpoint).
+    """
+    where = os.fspath(path)
+    try:
+        with np.load(Path(path)) as data:
+            meta = json.loads(str(data["meta"]))
+            tables = {k: data[k] for k in ("x_dofs", "u", "point_ids")}
+            state = data["material_state"] if "material_state" in data.files else None
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
+        raise InputError(f"{where} is not a readable fe2qc checkpoint "
+                         f"({type(exc).__name__}: {exc})") from None
+    x, u, ids = tables["x_dofs"], tables["u"], tables["point_ids"]
+
+    def damaged(what: str) -> InputError:
+        return InputError(f"{where} is a damaged fe2qc checkpoint: {what}; restart from an "
+                          "intact copy or start a new run")
+
+    def real(a: np.ndarray) -> bool:
+        return a.ndim == 2 and a.dtype.kind in "fiu" and bool(np.isfinite(a).all())
+
+    if not (real(x) and 1 <= x.shape[1] <= 3):
+        raise damaged(f"'x_dofs' has shape {x.shape} and kind {x.dtype}, expected finite "
+                      "(nodes, 1 to 3) coordinates")
+    if not (real(u) and len(u) == len(x) and u.shape[1] >= 1):
+        raise damaged(f"'u' has shape {u.shape} and kind {u.dtype}, expected finite "
+                      f"({len(x)}, components) displacements")
+    if not (ids.ndim == 2 and ids.shape[1] == 2 and ids.dtype.kind in "iu"
+            and (ids >= 0).all() and (ids[:, 1] < 65536).all()):
+        raise damaged(f"'point_ids' has shape {ids.shape} and kind {ids.dtype}, expected "
+                      "(points, 2) non-negative integers (cell, point < 65536)")
+    if state is not None and not (real(state) and len(state) == len(ids)):
+        raise damaged(f"'material_state' has shape {state.shape} and kind {state.dtype}, "
+                      f"expected finite ({len(ids)}, state size) values")
+    return Checkpoint(meta=meta, x_dofs=x, u=u, point_ids=ids, material_state=state)

@@ -48,6 +48,8 @@ A problem file has these sections (every key optional unless marked)::
 
     [mpi]
     workers = 0         # ranks that only relax RVEs (coupling.dispatch); 0: every rank does both
+    groups = 2          # optional: groups of macro ranks and workers sharing work by cost
+                        # (coupling.farm); default min(macro ranks, workers), without workers 1
 
     [output]
     directory = "results"
@@ -326,9 +328,10 @@ class SolverConfig:
 
 @dataclass
 class MPIConfig:
-    """``[mpi]``: the number of RVE worker ranks."""
+    """``[mpi]``: the RVE worker ranks and the groups (:func:`coupling.farm.split_world`)."""
 
     workers: int = 0
+    groups: int | None = None  # None: min(macro ranks, workers), or 1 without workers
 
 
 @dataclass
@@ -398,7 +401,7 @@ _KEYS: dict[str, dict[str, str]] = {
     "loading": {"mode": "str", "value": "float", "steps": "steps"},
     "solver": {"degree": "posint", "rtol": "posfloat", "max_iterations": "posint",
                "min_increment": "posfloat"},
-    "mpi": {"workers": "nonnegint"},
+    "mpi": {"workers": "nonnegint", "groups": "posint"},
     "output": {"directory": "outpath", "vtx": "bool", "checkpoint": "bool",
                "overwrite": "bool"},
     "atomistic": {"radius": "posfloat", "scheme": "str", "handshake": "posfloat",
@@ -416,10 +419,19 @@ def _kind_error(section: str, key: str, want: str, value: Any) -> InputError:
                       f"({type(value).__name__})")
 
 
+def _finite(value: Any) -> bool:
+    """True for an int or float (not a bool) that is a finite double (a huge int is not)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond the range of a double (TOML allows any size)
+        return False
+
+
 def _coerce(section: str, key: str, kind: str, value: Any, base: Path) -> Any:
-    is_num = isinstance(value, int | float) and not isinstance(value, bool)
     if kind in ("float", "posfloat"):
-        if not is_num or not math.isfinite(value):
+        if not _finite(value):
             raise _kind_error(section, key, "a finite number", value)
         if kind == "posfloat" and value <= 0:
             raise _kind_error(section, key, "a positive number", value)
@@ -447,14 +459,16 @@ def _coerce(section: str, key: str, kind: str, value: Any, base: Path) -> Any:
     if kind in ("path", "outpath"):
         if not isinstance(value, str) or not value:
             raise _kind_error(section, key, "a path (string)", value)
+        if "\0" in value:
+            raise InputError(f"[{section}] '{key}' = {value!r} contains a NUL character (\\0), "
+                             "which no file name may hold; write the path without it")
         p = Path(os.path.expanduser(value))
         # an input file is found next to the TOML file; an output folder is made relative to
         # the working directory, as every command-line tool does
         return p if (p.is_absolute() or kind == "outpath") else base / p
     if kind == "vector2":
         if (not isinstance(value, list) or len(value) != 2
-                or not all(isinstance(v, int | float) and not isinstance(v, bool)
-                           and math.isfinite(v) for v in value)):
+                or not all(_finite(v) for v in value)):
             raise _kind_error(section, key, "a list of two finite numbers", value)
         return tuple(float(v) for v in value)
     if kind == "size":
@@ -471,9 +485,11 @@ def _coerce(section: str, key: str, kind: str, value: Any, base: Path) -> Any:
             return value
         if (isinstance(value, list) and value
                 and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)):
+            if not all(_finite(v) for v in value):
+                raise _kind_error(section, key, "increasing positive load factors (finite "
+                                  "numbers)", value)
             fs = [float(v) for v in value]
-            if not all(math.isfinite(v) for v in fs) or any(b <= a for a, b in
-                                                            zip([0.0] + fs, fs, strict=False)):
+            if any(b <= a for a, b in zip([0.0] + fs, fs, strict=False)):
                 raise _kind_error(section, key, "increasing positive load factors", value)
             return fs
         raise _kind_error(section, key, "an integer >= 1 or a list of load factors", value)
@@ -842,4 +858,12 @@ def load_config(path: str | os.PathLike, *, check_files: bool = True) -> Config:
             data = tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{p}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:  # tomllib decodes the whole file before parsing it
+        raise InputError(f"{p}: not valid TOML: the file is not UTF-8 text (byte "
+                         f"{exc.start}: {exc.reason}); save it as UTF-8") from None
+    except RecursionError:
+        raise InputError(f"{p}: not valid TOML for a problem file: arrays or inline tables "
+                         "nested too deeply (a problem file needs two levels at most)") from None
+    except OSError as exc:
+        raise InputError(f"cannot read problem file '{p}': {exc.strerror or exc}") from None
     return parse_config(data, base_dir=p.parent, source=p, check_files=check_files)

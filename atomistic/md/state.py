@@ -231,16 +231,29 @@ class MDState:
             with np.load(path, allow_pickle=False) as z:
                 data = {k: z[k] for k in z.files}
             meta = json.loads(str(data["meta"]))
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        # EOFError: an empty or cut file; NotImplementedError: a damaged zip header (an
+        # unknown compression method)
+        except (OSError, EOFError, ValueError, KeyError, NotImplementedError,
+                zipfile.BadZipFile) as exc:
             raise InputError(f"{path} is not an MD state file ({exc})") from exc
-        if meta.get("format") != "fe2qc-md-state":
+        if not isinstance(meta, dict) or meta.get("format") != "fe2qc-md-state":
             raise InputError(f"{path} is not an fe2qc MD state file")
         if meta.get("version") != FORMAT_VERSION:
             raise InputError(f"{path}: state format version {meta.get('version')} is not "
                              f"{FORMAT_VERSION}")
-        return cls(data["positions_nc"], data["velocities_nc"], data["masses_n"],
-                   data["cell_cc"], tuple(meta["pbc"]), data["types_n"], step=meta["step"],
-                   time=meta["time"], integrator=meta["integrator"],
-                   variables=meta["variables"], rng=rng_from_state(_from_jsonable(meta["rng"])),
-                   neighbor_positions_nc=data.get("neighbor_positions_nc"),
-                   neighbor_cell_cc=data.get("neighbor_cell_cc"))
+        try:
+            return cls(data["positions_nc"], data["velocities_nc"], data["masses_n"],
+                       data["cell_cc"], tuple(meta["pbc"]), data["types_n"],
+                       step=meta["step"], time=meta["time"], integrator=meta["integrator"],
+                       variables=meta["variables"],
+                       rng=rng_from_state(_from_jsonable(meta["rng"])),
+                       neighbor_positions_nc=data.get("neighbor_positions_nc"),
+                       neighbor_cell_cc=data.get("neighbor_cell_cc"))
+        except InputError as exc:
+            raise InputError(f"{path}: {exc}") from None
+        # a missing entry, or one of the wrong kind: the file was damaged or edited
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError,
+                IndexError) as exc:
+            raise InputError(f"{path} is not a valid fe2qc MD state file: "
+                             f"{type(exc).__name__}: {exc} (damaged or edited; save the state "
+                             "again with MDState.save)") from None

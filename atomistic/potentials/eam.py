@@ -22,6 +22,7 @@ Energies are in eV, lengths in Å.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numba
@@ -123,6 +124,16 @@ def _grid_header(words: list[str], path: Path, lineno: int):
         raise InputError(
             f"EAM potential file '{path}', line {lineno}: invalid grid Nrho={nrho} "
             f"drho={drho} Nr={nr} dr={dr} cutoff={cut} (need at least 5 points, positive steps)")
+    # the table ends (n - 1) d and the inverse steps 1/d must be doubles too
+    try:
+        sizes = ((nrho - 1) * drho, (nr - 1) * dr, 1.0 / drho, 1.0 / dr)
+    except OverflowError:  # a point count beyond the range of a double
+        sizes = (math.inf,)
+    if not all(math.isfinite(x) for x in sizes):
+        raise InputError(
+            f"EAM potential file '{path}', line {lineno}: grid Nrho={nrho} drho={drho} Nr={nr} "
+            f"dr={dr} overflows double precision (the table's end (N - 1) d or the inverse "
+            "step 1/d is not a finite number); use steps and sizes of ordinary magnitude")
     return nrho, drho, nr, dr, cut
 
 
@@ -130,13 +141,15 @@ def _element_line(words: list[str], path: Path, lineno: int):
     try:
         z = int(float(words[0]))
         mass = float(words[1])
-    except (ValueError, IndexError) as exc:
+    except (ValueError, IndexError, OverflowError) as exc:  # OverflowError: Z = inf
         raise InputError(f"EAM potential file '{path}', line {lineno}: expected "
                          f"'Z mass [a0 lattice]', got {' '.join(words)!r}") from exc
     if not (np.isfinite(mass) and mass > 0):
         raise InputError(f"EAM potential file '{path}', line {lineno}: the mass {words[1]!r} "
                          f"must be a positive number (amu)")
     a0 = float(words[2]) if len(words) > 2 and _isfloat(words[2]) else float("nan")
+    if not (math.isfinite(a0) and a0 > 0):  # informative only: NaN stands for "not given"
+        a0 = float("nan")
     lat = words[3].lower() if len(words) > 3 else ""
     return z, mass, a0, lat
 
@@ -165,6 +178,7 @@ def _isfloat(s: str) -> bool:
 
 def _lagrange_regrid(f1: np.ndarray, dfile: float, n_new: int, d_new: float) -> np.ndarray:
     """PairEAM::file2array's 4-point re-interpolation; ``f1`` is 1-based (f1[0] unused)."""
+    f1 = [float(v) for v in f1]  # Python floats: an overflow is inf, checked by the caller
     nfile = len(f1) - 1
     sixth = 1.0 / 6.0
     out = np.zeros(n_new + 1)
@@ -186,6 +200,11 @@ def _lagrange_regrid(f1: np.ndarray, dfile: float, n_new: int, d_new: float) -> 
 
 def _interpolate(f1: np.ndarray, delta: float) -> np.ndarray:
     """PairEAM::interpolate: 7 spline coefficients per grid point; ``f1`` is 1-based."""
+    with np.errstate(over="ignore", invalid="ignore"):  # non-finite: refused by EAM()
+        return _interpolate_tables(f1, delta)
+
+
+def _interpolate_tables(f1: np.ndarray, delta: float) -> np.ndarray:
     n = len(f1) - 1
     s = np.zeros((n + 1, 7))
     s[1:, 6] = f1[1:]
@@ -788,6 +807,17 @@ class EAM:
         self._rhor = np.ascontiguousarray(rhor_spl)
         self._z2r = np.ascontiguousarray(z2r_spl)
         self._z2r_idx = np.ascontiguousarray(z2r_idx, dtype=np.int64)
+        # NaN or inf never reaches a kernel: finite file entries can still overflow when
+        # splined (values near 1e308, or tiny steps divided into differences)
+        scalars = [self.cutoff, self.rdr, self.rdrho, self.rhomax]
+        bad = [name for name, t in (("F(rho)", self._frho), ("rho(r)", self._rhor),
+                                    ("the pair term", self._z2r)) if not np.isfinite(t).all()]
+        if bad or not np.isfinite(scalars).all():
+            raise InputError(
+                f"EAM potential file '{self.path}': the spline tables of "
+                f"{', '.join(bad) or 'the grid'} overflow double precision (entries too large, "
+                f"or steps drho={self.drho!r}, dr={self.dr!r} too small); the tables must hold "
+                "finite numbers of ordinary size")
 
     def __repr__(self) -> str:
         return (f"EAM({self.style}, {self.path.name}, elements={self.elements}, "
@@ -839,7 +869,8 @@ class EAM:
         frho = _lagrange_regrid(frho_f, drho_f, nrho, drho)
         rhor = _lagrange_regrid(rhor_f, dr_f, nr, dr)
         zr = _lagrange_regrid(zr_f, dr_f, nr, dr)
-        z2r = HARTREE_BOHR_IN_EV_A * zr * zr
+        with np.errstate(over="ignore"):  # non-finite tables are refused by EAM()
+            z2r = HARTREE_BOHR_IN_EV_A * zr * zr
         return cls(style="eam", path=path, elements=(element,), masses=(mass,),
                    atomic_numbers=(z,), lattice_constants=(a0,), lattice_types=(lat,),
                    cutoff=cut, dr=dr, nr=nr, drho=drho, nrho=nrho, rhomax=rhomax,
@@ -866,8 +897,9 @@ class EAM:
         elements = tuple(words[1:])
         nrho, drho, nr, dr, cut = _grid_header(rd.line("grid line"), path, rd.pos)
         total = [nel * (nrho + nr) + nel * (nel + 1) // 2 * nr, 0]
-        frho_spl = np.zeros((nel, nrho + 1, 7))
-        rhor_spl = np.zeros((nel, nr + 1, 7))
+        # tables are allocated as they are read: a header announcing more numbers than the
+        # file holds is refused as truncated, not by a huge allocation
+        frho_spl, rhor_spl = [], []
         masses, zs, a0s, lats = [], [], [], []
         for e in range(nel):
             z, mass, a0, lat = _element_line(rd.line(f"header of element {elements[e]}"),
@@ -878,23 +910,23 @@ class EAM:
             lats.append(lat)
             f = np.concatenate([[0.0], rd.numbers(nrho, f"F(rho) of {elements[e]}", total)])
             g = np.concatenate([[0.0], rd.numbers(nr, f"rho(r) of {elements[e]}", total)])
-            frho_spl[e] = _interpolate(f, drho)
-            rhor_spl[e] = _interpolate(g, dr)
-        nz = nel * (nel + 1) // 2
-        z2r_spl = np.zeros((nz, nr + 1, 7))
+            frho_spl.append(_interpolate(f, drho))
+            rhor_spl.append(_interpolate(g, dr))
+        z2r_spl = []
         z2r_idx = np.zeros((nel, nel), np.int64)
         n = 0
         for i in range(nel):
             for j in range(i + 1):
                 g = np.concatenate(
                     [[0.0], rd.numbers(nr, f"r*phi(r) of {elements[i]}-{elements[j]}", total)])
-                z2r_spl[n] = _interpolate(g, dr)
+                z2r_spl.append(_interpolate(g, dr))
                 z2r_idx[i, j] = z2r_idx[j, i] = n
                 n += 1
         return cls(style="eam/alloy", path=path, elements=elements, masses=masses,
                    atomic_numbers=zs, lattice_constants=a0s, lattice_types=lats, cutoff=cut,
                    dr=dr, nr=nr, drho=drho, nrho=nrho, rhomax=(nrho - 1) * drho,
-                   frho_spl=frho_spl, rhor_spl=rhor_spl, z2r_spl=z2r_spl, z2r_idx=z2r_idx)
+                   frho_spl=np.stack(frho_spl), rhor_spl=np.stack(rhor_spl),
+                   z2r_spl=np.stack(z2r_spl), z2r_idx=z2r_idx)
 
     # ---- LAMMPS -----------------------------------------------------------------------------
 

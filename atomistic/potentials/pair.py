@@ -22,6 +22,8 @@ the energy): derivatives of the energy are those of the smooth branch inside the
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 
@@ -128,6 +130,41 @@ def _energy_forces(kind, prm, x, cell, i_p, j_p, s_pc):
 
 def _positive(name: str, value: float) -> float:
     return require_positive(name, value)
+
+
+def _pow(x: float, n: int) -> float:
+    """``x**n``, infinite instead of an OverflowError when it exceeds a double."""
+    try:
+        return x**n
+    except OverflowError:
+        return math.inf
+
+
+def _exp(x: float) -> float:
+    """``exp(x)``, infinite instead of an OverflowError when it exceeds a double."""
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return math.inf
+
+
+def _finite_params(pot: PairPotential, values: list[float], at_cutoff: float) -> np.ndarray:
+    """Return the kernels' parameter array, refusing parameters that overflow a double.
+
+    Args:
+        pot: the potential (its ``_describe()`` goes into the message).
+        values: the parameters.
+        at_cutoff: the unshifted energy at the cutoff, which must be finite too.
+
+    Raises:
+        InputError: a parameter, or the energy at the cutoff, is not a finite number.
+    """
+    prm = np.array(values, dtype=float)
+    if not (np.isfinite(prm).all() and math.isfinite(at_cutoff)):
+        raise InputError(f"{type(pot).__name__}({pot._describe()}): the pair energy or its "
+                         f"slope at the cutoff overflows double precision (energy "
+                         f"{at_cutoff!r} eV); use parameters of ordinary size (eV, Å)")
+    return prm
 
 
 def _g(x: float) -> str:
@@ -245,9 +282,11 @@ class LennardJones(PairPotential):
         self.sigma = _positive("sigma", sigma)
         self.cutoff = _positive("cutoff", cutoff)
         self.shift = bool(shift)
-        sr6 = (self.sigma / self.cutoff) ** 6
-        offset = 4.0 * self.epsilon * (sr6 * sr6 - sr6) if self.shift else 0.0
-        self._params = np.array([self.epsilon, self.sigma, self.cutoff, offset, 0.0])
+        sr6 = _pow(self.sigma / self.cutoff, 6)
+        e_rc = 4.0 * self.epsilon * (sr6 * sr6 - sr6)
+        offset = e_rc if self.shift else 0.0
+        self._params = _finite_params(self, [self.epsilon, self.sigma, self.cutoff, offset, 0.0],
+                                      e_rc)
 
     def lammps_commands(self) -> list[str]:
         """Return ``pair_style lj/cut``, ``pair_coeff`` (and ``pair_modify shift yes``)."""
@@ -277,10 +316,11 @@ class LennardJonesSmooth(PairPotential):
         self.epsilon = _positive("epsilon", epsilon)
         self.sigma = _positive("sigma", sigma)
         self.cutoff = _positive("cutoff", cutoff)
-        sr6 = (self.sigma / self.cutoff) ** 6
+        sr6 = _pow(self.sigma / self.cutoff, 6)
         offset = 4.0 * self.epsilon * (sr6 * sr6 - sr6)
         slope = 24.0 * self.epsilon * (sr6 - 2.0 * sr6 * sr6) / self.cutoff
-        self._params = np.array([self.epsilon, self.sigma, self.cutoff, offset, slope])
+        self._params = _finite_params(
+            self, [self.epsilon, self.sigma, self.cutoff, offset, slope], offset)
 
     def lammps_commands(self) -> list[str]:
         """Return ``pair_style lj/smooth/linear`` and ``pair_coeff``."""
@@ -312,9 +352,11 @@ class Morse(PairPotential):
         self.r0 = _positive("r0", r0)
         self.cutoff = _positive("cutoff", cutoff)
         self.shift = bool(shift)
-        ex = np.exp(-self.alpha * (self.cutoff - self.r0))
-        offset = self.D0 * (ex * ex - 2.0 * ex) if self.shift else 0.0
-        self._params = np.array([self.D0, self.alpha, self.r0, self.cutoff, offset])
+        ex = _exp(-self.alpha * (self.cutoff - self.r0))
+        e_rc = self.D0 * (ex * ex - 2.0 * ex)
+        offset = e_rc if self.shift else 0.0
+        self._params = _finite_params(self, [self.D0, self.alpha, self.r0, self.cutoff, offset],
+                                      e_rc)
 
     def lammps_commands(self) -> list[str]:
         """Return ``pair_style morse``, ``pair_coeff`` (and ``pair_modify shift yes``)."""
