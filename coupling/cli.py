@@ -212,6 +212,8 @@ def _cmd_run(args: argparse.Namespace, guard=None) -> int:
     cfg = load_config(args.problem)  # validated before MPI or DOLFINx is touched
     if args.workers is not None:
         cfg.mpi.workers = args.workers
+    if args.groups is not None:
+        cfg.mpi.groups = args.groups
     if args.outdir is not None:
         from pathlib import Path
 
@@ -513,6 +515,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "parallel runs.")
     r.add_argument("problem", help="the TOML problem file")
     r.add_argument("--workers", type=int, default=None, help="override [mpi] workers")
+    r.add_argument("--groups", type=int, default=None,
+                   help="override [mpi] groups: groups of mesh ranks and workers that share "
+                   "the RVEs by their measured cost (default: min(mesh ranks, workers); "
+                   "without workers 1, or the number of ranks to share by cost)")
     r.add_argument("--outdir", default=None, help="override [output] directory")
     r.add_argument("--overwrite", action="store_true",
                    help="write into a non-empty output folder, deleting the files of the run "

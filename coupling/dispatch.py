@@ -5,9 +5,11 @@
 :class:`coupling.farm.Farm`: it overrides :meth:`~fe2qc.material.PointMaterial.evaluate_batch`
 only, so the history, the per-point work and seconds and the last F, P, A are kept exactly as
 for a local evaluation. Without workers (``split_world(comm, 0)``) every macro rank evaluates
-its own points (:class:`coupling.farm.LocalFarm`); with workers the macro root hands chunks of
-``chunk_size`` points to idle workers (:class:`coupling.farm.WorkerFarm`, dynamic load
-balancing), and worker ranks run :func:`run_worker`.
+its own points (:class:`coupling.farm.LocalFarm`); with workers (or ``groups = n_macro``) the
+leader of each group of macro ranks hands chunks of ``chunk_size`` points to the idle workers
+of its group, and the groups share work by the seconds each chunk's points took in the last
+round (:class:`coupling.farm.GroupFarm`: dynamic balancing inside a group, longest first
+across groups, no rank that sees every point); worker ranks run :func:`run_worker`.
 
 The interface to the farm
     A task is one chunk ``(start, tangent, F_qij, states)`` of a rank's points (``start``: the
@@ -131,10 +133,10 @@ def point_handler(point_model: PointModel):
 
 
 def run_worker(layout: Layout, point_model: PointModel) -> dict:
-    """Serve point evaluations until the macro root sends stop; call on worker ranks.
+    """Serve point evaluations until the group's leader sends stop; call on worker ranks.
 
     Every chunk gets a reply (results, or results up to the failing point plus an error
-    record), so the macro root never waits forever.
+    record), so the leader never waits forever.
 
     Returns:
         ``{"points": ..., "chunks": ..., "compute": seconds}`` done by this worker.
@@ -158,18 +160,19 @@ def run_worker(layout: Layout, point_model: PointModel) -> dict:
 class DispatchedMaterial(PointMaterial):
     """A :class:`fe2qc.material.PointMaterial` whose points are evaluated by a task farm.
 
-    On worker ranks when the layout has any, else on each macro rank for its own points.
+    On worker ranks when the layout has any, else on the macro ranks (each its own points, or
+    shared by cost with ``groups = n_macro``).
 
     Args:
         layout: from :func:`split_world`; construct on every macro rank.
         point_model: the point model (used locally for ``dim`` and ``initial_state()``, and
             for evaluations when there are no workers; workers get their own in
             :func:`run_worker`).
-        chunk_size: points per message to a worker (1: finest load balance). Without workers
-            a rank evaluates its points as one chunk.
-        poll_interval: seconds the macro root sleeps between probes for results (0: a blocking
+        chunk_size: points per task (1: finest load balance). Without workers and groups a
+            rank evaluates its points as one chunk.
+        poll_interval: seconds a group leader sleeps between probes for results (0: a blocking
             receive, lowest latency; MPICH then busy-polls a core, which steals compute when
-            the root shares cores with workers - use e.g. 1e-3 there).
+            the leader shares cores with workers - use e.g. 1e-3 there).
         replicated: the macro problem is replicated on every macro rank (the QC: its atoms and
             its continuum assembly run whole on each rank): every macro rank passes the same
             batch. The batch is then split into contiguous blocks, one per macro rank; each
@@ -178,8 +181,10 @@ class DispatchedMaterial(PointMaterial):
             every rank and the results are bitwise those of one rank evaluating every point.
 
     Attributes:
-        timings: cumulative seconds, see the module docstring.
+        timings: cumulative seconds, see the module docstring (and ``moved``: the tasks moved
+            between groups).
         farm: the :class:`coupling.farm.Farm` that runs the chunks.
+        point_seconds: see ``__init__``.
     """
 
     def __init__(self, layout: Layout, point_model: PointModel, *, chunk_size: int = 1,
@@ -195,8 +200,13 @@ class DispatchedMaterial(PointMaterial):
         self.replicated = bool(replicated)
         self.farm = make_farm(layout, point_handler(point_model), poll_interval=poll_interval)
         self.timings = {"calls": 0, "wall": 0.0, "compute": 0.0, "critical": 0.0,
-                        "dispatch": 0.0}
+                        "dispatch": 0.0, "moved": 0}
         self._closed = False
+        # chunks go through the farm one by one where it shares them out (workers or groups)
+        self._chunked = bool(layout.n_workers or layout.groups > 1)
+        #: seconds each point of this rank's block took in the last round (the cost the farm
+        #: balances the next round by); None before the first round
+        self.point_seconds: np.ndarray | None = None
 
     def evaluate_batch(self, F_qij: np.ndarray, *, tangent: bool = True,
                        points: np.ndarray | None = None) -> PointBatch:
@@ -213,7 +223,7 @@ class DispatchedMaterial(PointMaterial):
             raise InputError("DispatchedMaterial was closed; its workers have stopped")
         t_start = time.perf_counter()
         d = self.dim
-        tasks, error = [], None
+        tasks, error, costs = [], None, None
         try:
             F = np.asarray(F_qij, dtype=float)
             if F.ndim != 3 or F.shape[1:] != (d, d):
@@ -222,14 +232,17 @@ class DispatchedMaterial(PointMaterial):
             states = self.history.states(len(F), points)
             lo, hi = self._block(len(F))
             F, states = F[lo:hi], states[lo:hi]
-            step = self.chunk_size if self.layout.n_workers else max(len(F), 1)
+            step = self.chunk_size if self._chunked else max(len(F), 1)
             tasks = [(s, tangent, F[s:s + step], states[s:s + step])
                      for s in range(0, len(F), step)]
+            last = self.point_seconds
+            if last is not None and len(last) == len(F):
+                costs = [float(last[s:s + step].sum()) for s in range(0, len(F), step)]
         except Exception as exc:  # noqa: BLE001 - shared below, so no rank is left waiting
             raise_if_interrupt(exc)
             F = np.zeros((0, d, d))
             error = dict(error_record(exc), index=-1)
-        out = self.farm.run(tasks, error=error)
+        out = self.farm.run(tasks, error=error, costs=costs)
         wall = time.perf_counter() - t_start
         t = self.timings
         t["calls"] += 1
@@ -237,6 +250,11 @@ class DispatchedMaterial(PointMaterial):
         t["compute"] += out.compute
         t["critical"] += out.critical
         t["dispatch"] += wall - out.critical
+        t["moved"] += out.moved
+        if not out.errors:  # a task's seconds, spread over its points
+            self.point_seconds = np.concatenate(
+                [np.full(len(task[2]), sec / max(len(task[2]), 1))
+                 for task, sec in zip(tasks, out.seconds, strict=True)]) if tasks else None
         if out.errors:
             raise self._exception(out.errors, len(F))
         batch = PointBatch.concatenate(out.results, d)
@@ -261,7 +279,7 @@ class DispatchedMaterial(PointMaterial):
             if "index" in e:  # a point's record (or -1: the rank's batch)
                 local = int(e["index"])
             else:  # the handler itself raised: name the chunk's first point
-                local = int(e["task"]) * self.chunk_size if self.layout.n_workers else 0
+                local = int(e["task"]) * self.chunk_size if self._chunked else 0
             e["local"] = local
             e["index"] = int(offsets[e["rank"]] + local) if local >= 0 else -1
         errors.sort(key=lambda e: (e["rank"], e["local"]))
@@ -288,7 +306,7 @@ class DispatchedMaterial(PointMaterial):
 
     # -- shutdown ------------------------------------------------------------------------------
     def close(self) -> None:
-        """Stop the workers (from the macro root); call once on every macro rank."""
+        """Stop the workers (from their leaders); call once on every macro rank."""
         if self._closed:
             return
         self._closed = True

@@ -106,7 +106,7 @@ def make_material(cfg: Config, comm, dim: int = 2):
     from coupling import dispatch
 
     point_model = make_point_model(cfg, dim)
-    layout = dispatch.split_world(comm, workers)
+    layout = dispatch.split_world(comm, workers, cfg.mpi.groups)
     if layout.is_worker:
         return None, None, (lambda: dispatch.run_worker(layout, point_model)), lambda: None
     material = dispatch.DispatchedMaterial(layout, point_model)
@@ -623,6 +623,9 @@ class Simulation:
             "sigma_remote_GPa": (self.sigma_remote * pb.load_factor * EV_PER_A3_IN_GPA
                                  if self.sigma_remote is not None else None),
             "ellipticity_loss_points": n_loss[-1] if n_loss else 0,
+            "dispatch": {"groups": int(self.material.layout.groups),
+                         "moved_tasks": int(self.material.timings["moved"]),
+                         "dispatch_share": float(self.material.dispatch_share)},
             "wall_time_s": wall,
             "seconds_by_phase": phases,
             "scale_separation": scale,

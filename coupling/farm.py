@@ -1,40 +1,66 @@
-"""MPI rank layout and a task farm: the macro root hands out opaque tasks to worker ranks.
+"""MPI rank layout and a task farm: groups of macro ranks hand out opaque tasks to their workers.
 
 Layout
     :func:`split_world` splits a communicator into *macro* ranks (the first ``size - n_workers``
     ranks; :attr:`Layout.macro_comm` carries the DOLFINx mesh and the macro solver) and *worker*
-    ranks that only run tasks (:func:`serve`). ``n_workers=0`` makes every rank a macro rank.
+    ranks that only run tasks (:func:`serve`), and both into ``groups``: group ``g`` has the
+    macro ranks ``m`` with ``m * G // n_macro == g`` and the workers ``j`` (counted from the
+    first worker) with ``j * G // n_workers == g``. The first macro rank of a group is its
+    *leader*. ``n_workers=0`` makes every rank a macro rank.
 
 The farm interface (:class:`Farm`)
-    One collective call over the macro ranks, ``farm.run(tasks, error=None) -> FarmRound``:
-    every macro rank passes its own list of tasks (opaque, picklable payloads) and gets back the
-    results of its tasks in order, every failure record of the round (the same list on every
-    macro rank) and the compute seconds. A *handler* ``handler(task) -> (result, record)`` runs
-    the tasks; ``record`` is None, or a dict describing why the task failed (the handler's own
-    words, e.g. naming the failed item). After a failure no new tasks are handed out and the
-    outstanding ones are collected. A handler that raises becomes a record too
-    (:func:`error_record`); an interrupt (KeyboardInterrupt, SystemExit, or the ``SystemError``
-    numba raises around one, :func:`fe2qc.errors.is_interrupt`) is raised as
-    KeyboardInterrupt where it happened, never a record. ``error`` lets a rank that failed
-    before making its tasks (e.g. on a bad input) take part in the round: then no task runs
-    anywhere and every rank gets the record. :meth:`Farm.close` stops the workers.
+    One collective call over the macro ranks, ``farm.run(tasks, error=None, costs=None) ->
+    FarmRound``: every macro rank passes its own list of tasks (opaque, picklable payloads) and
+    their predicted costs (any unit; e.g. the seconds they took last time, default 1 each) and
+    gets back the results of its tasks in order, the seconds each took, every failure record of
+    the round (the same list on every macro rank) and the compute seconds. A *handler*
+    ``handler(task) -> (result, record)`` runs the tasks; ``record`` is None, or a dict
+    describing why the task failed (the handler's own words, e.g. naming the failed item).
+    After a failure no new tasks are handed out in that group and the outstanding ones are
+    collected. A handler that raises becomes a record too (:func:`error_record`); an interrupt
+    (KeyboardInterrupt, SystemExit, or the ``SystemError`` numba raises around one,
+    :func:`fe2qc.errors.is_interrupt`) is raised as KeyboardInterrupt where it happened, never
+    a record. ``error`` lets a rank that failed before making its tasks (e.g. on a bad input)
+    take part in the round: then no task runs anywhere and every rank gets the record.
+    :meth:`Farm.close` stops the workers.
 
     Every record the round returns carries ``rank`` (the macro rank that owns the task; that
     rank's own ``error`` has ``task`` -1) and ``task`` (its index in that rank's list), and
-    ``worker`` (the worker rank) where a worker produced it.
+    ``worker`` (the worker rank) where a worker produced it; a :class:`GroupFarm`'s also
+    ``ran_on``, the rank (of the layout's ``comm``) that ran the task.
 
 Farms
-    * :class:`LocalFarm` (no workers): every macro rank runs its own tasks in order and stops at
-      the first failure; the records and seconds are shared with one ``allgather``.
-    * :class:`WorkerFarm`: the macro root (rank 0 of the layout) gathers the tasks of all macro
-      ranks and hands them out one at a time with plain point-to-point messages: one task to
-      each worker, then ``Recv(ANY_SOURCE)`` and the next task to whoever finished first. This
-      is dynamic load balancing: a task that takes many times longer than the others (an RVE
-      with a defect, or near an instability) does not leave the other workers waiting, as a
-      static split would. The root puts the results back in order and scatters them to the
-      macro ranks. Worker ranks run :func:`serve`.
+    * :class:`LocalFarm` (no workers, no balancing): every macro rank runs its own tasks in
+      order and stops at the first failure; the records and seconds are shared with one
+      ``allgather``.
+    * :class:`GroupFarm` (workers, or ``groups = n_macro`` without workers): no rank sees every
+      task. In each round
 
-    :func:`make_farm` picks one for the layout. The farm knows nothing about what a task
+      1. the macro ranks of a group send their tasks and costs to the group's leader (a
+         gather over the group only);
+      2. the leaders exchange their group's predicted load (one number each, an
+         ``allgather`` over the leaders) and move work from groups above their share (the
+         share is proportional to the group's workers) to groups below it, longest tasks
+         first (:func:`plan_transfers`: the same plan on every leader, point-to-point
+         messages between the leaders of each pair);
+      3. each leader hands its tasks, longest first, to idle workers of its group one at a
+         time (``Recv(ANY_SOURCE)`` and the next task to whoever finished first: dynamic
+         balancing, so that a task that takes many times longer than predicted, e.g. an RVE
+         near an instability, does not leave the other workers waiting); a group without
+         workers (one macro rank) runs its tasks itself;
+      4. results of moved tasks go back to their group; the leaders share the failure records
+         and seconds (one ``allgather`` of small data) and scatter the results to their
+         group's macro ranks.
+
+      With one group this is the classic farm with the macro root as the only funnel; with
+      ``groups = min(n_macro, n_workers)`` (the default of :func:`split_world`) each leader
+      serves at most a few macro ranks and a few workers, and the only all-rank operations
+      per round are two ``allgather`` calls of a few numbers per group. Worker ranks run
+      :func:`serve`.
+
+    Tasks are evaluated one at a time with the same inputs wherever they run, so the results
+    do not depend on the layout, the grouping, the costs or the order (bitwise).
+    :func:`make_farm` picks a farm for the layout. The farm knows nothing about what a task
     computes (see :mod:`coupling.dispatch` for the material points).
 
 Seconds
@@ -62,14 +88,15 @@ __all__ = [
     "Farm",
     "FarmRound",
     "LocalFarm",
-    "WorkerFarm",
+    "GroupFarm",
     "make_farm",
     "serve",
     "error_record",
+    "plan_transfers",
 ]
 
 _TAG_WORK, _TAG_RESULT, _TAG_STOP = 7301, 7302, 7303
-_ROOT = 0
+_TAG_MOVE, _TAG_MOVED_BACK = 7304, 7305  # tasks moved between group leaders, and their results
 
 #: ``handler(task) -> (result, failure record or None)``
 Handler = Callable[[Any], tuple[Any, "dict | None"]]
@@ -81,17 +108,21 @@ Handler = Callable[[Any], tuple[Any, "dict | None"]]
 
 @dataclass(eq=False)
 class Layout:
-    """Which ranks run the macro problem and which run tasks.
+    """Which ranks run the macro problem, which run tasks, and how they are grouped.
 
     ``comm`` is a private duplicate of the communicator given to :func:`split_world` (farm
     messages never mix with the caller's); ranks ``0 .. n_macro - 1`` are macro ranks, the last
-    ``n_workers`` ranks are workers.
+    ``n_workers`` ranks are workers. See the module docstring for the groups.
     """
 
     comm: Any
     n_workers: int
     macro_comm: Any | None  # the communicator for the mesh; None on worker ranks
-    worker_comm: Any | None  # the workers among themselves; None on macro ranks
+    groups: int = 1
+    #: the macro ranks of this rank's group (None on worker ranks)
+    group_macro_comm: Any | None = None
+    #: the group leaders (None on every other rank)
+    leader_comm: Any | None = None
 
     @property
     def rank(self) -> int:
@@ -118,36 +149,62 @@ class Layout:
         """This rank only runs tasks."""
         return not self.is_macro
 
-    @property
-    def is_root(self) -> bool:
-        """The macro root: gathers the tasks and hands them out."""
-        return self.rank == _ROOT
+    def group_of(self, rank: int) -> int:
+        """The group of a rank of ``comm``."""
+        if rank < self.n_macro:
+            return rank * self.groups // self.n_macro
+        return (rank - self.n_macro) * self.groups // self.n_workers
 
     @property
-    def worker_ranks(self) -> list[int]:
-        """The worker ranks in ``comm``."""
-        return list(range(self.n_macro, self.size))
+    def group(self) -> int:
+        """This rank's group."""
+        return self.group_of(self.rank)
+
+    def leader(self, group: int) -> int:
+        """The rank (in ``comm``) of a group's leader: its first macro rank."""
+        return -(-group * self.n_macro // self.groups)  # ceil(g * n_macro / G)
+
+    @property
+    def is_leader(self) -> bool:
+        """This rank leads its group."""
+        return self.is_macro and self.rank == self.leader(self.group)
+
+    def group_workers(self, group: int) -> list[int]:
+        """The worker ranks (in ``comm``) of a group."""
+        return [r for r in range(self.n_macro, self.size) if self.group_of(r) == group]
 
     def free(self) -> None:
         """Free the communicators (collective over the original communicator)."""
-        for c in (self.macro_comm, self.worker_comm, self.comm):
+        for c in (self.leader_comm, self.group_macro_comm, self.macro_comm, self.comm):
             if c is not None:
                 c.Free()
-        self.macro_comm = self.worker_comm = None
+        self.macro_comm = self.group_macro_comm = self.leader_comm = None
 
     def __repr__(self) -> str:
         """Return the rank, its role and the counts."""
         return (f"Layout(rank {self.rank} of {self.size}, {self.n_macro} macro, "
-                f"{self.n_workers} workers, {'macro' if self.is_macro else 'worker'})")
+                f"{self.n_workers} workers, {self.groups} groups, "
+                f"{'macro' if self.is_macro else 'worker'} in group {self.group})")
 
 
-def split_world(comm, n_workers: int) -> Layout:
+def split_world(comm, n_workers: int, groups: int | None = None) -> Layout:
     """Split ``comm`` into macro ranks (the first ``size - n_workers``) and worker ranks.
 
-    Collective over ``comm``; every rank must pass the same ``n_workers``.
+    Collective over ``comm``; every rank must pass the same ``n_workers`` and ``groups``.
+
+    Args:
+        comm: the communicator to split (duplicated first).
+        n_workers: the ranks that only run tasks.
+        groups: how many groups share the work (see the module docstring). Default: with
+            workers ``min(n_macro, n_workers)`` (each leader serves few ranks); without workers
+            1 (no balancing: every macro rank runs its own tasks, :class:`LocalFarm`).
+            With workers 1 .. min(n_macro, n_workers) (every group has a macro rank and a
+            worker); without workers 1 or ``n_macro`` (each macro rank a group of its own,
+            which moves tasks between macro ranks by their cost).
 
     Raises:
-        InputError: unless ``0 <= n_workers < comm.size`` (at least one macro rank).
+        InputError: unless ``0 <= n_workers < comm.size`` (at least one macro rank), or for a
+            group count outside those ranges.
     """
     try:
         n = operator.index(n_workers)
@@ -157,10 +214,36 @@ def split_world(comm, n_workers: int) -> Layout:
         raise InputError(
             f"n_workers must be in 0..{comm.size - 1} for {comm.size} ranks (at least one rank "
             f"runs the macro problem), got {n}")
+    n_macro = comm.size - n
+    if groups is None:
+        groups = min(n_macro, n) if n else 1
+    try:
+        g = operator.index(groups)
+    except TypeError:
+        raise InputError(f"groups must be an integer, got {groups!r}") from None
+    if n and not 1 <= g <= min(n_macro, n):
+        raise InputError(f"groups must be in 1..{min(n_macro, n)} with {n_macro} macro ranks and "
+                         f"{n} workers (every group needs a macro rank and a worker), got {g}")
+    if not n and g not in (1, n_macro):
+        raise InputError(f"without workers, groups must be 1 (each macro rank runs its own "
+                         f"points) or {n_macro} (the macro ranks share their points by cost), "
+                         f"got {g}")
     dup = comm.Dup()
-    macro = dup.rank < dup.size - n
+    layout = Layout(dup, n, None, g)
+    macro = layout.is_macro
     sub = dup.Split(0 if macro else 1, key=dup.rank)
-    return Layout(dup, n, sub if macro else None, None if macro else sub)
+    layout.macro_comm = sub if macro else None
+    if not macro:
+        sub.Free()
+    grp = dup.Split(layout.group if macro else g, key=dup.rank)  # workers: a spare colour
+    layout.group_macro_comm = grp if macro else None
+    if not macro:
+        grp.Free()
+    lead = dup.Split(0 if layout.is_leader else 1, key=dup.rank)
+    layout.leader_comm = lead if layout.is_leader else None
+    if not layout.is_leader:
+        lead.Free()
+    return layout
 
 
 # ---------------------------------------------------------------------------------------------
@@ -204,18 +287,24 @@ class FarmRound:
             with ``rank``, ``task`` and (from a worker) ``worker`` added.
         compute: summed handler seconds of the ranks that ran tasks.
         critical: the largest handler seconds of one such rank.
+        seconds: the handler seconds of each of this rank's tasks (0 where not run): the cost
+            to predict the next round with.
+        moved: tasks moved between groups in this round (all groups).
     """
 
     results: list
     errors: list[dict] = field(default_factory=list)
     compute: float = 0.0
     critical: float = 0.0
+    seconds: list[float] = field(default_factory=list)
+    moved: int = 0
 
 
 class Farm(Protocol):
     """Runs the tasks of every macro rank (see the module docstring)."""
 
-    def run(self, tasks: Sequence, *, error: dict | None = None) -> FarmRound:
+    def run(self, tasks: Sequence, *, error: dict | None = None,
+            costs: Sequence[float] | None = None) -> FarmRound:
         """Run this rank's tasks; collective over the macro ranks."""
         ...
 
@@ -240,87 +329,227 @@ class LocalFarm:
         self.layout = layout
         self.handler = handler
 
-    def run(self, tasks: Sequence, *, error: dict | None = None) -> FarmRound:
+    def run(self, tasks: Sequence, *, error: dict | None = None,
+            costs: Sequence[float] | None = None) -> FarmRound:
         """Run this rank's tasks in order, stop at the first failure, share the records."""
         comm = self.layout.macro_comm
         results: list = [None] * len(tasks)
-        seconds = 0.0
+        seconds = [0.0] * len(tasks)
         record = None
         if error is not None:
             record = dict(error, task=-1)
         else:
             for k, task in enumerate(tasks):
-                results[k], rec, sec = _run_task(self.handler, task)
-                seconds += sec
+                results[k], rec, seconds[k] = _run_task(self.handler, task)
                 if rec is not None:
                     record = dict(rec, task=k)
                     break
         if record is not None:
             record["rank"] = comm.rank
-        info = comm.allgather((seconds, record))
+        info = comm.allgather((sum(seconds), record))
         errors = [r for _, r in info if r is not None]
         secs = [s for s, _ in info]
-        return FarmRound(results, errors, float(sum(secs)), float(max(secs)))
+        return FarmRound(results, errors, float(sum(secs)), float(max(secs)), seconds)
 
     def close(self) -> None:
         """Nothing to stop."""
 
 
-class WorkerFarm:
-    """The macro root hands the tasks of all macro ranks to idle workers, one at a time.
+def plan_transfers(loads: Sequence[float], capacities: Sequence[float], *,
+                   tolerance: float = 0.02) -> list[tuple[int, int, float]]:
+    """Which group gives how much work to which: the same answer on every leader.
+
+    Each group's share of the total load is proportional to its capacity (its workers, or 1).
+    Groups above their share give to groups below it, the largest surplus to the largest
+    deficit first, until no surplus is left; differences below ``tolerance`` times the mean
+    share are left alone.
 
     Args:
-        layout: from :func:`split_world`, with workers; the worker ranks run :func:`serve`.
-        poll_interval: seconds the macro root sleeps between probes for results (0: a blocking
+        loads: the predicted load of each group (e.g. seconds).
+        capacities: each group's capacity (> 0).
+        tolerance: relative size of a difference not worth a transfer.
+
+    Returns:
+        ``(giver, taker, amount)`` triples, givers and takers disjoint.
+    """
+    loads = np.asarray(loads, dtype=float)
+    cap = np.asarray(capacities, dtype=float)
+    total = float(loads.sum())
+    if len(loads) < 2 or total <= 0:
+        return []
+    share = total * cap / cap.sum()
+    floor = tolerance * total / len(loads)
+    surplus = loads - share
+    give = [[float(surplus[g]), g] for g in range(len(loads)) if surplus[g] > floor]
+    take = [[float(-surplus[g]), g] for g in range(len(loads)) if -surplus[g] > floor]
+    give.sort(key=lambda x: (-x[0], x[1]))
+    take.sort(key=lambda x: (-x[0], x[1]))
+    plan = []
+    i = j = 0
+    while i < len(give) and j < len(take):
+        amount = min(give[i][0], take[j][0])
+        plan.append((give[i][1], take[j][1], amount))
+        give[i][0] -= amount
+        take[j][0] -= amount
+        if give[i][0] <= floor:
+            i += 1
+        if take[j][0] <= floor:
+            j += 1
+    return plan
+
+
+def _longest_first(costs: Sequence[float]) -> list[int]:
+    """Indices by decreasing cost (ties by index)."""
+    return sorted(range(len(costs)), key=lambda k: (-costs[k], k))
+
+
+class GroupFarm:
+    """Groups of macro ranks, each with its own workers, sharing work by its measured cost.
+
+    See the module docstring for one round. The leaders exchange only the group loads, the
+    moved tasks and the failure records; the workers of a group hear only from its leader.
+
+    Args:
+        layout: from :func:`split_world`, with workers or with one group per macro rank; the
+            worker ranks run :func:`serve`.
+        handler: runs a task on a leader whose group has no workers.
+        poll_interval: seconds a leader sleeps between probes for results (0: a blocking
             receive, lowest latency; MPICH then busy-polls a core, which steals compute when
-            the root shares cores with workers - use e.g. 1e-3 there).
+            the leader shares cores with workers - use e.g. 1e-3 there).
+        balance: move tasks between groups by cost (False: each group runs its own).
     """
 
-    def __init__(self, layout: Layout, *, poll_interval: float = 0.0) -> None:
-        if not layout.n_workers:
-            raise InputError("WorkerFarm needs a layout with workers (use LocalFarm without)")
+    def __init__(self, layout: Layout, handler: Handler | None = None, *,
+                 poll_interval: float = 0.0, balance: bool = True) -> None:
         if not poll_interval >= 0:
             raise InputError(f"poll_interval must be >= 0 seconds, got {poll_interval}")
+        if not layout.n_workers and layout.groups != layout.n_macro:
+            raise InputError("GroupFarm without workers needs one group per macro rank "
+                             "(split_world(comm, 0, groups=comm.size)); else use LocalFarm")
         self.layout = layout
+        self.handler = handler
         self.poll_interval = float(poll_interval)
+        self.balance = bool(balance)
+        self.workers = layout.group_workers(layout.group) if layout.is_macro else []
 
-    def run(self, tasks: Sequence, *, error: dict | None = None) -> FarmRound:
-        """Gather every rank's tasks on the root, farm them out, scatter the results."""
-        comm = self.layout.macro_comm
+    # -- one round ---------------------------------------------------------------------------
+    def run(self, tasks: Sequence, *, error: dict | None = None,
+            costs: Sequence[float] | None = None) -> FarmRound:
+        """Run this rank's tasks in its group (or another); collective over the macro ranks."""
+        lay = self.layout
+        tasks = list(tasks)
+        costs = [1.0] * len(tasks) if costs is None else [float(c) for c in costs]
+        if len(costs) != len(tasks):
+            raise InputError(f"{len(costs)} costs for {len(tasks)} tasks")
+        rank = lay.macro_comm.rank
         if error is not None:
-            error = dict(error, task=-1, rank=comm.rank)
-        gathered = comm.gather((list(tasks), error), root=_ROOT)
-        replies = None
-        if comm.rank == _ROOT:
-            counts = [len(t) for t, _ in gathered]
-            offsets = np.concatenate([[0], np.cumsum(counts)]).astype(int)
-            errors = [e for _, e in gathered if e is not None]
-            results: list = [None] * int(offsets[-1])
-            busy = {}
-            if not errors:
-                results, errors, busy = self._farm([t for ts, _ in gathered for t in ts])
-                for e in errors:
-                    g = e.pop("task")
-                    r = int(np.searchsorted(offsets, g, side="right") - 1)
-                    e["rank"], e["task"] = r, g - int(offsets[r])
-            compute = float(sum(busy.values()))
-            critical = float(max(busy.values(), default=0.0))
-            replies = [FarmRound(results[offsets[r]:offsets[r + 1]], errors, compute, critical)
-                       for r in range(len(gathered))]
-        return comm.scatter(replies, root=_ROOT)
+            error = dict(error, task=-1, rank=rank)
+        gathered = lay.group_macro_comm.gather((rank, tasks, costs, error), root=0)
+        replies = self._lead(gathered) if lay.is_leader else None
+        return lay.group_macro_comm.scatter(replies, root=0)
 
-    def _farm(self, tasks: list) -> tuple[list, list[dict], dict[int, float]]:
-        """On the macro root: hand tasks to idle workers, collect the results in order."""
+    def _lead(self, gathered) -> list[FarmRound]:
+        """The leader's part of a round: returns the reply to each macro rank of the group."""
+        lay = self.layout
+        # this group's tasks, each keyed by (macro rank, index in its list)
+        keys = [(r, k) for r, ts, _, _ in gathered for k in range(len(ts))]
+        payload = {(r, k): t for r, ts, _, _ in gathered for k, t in enumerate(ts)}
+        cost = {(r, k): c for r, _, cs, _ in gathered for k, c in enumerate(cs)}
+        errors = [e for _, _, _, e in gathered if e is not None]
+        load = float(sum(cost.values()))
+        capacity = max(len(self.workers), 1)
+        info = lay.leader_comm.allgather((load, capacity, bool(errors)))
+        results: dict = {}
+        seconds: dict = {}
+        busy: dict[int, float] = {}
+        moved = 0
+        if not any(flag for _, _, flag in info):
+            plan = (plan_transfers([i[0] for i in info], [i[1] for i in info])
+                    if self.balance else [])
+            moved = self._round(plan, keys, payload, cost, results, seconds, errors, busy)
+        everything = lay.leader_comm.allgather((errors, busy, moved))
+        all_errors = sorted((e for errs, _, _ in everything for e in errs),
+                            key=lambda e: (e["rank"], e["task"]))
+        secs = [s for _, b, _ in everything for s in b.values()]
+        moved = sum(m for _, _, m in everything)
+        compute, critical = float(sum(secs)), float(max(secs, default=0.0))
+        return [FarmRound([results.get((r, k)) for k in range(len(ts))], all_errors, compute,
+                          critical, [seconds.get((r, k), 0.0) for k in range(len(ts))], moved)
+                for r, ts, _, _ in gathered]
+
+    def _round(self, plan, keys, payload, cost, results, seconds, errors, busy) -> int:
+        """Move tasks by ``plan``, run this leader's share, return moved results; count moves."""
+        lay = self.layout
+        me = lay.group
+        comm = lay.comm
+        requests = []
+        sent: dict[int, list] = {}
+        order = [keys[i] for i in _longest_first([cost[k] for k in keys])]
+        for giver, taker, amount in plan:
+            if giver != me:
+                continue
+            out, left = [], amount
+            for key in order:
+                if key in payload and cost[key] <= left * (1 + 1e-12):
+                    out.append(key)
+                    left -= cost[key]
+            sent[taker] = out
+            msg = [(key, payload.pop(key), cost[key]) for key in out]
+            requests.append(comm.isend(msg, dest=lay.leader(taker), tag=_TAG_MOVE))
+        came: dict[int, list] = {}
+        for giver, taker, _ in plan:
+            if taker == me:
+                came[giver] = comm.recv(source=lay.leader(giver), tag=_TAG_MOVE)
+        queue = [(key, payload[key], cost[key]) for key in order if key in payload]
+        for msgs in came.values():
+            queue += msgs
+        queue.sort(key=lambda item: -item[2])  # longest first (stable: own tasks first)
+        done = self._evaluate(queue, busy)
+        for giver, msgs in came.items():  # results of the moved tasks go home
+            back = [(key, *done.pop(key, (None, None, 0.0))) for key, _, _ in msgs]
+            requests.append(comm.isend(back, dest=lay.leader(giver), tag=_TAG_MOVED_BACK))
+        for taker in sent:
+            for key, result, record, sec in comm.recv(source=lay.leader(taker),
+                                                      tag=_TAG_MOVED_BACK):
+                done[key] = (result, record, sec)
+        for key, (result, record, sec) in done.items():
+            results[key], seconds[key] = result, sec
+            if record is not None:
+                errors.append(dict(record, rank=key[0], task=key[1]))
+        for req in requests:
+            req.wait()
+        return sum(len(v) for v in sent.values())
+
+    def _evaluate(self, queue, busy) -> dict:
+        """Run ``queue`` ``[(key, task, cost)]`` here or on the group's workers, in order.
+
+        Returns:
+            ``{key: (result, record or None, seconds)}`` for the tasks that ran (after a
+            failure, no further task is started).
+        """
+        done: dict = {}
+        if not self.workers:  # a group of one macro rank without workers
+            me = self.layout.rank
+            busy[me] = 0.0
+            for key, task, _ in queue:
+                result, record, sec = _run_task(self.handler, task)
+                busy[me] += sec
+                if record is not None:
+                    record = dict(record, ran_on=me)
+                done[key] = (result, record, sec)
+                if record is not None:
+                    break
+            return done
         MPI = mpi()
         comm = self.layout.comm
-        results: list = [None] * len(tasks)
-        busy = dict.fromkeys(self.layout.worker_ranks, 0.0)
-        errors: list[dict] = []
+        for w in self.workers:
+            busy[w] = 0.0
         nxt = outstanding = 0
-        for w in self.layout.worker_ranks:
-            if nxt == len(tasks):
+        failed = False
+        for w in self.workers:
+            if nxt == len(queue):
                 break
-            comm.send((nxt, tasks[nxt]), dest=w, tag=_TAG_WORK)
+            comm.send((nxt, queue[nxt][1]), dest=w, tag=_TAG_WORK)
             nxt += 1
             outstanding += 1
         status = MPI.Status()
@@ -328,45 +557,45 @@ class WorkerFarm:
             if self.poll_interval > 0:
                 while not comm.Iprobe(source=MPI.ANY_SOURCE, tag=_TAG_RESULT):
                     time.sleep(self.poll_interval)
-            k, result, record, seconds = comm.recv(source=MPI.ANY_SOURCE, tag=_TAG_RESULT,
-                                                   status=status)
+            k, result, record, sec = comm.recv(source=MPI.ANY_SOURCE, tag=_TAG_RESULT,
+                                               status=status)
             outstanding -= 1
             worker = status.Get_source()
-            busy[worker] += seconds
-            results[k] = result
+            busy[worker] += sec
             if record is not None:
-                errors.append(dict(record, task=k, worker=worker))
-            elif not errors and nxt < len(tasks):  # after a failure: drain, hand out nothing
-                comm.send((nxt, tasks[nxt]), dest=worker, tag=_TAG_WORK)
+                record = dict(record, worker=worker, ran_on=worker)
+                failed = True
+            done[queue[k][0]] = (result, record, sec)
+            if not failed and nxt < len(queue):  # after a failure: drain, hand out nothing
+                comm.send((nxt, queue[nxt][1]), dest=worker, tag=_TAG_WORK)
                 nxt += 1
                 outstanding += 1
-        errors.sort(key=lambda e: e["task"])
-        return results, errors, busy
+        return done
 
     def close(self) -> None:
-        """Send stop to every worker (from the macro root); call once on every macro rank."""
-        if self.layout.is_root:
-            for w in self.layout.worker_ranks:
+        """Send stop to the group's workers (from its leader); call once on every macro rank."""
+        if self.layout.is_leader:
+            for w in self.workers:
                 self.layout.comm.send(None, dest=w, tag=_TAG_STOP)
 
 
 def make_farm(layout: Layout, handler: Handler, *, poll_interval: float = 0.0) -> Farm:
-    """The farm for ``layout``: :class:`WorkerFarm` with workers, else :class:`LocalFarm`.
+    """The farm for ``layout``: :class:`GroupFarm` with workers or groups, else :class:`LocalFarm`.
 
-    ``handler`` runs the tasks locally (:class:`LocalFarm`); with workers, the worker ranks
-    pass theirs to :func:`serve`.
+    ``handler`` runs the tasks on macro ranks that have no workers; worker ranks pass theirs
+    to :func:`serve`.
     """
-    if layout.n_workers:
-        return WorkerFarm(layout, poll_interval=poll_interval)
     if not poll_interval >= 0:
         raise InputError(f"poll_interval must be >= 0 seconds, got {poll_interval}")
+    if layout.n_workers or layout.groups > 1:
+        return GroupFarm(layout, handler, poll_interval=poll_interval)
     return LocalFarm(layout, handler)
 
 
 def serve(layout: Layout, handler: Handler) -> dict:
-    """Run tasks for the macro root until it sends stop; call on worker ranks.
+    """Run tasks for the group's leader until it sends stop; call on worker ranks.
 
-    Every task gets a reply (its result, or a failure record), so the macro root never waits
+    Every task gets a reply (its result, or a failure record), so the leader never waits
     forever.
 
     Returns:
@@ -380,14 +609,15 @@ def serve(layout: Layout, handler: Handler) -> dict:
         raise InputError(f"serve() is for worker ranks; rank {layout.rank} is a macro rank")
     MPI = mpi()
     comm = layout.comm
+    leader = layout.leader(layout.group)
     status = MPI.Status()
     stats = {"tasks": 0, "compute": 0.0}
     while True:
-        msg = comm.recv(source=_ROOT, tag=MPI.ANY_TAG, status=status)
+        msg = comm.recv(source=leader, tag=MPI.ANY_TAG, status=status)
         if status.Get_tag() == _TAG_STOP:
             return stats
         k, task = msg
         result, record, seconds = _run_task(handler, task)
         stats["tasks"] += 1
         stats["compute"] += seconds
-        comm.send((k, result, record, seconds), dest=_ROOT, tag=_TAG_RESULT)
+        comm.send((k, result, record, seconds), dest=leader, tag=_TAG_RESULT)

@@ -299,3 +299,70 @@ def test_fe2_solve_with_one_worker_equals_the_plain_serial_solve():
     assert energy == pytest.approx(energy0, rel=1e-12)
     assert [r.iterations for r in reports] == [r.iterations for r in reports0]
     assert mat.timings["calls"] == sum(len(r.residual_norms) for r in reports) + 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Groups (coupling.farm.GroupFarm): work shared by measured cost, no funnel through one rank
+
+
+def test_plan_moves_work_from_groups_above_their_share_to_those_below():
+    from coupling.farm import plan_transfers
+
+    assert plan_transfers([5.0, 5.0], [1, 1]) == []  # balanced: nothing moves
+    assert plan_transfers([12.0, 3.0], [1, 1]) == [(0, 1, 4.5)]
+    # shares follow the capacity (workers): 2 of 3 of the load belong to group 1
+    assert plan_transfers([6.0, 3.0], [1, 2]) == [(0, 1, 3.0)]
+    plan = plan_transfers([10.0, 0.0, 1.0, 9.0], [1, 1, 1, 1])
+    assert plan == [(0, 1, 5.0), (3, 2, 4.0)]
+    moved = np.zeros(4)
+    for g, t, a in plan:
+        moved[g] -= a
+        moved[t] += a
+    assert np.allclose(np.array([10.0, 0.0, 1.0, 9.0]) + moved, 5.0)
+    assert plan_transfers([5.0, 5.1], [1, 1]) == []  # within the tolerance (2 % of a share)
+    assert plan_transfers([0.0, 0.0], [1, 1]) == [] and plan_transfers([3.0], [1]) == []
+
+
+def test_group_counts_are_checked():
+    with pytest.raises(InputError, match=r"without workers, groups must be 1 .* or 1"):
+        split_world(MPI.COMM_SELF, 0, 2)
+    with pytest.raises(InputError, match="groups must be an integer"):
+        split_world(MPI.COMM_SELF, 0, 1.5)
+    layout = split_world(MPI.COMM_SELF, 0, 1)
+    assert layout.groups == 1 and layout.is_leader and layout.leader(0) == 0
+
+
+@pytest.mark.mpi
+@pytest.mark.timeout(60)
+def test_two_macro_ranks_share_points_by_cost_bitwise_and_failures_reach_all():
+    """Two groups without workers: the rank with more (costlier) points gives some away."""
+    _need_two_ranks()
+    comm = MPI.COMM_WORLD
+    nh = NeoHookean(1.0, 1.5, 2)
+    with pytest.raises(InputError, match=r"groups must be in 1\.\.1 with 1 macro ranks and 1 "
+                       r"workers \(every group needs a macro rank and a worker\), got 2"):
+        split_world(comm, 1, 2)
+    layout = split_world(comm, 0, groups=2)
+    assert layout.groups == 2 and layout.is_leader
+    F = _random_F(12 if comm.rank == 0 else 3, 2, seed=comm.rank)
+    P0, A0_ = nh.evaluate(F)
+    mat = DispatchedMaterial(layout, nh)
+    for _ in range(2):  # uniform costs first, then the measured seconds of each point
+        P, A = mat.evaluate(F)
+        assert np.array_equal(P, P0) and np.array_equal(A, A0_)
+    assert len(mat.point_seconds) == len(F) and (mat.point_seconds > 0).all()
+    assert mat.timings["moved"] >= 4  # 12 vs 3 points: 4 of rank 0's go to rank 1 at first
+    # a failing point among those moved to rank 1 (rank 0's longest-first picks): named by its
+    # owner on both ranks, the type kept
+    costs = mat.point_seconds.copy()
+    k = int(np.argmax(costs)) if comm.rank == 0 else 0
+    marker = comm.bcast(F[k, 0, 0] if comm.rank == 0 else None, root=0)
+    bad = DispatchedMaterial(layout, FailsAt(nh, marker))
+    bad.point_seconds = mat.point_seconds
+    with pytest.raises(CalculationFailed, match=f"Gauss point {comm.bcast(k)} .*macro rank 0"
+                       ) as info:
+        bad.evaluate(F)
+    assert info.value.point_index == (k if comm.rank == 0 else None)
+    assert info.value.failures[0]["ran_on"] == 1  # moved there, failed there
+    P, _ = mat.evaluate(F)  # the channels are clean afterwards
+    assert np.array_equal(P, P0)

@@ -34,7 +34,7 @@ import pytest
 # (here, at collection) before the worker goes into its loop and the macro rank into the QC
 import coupling.qc.continuum  # noqa: F401
 from coupling.dispatch import DispatchedMaterial, run_worker, split_world
-from coupling.farm import LocalFarm, WorkerFarm
+from coupling.farm import GroupFarm, LocalFarm
 from coupling.qc.geometry import Disc
 from coupling.qc.model import QCModel
 from coupling.qc.patch import PATCH_TOLERANCE
@@ -131,7 +131,7 @@ def test_patch_test_with_dispatched_perfect_lattice_rve_points(dim, scheme):
 
     def macro(layout):
         with DispatchedMaterial(layout, rve, **_DISPATCH) as material:
-            assert isinstance(material.farm, WorkerFarm)
+            assert isinstance(material.farm, GroupFarm)
             f, dead = _patch_forces(system, scheme, F, material)
             assert np.linalg.norm(f, axis=1).max() <= PATCH_TOLERANCE
             assert material.timings["calls"] > 0

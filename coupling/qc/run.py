@@ -145,7 +145,7 @@ class ConcurrentSimulation:
         # workers have no system); QCModel checks it against the atoms
         self.point_model = (make_rve(cfg, self.potential, self.a0, 3)
                             if cfg.material.type == "rve" else None)
-        self.layout = split_world(comm, workers)
+        self.layout = split_world(comm, workers, cfg.mpi.groups)
         self.is_worker = self.layout.is_worker
         self.far = None
         self.crack = None
