@@ -103,8 +103,10 @@ OUTPUTS: dict[str, Spec] = {
             "no_atoms_continuum.bp"])),
     "fe2qc run demos/crack_concurrent.toml": Spec(outputs=_in("crack_concurrent_run", [
         "summary.json", "steps.jsonl", "crack_atoms.extxyz", "crack_continuum.bp"])),
+    # a benchmark (timings): `make test-slow`; the layouts' bitwise agreement it also checks is
+    # tested in `make test` by tests/test_run_concurrent.py
     "python benchmarks/bench_concurrent.py [--quick] --json": Spec(
-        json=("rve_cost_ratio", "speedup_replicated", "bitwise")),
+        json=("rve_cost_ratio", "speedup_replicated", "bitwise"), slow=True),
     "python benchmarks/bench_qc_crack.py [--quick] --json": Spec(
         json=("sites", "speedup", "relative_error")),
     "python benchmarks/bench_md.py [--quick] --json": Spec(

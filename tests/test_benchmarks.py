@@ -59,6 +59,7 @@ def test_bench_fe2_quick_json_values():
     assert [model[k] > model[n] for k, n in (("1", "2"), ("2", "16"), ("16", "128"))] == [True] * 3
 
 
+@pytest.mark.slow
 @pytest.mark.dolfinx
 def test_bench_concurrent_quick_json(readme_runner):
     """The concurrent-crack benchmark (the README's quick command, one run shared with its test).

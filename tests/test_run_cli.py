@@ -61,14 +61,17 @@ def _gather(outdir: Path):
     return x, u, ids, states
 
 
-# 2 ranks with one RVE worker here; 2 macro ranks without workers (a third run of 18 s) in
-# `make test-slow`: the same answer with 0 workers on 2 ranks is also checked for the QC
+# The serial run's own checks here; 2 ranks with one RVE worker and 2 macro ranks without
+# workers (runs of ~20-40 s each) in `make test-slow`. `make test` checks the same answers for
+# other layouts on a smaller problem under mpirun -n 2 (tests/test_fe2_layouts.py: bitwise),
+# after a restart on 2 ranks with a worker (tests/test_restart.py), for the QC
 # (tests/test_qc_dispatch.py) and the concurrent crack (tests/test_run_concurrent.py)
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("layouts", [
-    [("one_worker", 2, 1)],
+    [],
+    pytest.param([("one_worker", 2, 1)], marks=pytest.mark.slow, id="one_worker-slow"),
     pytest.param([("two_ranks", 2, 0)], marks=pytest.mark.slow, id="two_ranks-slow")],
-    ids=["one_worker", "two_ranks"])
+    ids=["serial", "one_worker", "two_ranks"])
 def test_same_answer_for_one_and_two_ranks_and_zero_or_one_worker(tmp_path, cu_plate_toml,
                                                                    layouts):
     problem = cu_plate_toml(**PROBLEM)
