@@ -231,17 +231,22 @@ def _cmd_run(args: argparse.Namespace, guard=None) -> int:
     import fe2qc.mpi
     from coupling.driver import done_line, make_simulation
     from fe2qc.errors import is_interrupt
+    from fe2qc.progress import LEVELS, Log, ProgressBar
 
     comm = fe2qc.mpi.mpi().COMM_WORLD
     if guard is not None:
         guard.attach(comm)
     stream = sys.stderr if args.json else sys.stdout
-
-    def log(text: str) -> None:
-        print(text, file=stream, flush=True)
+    factors = cfg.loading.load_factors()
+    # on a terminal only, rank 0 only, and not when the progress lines are off
+    bar = ProgressBar(max(abs(f) for f in factors), enabled=comm.rank == 0 and LEVELS.index(
+        args.log_level) >= LEVELS.index("info"))
+    log = Log(args.log_level, stream=stream, enabled=comm.rank == 0,
+              bar=bar if bar.enabled else None)
 
     # refuses a non-empty output folder (collectively); crack_disc: the concurrent solver
-    sim = make_simulation(cfg, comm, log=log, restart=args.restart)
+    sim = make_simulation(cfg, comm, log=log, restart=args.restart,
+                          progress=bar if bar.enabled else None)
     if guard is not None:
         guard.describe = sim.progress_note
     try:
@@ -258,20 +263,6 @@ def _cmd_run(args: argparse.Namespace, guard=None) -> int:
     return 0
 
 
-def _launched_size() -> int:
-    """Return the number of ranks an MPI launcher started (1 without one).
-
-    Read from the launcher's environment, without initialising MPI.
-    """
-    import os
-
-    for var in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE"):
-        v = os.environ.get(var, "")
-        if v.isdigit():
-            return int(v)
-    return 1
-
-
 def _agree(comm, rc: int, error: tuple[str, str] | None, *, timeout: float = 60.0) -> int:
     """End ``fe2qc run`` on every rank with one error message in all and one exit status.
 
@@ -286,7 +277,9 @@ def _agree(comm, rc: int, error: tuple[str, str] | None, *, timeout: float = 60.
         kind, text = err
         return f"fe2qc run: {kind}{tag}: {text}"
 
-    if comm is None and _launched_size() > 1:
+    from fe2qc.threads import launched_size
+
+    if comm is None and launched_size() > 1:
         import fe2qc.mpi
 
         comm = fe2qc.mpi.mpi().COMM_WORLD
@@ -533,6 +526,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "more load steps may be added); another one is refused")
     r.add_argument("--json", action="store_true", help="print the summary as one JSON object "
                    "on stdout (the progress lines go to stderr)")
+    r.add_argument("--log-level", choices=["error", "warning", "info", "debug"], default="info",
+                   help="how much rank 0 prints: errors only, warnings too, the progress lines "
+                   "of every step (default), or details (threads, layout, dispatch per step, "
+                   "checkpoint writes). A progress bar of the load and the RVE batches is drawn "
+                   "on stderr when it is a terminal (level info and up)")
     r.set_defaults(func=_cmd_run)
 
     q = sub.add_parser("qc", help="quasicontinuum tools (patch test)",

@@ -232,7 +232,9 @@ class DispatchedMaterial(PointMaterial):
             states = self.history.states(len(F), points)
             lo, hi = self._block(len(F))
             F, states = F[lo:hi], states[lo:hi]
-            step = self.chunk_size if self._chunked else max(len(F), 1)
+            # one task per chunk where the farm shares them out or reports progress per task
+            chunked = self._chunked or getattr(self.farm, "progress", None) is not None
+            step = self.chunk_size if chunked else max(len(F), 1)
             tasks = [(s, tangent, F[s:s + step], states[s:s + step])
                      for s in range(0, len(F), step)]
             last = self.point_seconds
@@ -279,7 +281,8 @@ class DispatchedMaterial(PointMaterial):
             if "index" in e:  # a point's record (or -1: the rank's batch)
                 local = int(e["index"])
             else:  # the handler itself raised: name the chunk's first point
-                local = int(e["task"]) * self.chunk_size if self._chunked else 0
+                chunked = self._chunked or getattr(self.farm, "progress", None) is not None
+                local = int(e["task"]) * self.chunk_size if chunked else 0
             e["local"] = local
             e["index"] = int(offsets[e["rank"]] + local) if local >= 0 else -1
         errors.sort(key=lambda e: (e["rank"], e["local"]))

@@ -203,7 +203,8 @@ class Simulation:
     """
 
     def __init__(self, config: Config, comm, *, log=print, overwrite: bool | None = None,
-                 extra_outputs: tuple[str, ...] = (), restart: str | os.PathLike | None = None):
+                 extra_outputs: tuple[str, ...] = (), restart: str | os.PathLike | None = None,
+                 progress=None):
         import fe2qc.mpi
         from coupling import checkpoint
 
@@ -211,6 +212,8 @@ class Simulation:
         self.config = config
         self.comm = comm
         self.log = log if comm.rank == 0 else None
+        #: a :class:`fe2qc.progress.ProgressBar` (rank 0), or None
+        self.progress = progress if comm.rank == 0 else None
         # the problem's identity, stored in every checkpoint (rank 0 hashes the files)
         self.identity = comm.bcast(checkpoint.problem_identity(config) if comm.rank == 0
                                    else None, root=0)
@@ -304,6 +307,24 @@ class Simulation:
     def _say(self, text: str) -> None:
         if self.log is not None:
             self.log(text)
+
+    def _warn(self, text: str) -> None:
+        """A warning: through the log's ``warning`` if it has one, else on stderr (rank 0)."""
+        if self.comm.rank != 0:
+            return
+        warn = getattr(self.log, "warning", None)
+        if warn is not None:
+            warn(text)
+        else:
+            import sys
+
+            print(text, file=sys.stderr, flush=True)
+
+    def _debug(self, text: str) -> None:
+        """A detail, printed by a log that has ``debug`` (``--log-level debug``)."""
+        debug = getattr(self.log, "debug", None)
+        if debug is not None:
+            debug(text)
 
     def _mesh(self, comm):
         """Build the mesh of ``[mesh]``: ``(mesh, facet_tags)``.
@@ -419,14 +440,12 @@ class Simulation:
         out = {"rve_edge_A": edge, "min_element_size_A": hmin,
                "points_in_elements_below_rve_edge": below,
                "gauss_points": int(pb.num_global_points)}
-        if below and comm.rank == 0:
-            import sys
-
-            print(f"warning: scale separation: {below} of {out['gauss_points']} Gauss points lie "
-                  f"in macro elements smaller than the RVE edge ({edge:.2f} Å; smallest element "
-                  f"{hmin:.2f} Å); the FE² continuum assumption does not hold there, so do not "
-                  f"read the stress within a few RVE sizes of such points (e.g. a crack tip) as "
-                  f"a continuum result", file=sys.stderr, flush=True)
+        if below:
+            self._warn(f"warning: scale separation: {below} of {out['gauss_points']} Gauss "
+                       f"points lie in macro elements smaller than the RVE edge ({edge:.2f} Å; "
+                       f"smallest element {hmin:.2f} Å); the FE² continuum assumption does not "
+                       f"hold there, so do not read the stress within a few RVE sizes of such "
+                       f"points (e.g. a crack tip) as a continuum result")
         return out
 
     def ellipticity_lost(self) -> np.ndarray:
@@ -549,6 +568,21 @@ class Simulation:
         t_start = time.perf_counter()
         n_loss = []
         scale = self._scale_separation()
+        import fe2qc.threads
+
+        pinned = fe2qc.threads.last or {}
+        self._debug(f"  threads per rank: {pinned.get('threads') or 'not pinned (no launcher)'}"
+                    f"; set {', '.join(pinned.get('set', [])) or 'nothing'}; kept the user's "
+                    f"{', '.join(pinned.get('kept', [])) or 'none'}; limited "
+                    f"{', '.join(pinned.get('limited', [])) or 'none'}")
+        lay = self.material.layout
+        self._debug(f"  layout: {lay.n_macro} mesh ranks, {lay.n_workers} workers, "
+                    f"{lay.groups} groups, chunk size {self.material.chunk_size}")
+        bar = self.progress
+        if bar is not None:
+            self.material.farm.progress = bar.rves
+            bar.update(load=pb.load_factor, step=f"increment {self._converged + 1}")
+        moved = [0]
 
         def on_step(report):
             t = dict(report.timings)
@@ -572,7 +606,9 @@ class Simulation:
                     "scale_separation": scale, "restart": self._restarts}) + "\n")
                 logf.flush()
             if cfg.output.checkpoint:
+                t0 = time.perf_counter()
                 self._checkpoint(report)
+                self._debug(f"  checkpoint written in {time.perf_counter() - t0:.3f} s")
             else:
                 self._progress = (f"last converged step: load factor {report.load_factor:.6g} "
                                   f"(increment {self._converged}); no checkpoint (checkpoints "
@@ -584,6 +620,13 @@ class Simulation:
                           f"mismatch {hm['power_mismatch']:.1e}, |P - dW/dF| / |P| "
                           f"(|P| at least {hm['stress_floor_GPa']:.2g} GPa) "
                           f"{hm['stress_mismatch']:.1e}")
+            tm = self.material.timings
+            self._debug(f"  dispatch: {tm['moved'] - moved[0]} chunks moved between groups "
+                        f"this increment; dispatch share so far "
+                        f"{self.material.dispatch_share:.2%}")
+            moved[0] = tm["moved"]
+            if bar is not None:
+                bar.update(load=report.load_factor, step=f"increment {self._converged + 1}")
 
         try:
             reports = pb.solve(cfg.loading.load_factors(), resume=resume,
@@ -591,6 +634,8 @@ class Simulation:
         except BaseException as exc:
             if logf is not None:
                 logf.close()
+            if bar is not None:
+                bar.close()
             if is_interrupt(exc):
                 # no collective clean-up: the other ranks may be anywhere; the caller ends
                 # every rank (coupling.interrupts)
@@ -599,6 +644,8 @@ class Simulation:
             raise
         if logf is not None:
             logf.close()
+        if bar is not None:
+            bar.close()
         self._cleanup()
         wall = time.perf_counter() - t_start
         phases: dict[str, float] = {}
@@ -647,7 +694,7 @@ def done_line(summary: dict) -> str:
 
 
 def make_simulation(config: Config, comm, *, log=print, overwrite: bool | None = None,
-                    restart: str | os.PathLike | None = None):
+                    restart: str | os.PathLike | None = None, progress=None):
     """The job of ``config`` on ``comm``: a :class:`Simulation`, or the concurrent one.
 
     A concurrent geometry (``[mesh] generator = "crack_disc"``) is run by
@@ -657,7 +704,8 @@ def make_simulation(config: Config, comm, *, log=print, overwrite: bool | None =
     refused for it.
     """
     if not config.mesh.concurrent:
-        return Simulation(config, comm, log=log, overwrite=overwrite, restart=restart)
+        return Simulation(config, comm, log=log, overwrite=overwrite, restart=restart,
+                          progress=progress)
     if restart is not None:
         raise InputError("--restart applies to FE² problems only: the concurrent solver "
                          f"({config.mesh.describe()}) writes no checkpoints yet")

@@ -328,6 +328,8 @@ class LocalFarm:
     def __init__(self, layout: Layout, handler: Handler) -> None:
         self.layout = layout
         self.handler = handler
+        #: ``progress(done, total)`` after each task, or None
+        self.progress: Callable[[int, int], None] | None = None
 
     def run(self, tasks: Sequence, *, error: dict | None = None,
             costs: Sequence[float] | None = None) -> FarmRound:
@@ -341,6 +343,8 @@ class LocalFarm:
         else:
             for k, task in enumerate(tasks):
                 results[k], rec, seconds[k] = _run_task(self.handler, task)
+                if self.progress is not None:
+                    self.progress(k + 1, len(tasks))
                 if rec is not None:
                     record = dict(rec, task=k)
                     break
@@ -431,6 +435,8 @@ class GroupFarm:
         self.poll_interval = float(poll_interval)
         self.balance = bool(balance)
         self.workers = layout.group_workers(layout.group) if layout.is_macro else []
+        #: ``progress(done, total)`` after each task this leader's group ran, or None
+        self.progress: Callable[[int, int], None] | None = None
 
     # -- one round ---------------------------------------------------------------------------
     def run(self, tasks: Sequence, *, error: dict | None = None,
@@ -537,6 +543,8 @@ class GroupFarm:
                 if record is not None:
                     record = dict(record, ran_on=me)
                 done[key] = (result, record, sec)
+                if self.progress is not None:
+                    self.progress(len(done), len(queue))
                 if record is not None:
                     break
             return done
@@ -566,6 +574,8 @@ class GroupFarm:
                 record = dict(record, worker=worker, ran_on=worker)
                 failed = True
             done[queue[k][0]] = (result, record, sec)
+            if self.progress is not None:
+                self.progress(len(done), len(queue))
             if not failed and nxt < len(queue):  # after a failure: drain, hand out nothing
                 comm.send((nxt, queue[nxt][1]), dest=worker, tag=_TAG_WORK)
                 nxt += 1

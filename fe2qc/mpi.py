@@ -23,10 +23,17 @@ _done = False
 
 
 def bootstrap() -> None:
-    """Load the MPI runtime before any compiled MPI-linked module (idempotent)."""
+    """Load the MPI runtime before any compiled MPI-linked module (idempotent).
+
+    First the thread pools are pinned to one thread per rank under an MPI launcher with
+    several ranks (:func:`fe2qc.threads.pin_threads`; ``FE2QC_THREADS`` overrides).
+    """
     global _done
     if _done:
         return
+    from fe2qc.threads import pin_threads
+
+    pin_threads()
     try:
         import dolfinx_solver  # noqa: F401  (pip wheel: preloads its libmpi via mpi4py)
     except ImportError:
