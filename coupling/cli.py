@@ -214,6 +214,11 @@ def _cmd_run(args: argparse.Namespace, guard=None) -> int:
         cfg.mpi.workers = args.workers
     if args.groups is not None:
         cfg.mpi.groups = args.groups
+    if args.rve_ranks is not None:
+        if args.rve_ranks > 1 and cfg.material.engine != "lammps":
+            raise InputError(f"--rve-ranks {args.rve_ranks} needs [material] engine = 'lammps' "
+                             "(the native RVE runs on one rank)")
+        cfg.mpi.rve_ranks = args.rve_ranks
     if args.outdir is not None:
         from pathlib import Path
 
@@ -512,6 +517,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override [mpi] groups: groups of mesh ranks and workers that share "
                    "the RVEs by their measured cost (default: min(mesh ranks, workers); "
                    "without workers 1, or the number of ranks to share by cost)")
+    r.add_argument("--rve-ranks", type=int, default=None,
+                   help="override [mpi] rve_ranks: worker ranks that relax each RVE together "
+                   "(LAMMPS on a sub-communicator; needs [material] engine = 'lammps' and "
+                   "divides --workers)")
     r.add_argument("--outdir", default=None, help="override [output] directory")
     r.add_argument("--overwrite", action="store_true",
                    help="write into a non-empty output folder, deleting the files of the run "

@@ -33,6 +33,8 @@ A problem file has these sections (every key optional unless marked)::
     size = [2, 2, 2]    # conventional cells of the RVE
     vacancy = false
     fmax = 1e-9         # eV/Å
+    engine = "native"   # "native" | "lammps": who relaxes the RVE (atomistic.lammps.rve: LAMMPS,
+                        # on [mpi] rve_ranks ranks per RVE; tangent by central differences)
     # neo-hookean: mu, lmbda (GPa)
 
     [loading]
@@ -50,6 +52,7 @@ A problem file has these sections (every key optional unless marked)::
     workers = 0         # ranks that only relax RVEs (coupling.dispatch); 0: every rank does both
     groups = 2          # optional: groups of macro ranks and workers sharing work by cost
                         # (coupling.farm); default min(macro ranks, workers), without workers 1
+    rve_ranks = 1       # worker ranks per RVE (a team; [material] engine = "lammps" only)
 
     [output]
     directory = "results"
@@ -251,6 +254,7 @@ class MaterialConfig:
     size: tuple[int, int, int] = (2, 2, 2)
     vacancy: bool = False
     fmax: float = 1e-9
+    engine: str = "native"  # who relaxes the RVE: "native" or "lammps"
     mu: float = 50.0  # GPa (neo-hookean)
     lmbda: float = 100.0  # GPa (neo-hookean)
 
@@ -332,6 +336,7 @@ class MPIConfig:
 
     workers: int = 0
     groups: int | None = None  # None: min(macro ranks, workers), or 1 without workers
+    rve_ranks: int = 1  # worker ranks per RVE (engine = "lammps")
 
 
 @dataclass
@@ -397,11 +402,11 @@ _KEYS: dict[str, dict[str, str]] = {
     "mesh": _mesh_keys(),
     "material": {"type": "str", "potential": "potential", "lattice": "str", "a0": "posfloat",
                  "size": "size", "vacancy": "bool", "fmax": "posfloat", "mu": "posfloat",
-                 "lmbda": "posfloat"},
+                 "lmbda": "posfloat", "engine": "str"},
     "loading": {"mode": "str", "value": "float", "steps": "steps"},
     "solver": {"degree": "posint", "rtol": "posfloat", "max_iterations": "posint",
                "min_increment": "posfloat"},
-    "mpi": {"workers": "nonnegint", "groups": "posint"},
+    "mpi": {"workers": "nonnegint", "groups": "posint", "rve_ranks": "posint"},
     "output": {"directory": "outpath", "vtx": "bool", "checkpoint": "bool",
                "overwrite": "bool"},
     "atomistic": {"radius": "posfloat", "scheme": "str", "handshake": "posfloat",
@@ -410,8 +415,10 @@ _KEYS: dict[str, dict[str, str]] = {
 _MATERIAL_KEYS = {
     "neo-hookean": {"type", "mu", "lmbda"},
     "cauchy-born": {"type", "potential", "lattice", "a0"},
-    "rve": {"type", "potential", "lattice", "a0", "size", "vacancy", "fmax"},
+    "rve": {"type", "potential", "lattice", "a0", "size", "vacancy", "fmax", "engine"},
 }
+#: who relaxes an RVE (``[material] engine``)
+RVE_ENGINES = ("native", "lammps")
 
 
 def _kind_error(section: str, key: str, want: str, value: Any) -> InputError:
@@ -541,6 +548,7 @@ def parse_config(data: dict, *, base_dir: str | os.PathLike = ".",
             raise InputError(f"key '{key}' in [material] does not apply to type = {mtype!r}; "
                              f"allowed for it: " + ", ".join(sorted(_MATERIAL_KEYS[mtype])))
     cfg.material = MaterialConfig(**mat)
+    _choice("material", "engine", cfg.material.engine, RVE_ENGINES)
     if mtype != "neo-hookean":
         _choice("material", "lattice", cfg.material.lattice, LATTICES)
         _check_potential(cfg.material.potential, base, check_files)
@@ -569,6 +577,13 @@ def parse_config(data: dict, *, base_dir: str | os.PathLike = ".",
         raise InputError(f"[solver] 'degree' = {cfg.solver.degree} is not allowed; allowed "
                          "values: 1, 2")
     cfg.mpi = MPIConfig(**values["mpi"])
+    if cfg.mpi.rve_ranks > 1 and cfg.material.engine != "lammps":
+        raise InputError(f"[mpi] 'rve_ranks' = {cfg.mpi.rve_ranks} needs [material] engine = "
+                         "'lammps' (the native RVE runs on one rank)")
+    if cfg.mesh.concurrent and (cfg.material.engine != "native" or cfg.mpi.rve_ranks > 1):
+        raise InputError("the concurrent solver (generator = 'crack_disc') relaxes its RVEs "
+                         "natively on one rank each: leave out [material] engine and [mpi] "
+                         "rve_ranks")
     out = values["output"]
     # relative to the working directory, never to the TOML file's folder
     out.setdefault("directory", Path("results") / (Path(source).stem if source else "."))

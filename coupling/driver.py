@@ -105,8 +105,9 @@ def make_material(cfg: Config, comm, dim: int = 2):
     check_workers(workers, comm.size)
     from coupling import dispatch
 
-    point_model = make_point_model(cfg, dim)
-    layout = dispatch.split_world(comm, workers, cfg.mpi.groups)
+    layout = dispatch.split_world(comm, workers, cfg.mpi.groups, cfg.mpi.rve_ranks)
+    # a worker's RVE runs on its team (a LAMMPS RVE on rve_ranks ranks), a mesh rank's alone
+    point_model = make_point_model(cfg, dim, layout.team_comm)
     if layout.is_worker:
         return None, None, (lambda: dispatch.run_worker(layout, point_model)), lambda: None
     material = dispatch.DispatchedMaterial(layout, point_model)

@@ -4,9 +4,12 @@ Layout
     :func:`split_world` splits a communicator into *macro* ranks (the first ``size - n_workers``
     ranks; :attr:`Layout.macro_comm` carries the DOLFINx mesh and the macro solver) and *worker*
     ranks that only run tasks (:func:`serve`), and both into ``groups``: group ``g`` has the
-    macro ranks ``m`` with ``m * G // n_macro == g`` and the workers ``j`` (counted from the
-    first worker) with ``j * G // n_workers == g``. The first macro rank of a group is its
-    *leader*. ``n_workers=0`` makes every rank a macro rank.
+    macro ranks ``m`` with ``m * G // n_macro == g`` and the worker teams ``t`` with
+    ``t * G // n_teams == g``. The first macro rank of a group is its *leader*. Workers form
+    *teams* of ``team_size`` consecutive ranks (``[mpi] rve_ranks``) that run each task
+    together: the team's first rank gets the task from its group's leader and broadcasts it
+    over the team's communicator (:attr:`Layout.team_comm`, which a handler such as a LAMMPS
+    RVE runs on), and sends the result back. ``n_workers=0`` makes every rank a macro rank.
 
 The farm interface (:class:`Farm`)
     One collective call over the macro ranks, ``farm.run(tasks, error=None, costs=None) ->
@@ -123,6 +126,10 @@ class Layout:
     group_macro_comm: Any | None = None
     #: the group leaders (None on every other rank)
     leader_comm: Any | None = None
+    #: worker ranks per team (one task runs on a whole team)
+    team_size: int = 1
+    #: this worker's team (None on macro ranks)
+    team_comm: Any | None = None
 
     @property
     def rank(self) -> int:
@@ -149,11 +156,20 @@ class Layout:
         """This rank only runs tasks."""
         return not self.is_macro
 
+    @property
+    def n_teams(self) -> int:
+        """Number of worker teams."""
+        return self.n_workers // self.team_size
+
+    def team_leader(self, rank: int) -> int:
+        """The first rank of a worker's team."""
+        return self.n_macro + (rank - self.n_macro) // self.team_size * self.team_size
+
     def group_of(self, rank: int) -> int:
         """The group of a rank of ``comm``."""
         if rank < self.n_macro:
             return rank * self.groups // self.n_macro
-        return (rank - self.n_macro) * self.groups // self.n_workers
+        return (rank - self.n_macro) // self.team_size * self.groups // self.n_teams
 
     @property
     def group(self) -> int:
@@ -170,15 +186,17 @@ class Layout:
         return self.is_macro and self.rank == self.leader(self.group)
 
     def group_workers(self, group: int) -> list[int]:
-        """The worker ranks (in ``comm``) of a group."""
-        return [r for r in range(self.n_macro, self.size) if self.group_of(r) == group]
+        """The workers (in ``comm``) a group's leader sends tasks to: its teams' first ranks."""
+        return [r for r in range(self.n_macro, self.size, self.team_size)
+                if self.group_of(r) == group]
 
     def free(self) -> None:
         """Free the communicators (collective over the original communicator)."""
-        for c in (self.leader_comm, self.group_macro_comm, self.macro_comm, self.comm):
+        for c in (self.team_comm, self.leader_comm, self.group_macro_comm, self.macro_comm,
+                  self.comm):
             if c is not None:
                 c.Free()
-        self.macro_comm = self.group_macro_comm = self.leader_comm = None
+        self.macro_comm = self.group_macro_comm = self.leader_comm = self.team_comm = None
 
     def __repr__(self) -> str:
         """Return the rank, its role and the counts."""
@@ -187,10 +205,11 @@ class Layout:
                 f"{'macro' if self.is_macro else 'worker'} in group {self.group})")
 
 
-def split_world(comm, n_workers: int, groups: int | None = None) -> Layout:
+def split_world(comm, n_workers: int, groups: int | None = None, team_size: int = 1) -> Layout:
     """Split ``comm`` into macro ranks (the first ``size - n_workers``) and worker ranks.
 
-    Collective over ``comm``; every rank must pass the same ``n_workers`` and ``groups``.
+    Collective over ``comm``; every rank must pass the same ``n_workers``, ``groups`` and
+    ``team_size``.
 
     Args:
         comm: the communicator to split (duplicated first).
@@ -201,10 +220,12 @@ def split_world(comm, n_workers: int, groups: int | None = None) -> Layout:
             With workers 1 .. min(n_macro, n_workers) (every group has a macro rank and a
             worker); without workers 1 or ``n_macro`` (each macro rank a group of its own,
             which moves tasks between macro ranks by their cost).
+        team_size: worker ranks that run each task together (a multi-rank RVE); must divide
+            ``n_workers``. Groups are counted in teams: at most ``n_workers // team_size``.
 
     Raises:
         InputError: unless ``0 <= n_workers < comm.size`` (at least one macro rank), or for a
-            group count outside those ranges.
+            group count or team size outside those ranges.
     """
     try:
         n = operator.index(n_workers)
@@ -215,21 +236,30 @@ def split_world(comm, n_workers: int, groups: int | None = None) -> Layout:
             f"n_workers must be in 0..{comm.size - 1} for {comm.size} ranks (at least one rank "
             f"runs the macro problem), got {n}")
     n_macro = comm.size - n
+    try:
+        r = operator.index(team_size)
+    except TypeError:
+        raise InputError(f"team_size must be an integer, got {team_size!r}") from None
+    if r < 1 or (n and n % r) or (not n and r != 1):
+        raise InputError(f"the ranks per RVE (team_size, [mpi] rve_ranks) must be a divisor of "
+                         f"the {n} workers (and 1 without workers), got {r}")
+    teams = n // r
     if groups is None:
-        groups = min(n_macro, n) if n else 1
+        groups = min(n_macro, teams) if n else 1
     try:
         g = operator.index(groups)
     except TypeError:
         raise InputError(f"groups must be an integer, got {groups!r}") from None
-    if n and not 1 <= g <= min(n_macro, n):
-        raise InputError(f"groups must be in 1..{min(n_macro, n)} with {n_macro} macro ranks and "
-                         f"{n} workers (every group needs a macro rank and a worker), got {g}")
+    if n and not 1 <= g <= min(n_macro, teams):
+        raise InputError(f"groups must be in 1..{min(n_macro, teams)} with {n_macro} macro ranks "
+                         f"and {teams} worker teams of {r} (every group needs a macro rank and "
+                         f"a worker), got {g}")
     if not n and g not in (1, n_macro):
         raise InputError(f"without workers, groups must be 1 (each macro rank runs its own "
                          f"points) or {n_macro} (the macro ranks share their points by cost), "
                          f"got {g}")
     dup = comm.Dup()
-    layout = Layout(dup, n, None, g)
+    layout = Layout(dup, n, None, g, team_size=r)
     macro = layout.is_macro
     sub = dup.Split(0 if macro else 1, key=dup.rank)
     layout.macro_comm = sub if macro else None
@@ -243,6 +273,10 @@ def split_world(comm, n_workers: int, groups: int | None = None) -> Layout:
     layout.leader_comm = lead if layout.is_leader else None
     if not layout.is_leader:
         lead.Free()
+    team = dup.Split(layout.team_leader(dup.rank) if not macro else 0, key=dup.rank)
+    layout.team_comm = None if macro else team
+    if macro:
+        team.Free()
     return layout
 
 
@@ -620,14 +654,24 @@ def serve(layout: Layout, handler: Handler) -> dict:
     MPI = mpi()
     comm = layout.comm
     leader = layout.leader(layout.group)
+    team = layout.team_comm
+    first = team is None or team.size == 1 or team.rank == 0
     status = MPI.Status()
     stats = {"tasks": 0, "compute": 0.0}
     while True:
-        msg = comm.recv(source=leader, tag=MPI.ANY_TAG, status=status)
-        if status.Get_tag() == _TAG_STOP:
+        if first:
+            msg = comm.recv(source=leader, tag=MPI.ANY_TAG, status=status)
+            if status.Get_tag() == _TAG_STOP:
+                msg = None
+            if team is not None and team.size > 1:
+                team.bcast(msg, root=0)  # the task (or stop) to the rest of the team
+        else:
+            msg = team.bcast(None, root=0)
+        if msg is None:
             return stats
         k, task = msg
         result, record, seconds = _run_task(handler, task)
         stats["tasks"] += 1
         stats["compute"] += seconds
-        comm.send((k, result, record, seconds), dest=leader, tag=_TAG_RESULT)
+        if first:
+            comm.send((k, result, record, seconds), dest=leader, tag=_TAG_RESULT)

@@ -50,12 +50,13 @@ def check_workers(workers: int, size: int) -> None:
                          f"(the run has {size} ranks); use at most {size - 1}")
 
 
-def make_point_model(cfg: Config, dim: int):
-    """The point model of ``[material]`` (no MPI).
+def make_point_model(cfg: Config, dim: int, comm=None):
+    """The point model of ``[material]``.
 
-    A :class:`fe2qc.material.PointModel`: :class:`atomistic.rve.AtomisticRVE`,
-    :class:`atomistic.cauchy_born.CauchyBorn` or :class:`fe2.materials.NeoHookean` (the last
-    two are batched material points too).
+    A :class:`fe2qc.material.PointModel`: :class:`atomistic.rve.AtomisticRVE` (or, with
+    ``engine = "lammps"``, :class:`atomistic.lammps.rve.LammpsRVE` of that cell on ``comm``,
+    default ``COMM_SELF``), :class:`atomistic.cauchy_born.CauchyBorn` or
+    :class:`fe2.materials.NeoHookean` (the last two are batched material points too).
     """
     m = cfg.material
     if m.type == "neo-hookean":
@@ -67,4 +68,9 @@ def make_point_model(cfg: Config, dim: int):
     pot, a0 = material_potential(cfg)
     if m.type == "cauchy-born":
         return CauchyBorn(pot, m.lattice, a0, dim=dim)
-    return make_rve(cfg, pot, a0, dim)
+    rve = make_rve(cfg, pot, a0, dim)
+    if m.engine == "lammps":
+        from atomistic.lammps.rve import LammpsRVE
+
+        return LammpsRVE(rve, comm)
+    return rve

@@ -111,3 +111,20 @@ def test_cli_run_reports_bad_input_with_exit_status_2(tmp_path, capsys):
     rc = main(["run", str(_write(tmp_path, "[solver]\ndegree = 3\n"))])
     assert rc == 2
     assert "'degree' = 3 is not allowed; allowed values: 1, 2" in capsys.readouterr().err
+
+
+def test_rve_engine_and_ranks_per_rve_are_checked():
+    cfg = parse_config({"material": {"engine": "lammps"}, "mpi": {"rve_ranks": 2}},
+                       check_files=False)
+    assert cfg.material.engine == "lammps" and cfg.mpi.rve_ranks == 2
+    assert parse_config({}, check_files=False).mpi.rve_ranks == 1
+    with pytest.raises(InputError, match=r"\[material\] 'engine' = 'gpu' is not allowed; "
+                                         r"allowed values: 'native', 'lammps'"):
+        parse_config({"material": {"engine": "gpu"}}, check_files=False)
+    with pytest.raises(InputError, match=r"'rve_ranks' = 2 needs \[material\] engine = "
+                                         r"'lammps'"):
+        parse_config({"mpi": {"rve_ranks": 2}}, check_files=False)
+    with pytest.raises(InputError, match="'engine' in \\[material\\] does not apply to type = "
+                                         "'neo-hookean'"):
+        parse_config({"material": {"type": "neo-hookean", "engine": "lammps"}},
+                     check_files=False)

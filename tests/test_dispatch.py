@@ -328,8 +328,12 @@ def test_group_counts_are_checked():
         split_world(MPI.COMM_SELF, 0, 2)
     with pytest.raises(InputError, match="groups must be an integer"):
         split_world(MPI.COMM_SELF, 0, 1.5)
+    with pytest.raises(InputError, match=r"ranks per RVE .* must be a divisor of the 0 "
+                       r"workers \(and 1 without workers\), got 2"):
+        split_world(MPI.COMM_SELF, 0, 1, team_size=2)
     layout = split_world(MPI.COMM_SELF, 0, 1)
     assert layout.groups == 1 and layout.is_leader and layout.leader(0) == 0
+    assert layout.team_comm is None and layout.team_size == 1
 
 
 @pytest.mark.mpi
@@ -366,3 +370,28 @@ def test_two_macro_ranks_share_points_by_cost_bitwise_and_failures_reach_all():
     assert info.value.failures[0]["ran_on"] == 1  # moved there, failed there
     P, _ = mat.evaluate(F)  # the channels are clean afterwards
     assert np.array_equal(P, P0)
+
+
+@pytest.mark.mpi
+@pytest.mark.lammps
+@pytest.mark.timeout(120)
+def test_lammps_rve_on_a_worker_gives_bitwise_its_local_evaluation(cu_u3):
+    """The RVE relaxed by LAMMPS: on the worker's team communicator (1 rank) as on COMM_SELF."""
+    _need_two_ranks()
+    from atomistic.lammps.rve import LammpsRVE
+
+    rve = AtomisticRVE.from_lattice(cu_u3, "fcc", 3.615, size=(2, 2, 2), vacancy=True, dim=2,
+                                    multiple_images=True)
+    layout = split_world(MPI.COMM_WORLD, 1, team_size=1)
+    model = LammpsRVE(rve, layout.team_comm)
+    F = _random_F(3, 2, seed=5, amplitude=0.01)
+    if layout.is_worker:
+        assert layout.team_comm.size == 1
+        run_worker(layout, model)
+        return
+    local = DispatchedMaterial(split_world(MPI.COMM_SELF, 0), LammpsRVE(rve))
+    with DispatchedMaterial(layout, model) as mat:
+        P, A = mat.evaluate(F)
+    P0, A0_ = local.evaluate(F)
+    assert np.array_equal(P, P0) and np.array_equal(A, A0_)
+    assert np.array_equal(np.stack(mat.history.trial), np.stack(local.history.trial))
