@@ -14,7 +14,8 @@ Layout
 The farm interface (:class:`Farm`)
     One collective call over the macro ranks, ``farm.run(tasks, error=None, costs=None) ->
     FarmRound``: every macro rank passes its own list of tasks (opaque, picklable payloads) and
-    their predicted costs (any unit; e.g. the seconds they took last time, default 1 each) and
+    their predicted costs (e.g. the seconds they took last time; None: unknown, and then every
+    task of the round counts 1 on every rank, so that units never mix) and
     gets back the results of its tasks in order, the seconds each took, every failure record of
     the round (the same list on every macro rank) and the compute seconds. A *handler*
     ``handler(task) -> (result, record)`` runs the tasks; ``record`` is None, or a dict
@@ -478,9 +479,10 @@ class GroupFarm:
         """Run this rank's tasks in its group (or another); collective over the macro ranks."""
         lay = self.layout
         tasks = list(tasks)
-        costs = [1.0] * len(tasks) if costs is None else [float(c) for c in costs]
-        if len(costs) != len(tasks):
-            raise InputError(f"{len(costs)} costs for {len(tasks)} tasks")
+        if costs is not None:
+            costs = [float(c) for c in costs]
+            if len(costs) != len(tasks):
+                raise InputError(f"{len(costs)} costs for {len(tasks)} tasks")
         rank = lay.macro_comm.rank
         if error is not None:
             error = dict(error, task=-1, rank=rank)
@@ -494,16 +496,21 @@ class GroupFarm:
         # this group's tasks, each keyed by (macro rank, index in its list)
         keys = [(r, k) for r, ts, _, _ in gathered for k in range(len(ts))]
         payload = {(r, k): t for r, ts, _, _ in gathered for k, t in enumerate(ts)}
-        cost = {(r, k): c for r, _, cs, _ in gathered for k, c in enumerate(cs)}
+        known = all(cs is not None for _, _, cs, _ in gathered)
+        cost = {(r, k): (cs[k] if known else 1.0) for r, ts, cs, _ in gathered
+                for k in range(len(ts))}
         errors = [e for _, _, _, e in gathered if e is not None]
-        load = float(sum(cost.values()))
         capacity = max(len(self.workers), 1)
-        info = lay.leader_comm.allgather((load, capacity, bool(errors)))
+        info = lay.leader_comm.allgather((float(sum(cost.values())), capacity, bool(errors),
+                                          known, len(keys)))
+        if not all(i[3] for i in info):  # a rank without measured costs: count tasks instead
+            cost = dict.fromkeys(keys, 1.0)
+            info = [(float(i[4]), *i[1:]) for i in info]
         results: dict = {}
         seconds: dict = {}
         busy: dict[int, float] = {}
         moved = 0
-        if not any(flag for _, _, flag in info):
+        if not any(i[2] for i in info):
             plan = (plan_transfers([i[0] for i in info], [i[1] for i in info])
                     if self.balance else [])
             moved = self._round(plan, keys, payload, cost, results, seconds, errors, busy)

@@ -344,7 +344,8 @@ def test_two_macro_ranks_share_points_by_cost_bitwise_and_failures_reach_all():
     comm = MPI.COMM_WORLD
     nh = NeoHookean(1.0, 1.5, 2)
     with pytest.raises(InputError, match=r"groups must be in 1\.\.1 with 1 macro ranks and 1 "
-                       r"workers \(every group needs a macro rank and a worker\), got 2"):
+                       r"worker teams of 1 \(every group needs a macro rank and a worker\), "
+                       r"got 2"):
         split_world(comm, 1, 2)
     layout = split_world(comm, 0, groups=2)
     assert layout.groups == 2 and layout.is_leader
