@@ -3,7 +3,7 @@
 #
 #   sbatch scripts/slurm_fe2qc.sh problem.toml [WORKERS]
 #
-# WORKERS: the ranks that only relax RVEs (default: 7 of every 8 ranks; the others hold the
+# WORKERS: the ranks that only relax RVEs (default: 15 of every 16 ranks; the others hold the
 # mesh). The ranks form groups of mesh ranks with their own workers (fe2qc run --groups,
 # default min(mesh ranks, workers)), so no rank serves every RVE.
 # Output: $FE2QC_OUTDIR, default results/<problem>_<job id> (relative to the submit folder).
@@ -24,7 +24,7 @@ set -euo pipefail
 
 problem=${1:?usage: sbatch scripts/slurm_fe2qc.sh problem.toml [WORKERS]}
 ntasks=${SLURM_NTASKS:?not inside a SLURM allocation (run it with sbatch)}
-workers=${2:-$(( ntasks - (ntasks + 7) / 8 ))}
+workers=${2:-$(( ntasks - (ntasks + 15) / 16 ))}
 outdir=${FE2QC_OUTDIR:-results/$(basename "$problem" .toml)_${SLURM_JOB_ID:-0}}
 export FE2QC_THREADS=${SLURM_CPUS_PER_TASK:-1}
 

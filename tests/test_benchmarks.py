@@ -57,6 +57,20 @@ def test_bench_fe2_quick_json_values():
     assert 0 <= data["dispatch_share"] < 1 and data["parallel_efficiency_2"] > 0
     model = data["cost_model_seconds_per_iteration_1e5_points"]
     assert [model[k] > model[n] for k, n in (("1", "2"), ("2", "16"), ("16", "128"))] == [True] * 3
+    # the discrete-event model (coupling.costmodel): measured parameters, 2-rank checks,
+    # projections; consistency only (the README reports the figures)
+    for key in ("model_efficiency_1e4", "model_efficiency_1e4_root", "restart_overhead_s",
+                "checkpoint_write_s", "model_error_2_ranks", "model_assumptions",
+                "model_parameters", "model_scaling", "model_root_below"):
+        assert key in data, key
+    assert set(data["model_error_2_ranks"]) == {"local", "worker", "groups"}
+    assert all(r > 0 for r in data["model_error_2_ranks"].values())
+    assert 0 < data["model_efficiency_1e4_root"] < data["model_efficiency_1e4"] <= 1
+    assert data["model_scaling"]["new"][-1] == data["model_efficiency_1e4"]
+    assert data["model_scaling"]["ranks"][-1] == 10000
+    assert data["restart_same_result"] is True and data["checkpoint_write_s"] > 0
+    assert Path(data["model_plot"]).is_file()
+    assert data["dispatch_2_layouts"]["groups"]["groups"] == 2
 
 
 @pytest.mark.slow

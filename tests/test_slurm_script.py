@@ -27,7 +27,7 @@ def test_slurm_script_runs_fe2qc_under_srun_and_restarts_from_a_checkpoint(tmp_p
     args = _submit(tmp_path, "p.toml", SLURM_NTASKS="64", SLURM_JOB_ID="7",
                    SLURM_CPUS_PER_TASK="1")
     assert args == ["--mpi=pmi2", "--cpu-bind=cores", "fe2qc", "run", "p.toml", "--workers",
-                    "56", "--outdir", "results/p_7"]
+                    "60", "--outdir", "results/p_7"]
     out = tmp_path / "results" / "p_7"
     out.mkdir(parents=True)
     (out / "checkpoint.npz").write_bytes(b"x")
