@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 MPIRUN ?= $(VENV)/bin/mpirun
 STAMP := $(VENV)/.setup-stamp
 
-.PHONY: setup test test-serial test-mpi test-slow demo bench lint clean
+.PHONY: setup test test-serial test-mpi test-slow demo bench lint clean docker-test
 
 setup: $(STAMP)
 
@@ -53,6 +53,12 @@ bench: setup
 	$(PY) benchmarks/bench_qc_crack.py
 	$(PY) benchmarks/bench_concurrent.py
 	$(PY) benchmarks/bench_md.py
+
+# Builds docker/Dockerfile's image (podman, or docker where an engine runs; a stand-in base where
+# the official one cannot be pulled) and runs the CLI, the MPI demo and `make test` inside it.
+# Log: results/docker-test/docker-test.log. See docker/docker_test.sh and README "Container".
+docker-test:
+	bash docker/docker_test.sh
 
 lint: setup
 	$(VENV)/bin/ruff check .

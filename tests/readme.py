@@ -71,6 +71,9 @@ OUTPUTS: dict[str, Spec] = {
                                   for n in ("fe2qc", "python", "mpirun")),
         why=None if (VENV / "bin" / "activate").is_file() else "not a venv (no bin/activate)"),
     "python -c \"import fe2qc, dolfinx; print(dolfinx.__version__)\"": Spec(stdout=r"\d+\.\d+"),
+    "make docker-test": Spec(
+        why="builds a container image with podman and runs make test inside it (~20 min); "
+        "run by hand, its last log summarised in the README"),
     "sbatch scripts/slurm_fe2qc.sh demos/fe2_crack.toml": Spec(
         why="needs a SLURM cluster; tests/test_slurm_script.py runs the script with a "
         "stand-in srun and checks the command line it builds"),

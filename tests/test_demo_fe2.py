@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,7 +28,7 @@ MPIRUN = Path(sys.executable).parent / "mpirun"
 pytestmark = pytest.mark.dolfinx
 
 
-def test_crack_demo_recovers_applied_stress_intensity(readme_runner):
+def test_crack_demo_recovers_applied_stress_intensity(readme_runner, tmp_path):
     """The README's ``mpirun -n 2 python demos/fe2_crack.py [--quick]`` (one run, shared).
 
     The serial solver on the same problem is run by the README's ``fe2qc run
@@ -56,10 +57,12 @@ def test_crack_demo_recovers_applied_stress_intensity(readme_runner):
     assert (outdir / "checkpoint.npz").is_file()
     # --restart: the finished run continues (nothing left to solve) and re-plots from the
     # saved snapshots: the same K ratio (a killed run's restart is tests/test_restart.py)
+    # on a copy: the README run's folder stays as that command left it (test_readme_commands)
+    outdir = Path(shutil.copytree(outdir, tmp_path / "results" / "fe2_crack_quick"))
     png = (outdir / "near_tip_stress.png").stat().st_mtime_ns
-    again = subprocess.run([sys.executable, "demos/fe2_crack.py", "--quick", "--restart",
-                            str(outdir)], capture_output=True, text=True,
-                           cwd=outdir.parents[1], timeout=300)
+    again = subprocess.run([sys.executable, str(run.repo / "demos" / "fe2_crack.py"), "--quick",
+                            "--restart", str(outdir)], capture_output=True, text=True,
+                           cwd=tmp_path, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"K ratio (fit/applied, first load step): {m.group(1)}" in again.stdout
     assert "restart 1 from" in again.stdout + again.stderr
