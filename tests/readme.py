@@ -115,7 +115,9 @@ OUTPUTS: dict[str, Spec] = {
         json=("rve_cost_ratio", "speedup_replicated", "bitwise"), slow=True),
     "python benchmarks/bench_qc_crack.py [--quick] --json": Spec(
         json=("sites", "speedup", "relative_error")),
-    "python benchmarks/bench_md.py [--quick] --json": Spec(
+    # a benchmark (timings; the MD's agreement with LAMMPS is tests/test_lammps_md.py):
+    # `make test-slow`
+    "python benchmarks/bench_md.py [--quick] --json": Spec(slow=True,
         json=("atoms", "time_per_atom_step_s", "lammps_time_per_atom_step_s",
               "time_ratio_vs_lammps", "born_sample_s", "lammps_born_sample_s",
               "bytes_per_atom")),

@@ -103,6 +103,7 @@ def test_bench_concurrent_quick_json(readme_runner):
     assert 1 <= data["amdahl_replicated"] <= 2
 
 
+@pytest.mark.slow
 def test_bench_md_quick_json(readme_runner):
     """The MD benchmark (the README's quick command): the issue's keys, checks passed.
 

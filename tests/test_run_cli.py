@@ -61,17 +61,16 @@ def _gather(outdir: Path):
     return x, u, ids, states
 
 
-# The serial run's own checks here; 2 ranks with one RVE worker and 2 macro ranks without
-# workers (runs of ~20-40 s each) in `make test-slow`. `make test` checks the same answers for
-# other layouts on a smaller problem under mpirun -n 2 (tests/test_fe2_layouts.py: bitwise),
-# after a restart on 2 ranks with a worker (tests/test_restart.py), for the QC
-# (tests/test_qc_dispatch.py) and the concurrent crack (tests/test_run_concurrent.py)
+# In `make test-slow` (runs of ~20-40 s each). `make test` checks the same answers for other
+# layouts on a smaller problem under mpirun -n 2 (tests/test_fe2_layouts.py: bitwise), after a
+# restart on 2 ranks with a worker (tests/test_restart.py), for the QC
+# (tests/test_qc_dispatch.py) and the concurrent crack (tests/test_run_concurrent.py); the
+# serial run's own checks (Hill-Mandel, VTX names, scale separation) on the demo's quick run
+# (tests/test_demo_fe2.py) and in tests/test_fe2_outputs.py
+@pytest.mark.slow
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize("layouts", [
-    [],
-    pytest.param([("one_worker", 2, 1)], marks=pytest.mark.slow, id="one_worker-slow"),
-    pytest.param([("two_ranks", 2, 0)], marks=pytest.mark.slow, id="two_ranks-slow")],
-    ids=["serial", "one_worker", "two_ranks"])
+@pytest.mark.parametrize("layouts", [[], [("one_worker", 2, 1)], [("two_ranks", 2, 0)]],
+                         ids=["serial", "one_worker", "two_ranks"])
 def test_same_answer_for_one_and_two_ranks_and_zero_or_one_worker(tmp_path, cu_plate_toml,
                                                                    layouts):
     problem = cu_plate_toml(**PROBLEM)

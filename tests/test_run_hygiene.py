@@ -327,6 +327,7 @@ def test_ctrl_c_under_mpirun_with_a_worker_ends_every_rank(rve_run):
     _check_interrupted(run, stderr, elapsed, "on rank 0 of 2); last converged step")
 
 
+@pytest.mark.slow  # ~12 s: it waits out the 5 s rank 0 gets to end the run
 @pytest.mark.timeout(180)
 def test_sigint_to_the_worker_alone_ends_the_run(rve_run):
     run = rve_run(2, 1)
