@@ -184,7 +184,8 @@ class DispatchedMaterial(PointMaterial):
         timings: cumulative seconds, see the module docstring (and ``moved``: the tasks moved
             between groups).
         farm: the :class:`coupling.farm.Farm` that runs the chunks.
-        point_seconds: see ``__init__``.
+        point_seconds: the seconds each point of this rank's block took in the last round
+            (the costs the farm balances the next round by); None before the first round.
     """
 
     def __init__(self, layout: Layout, point_model: PointModel, *, chunk_size: int = 1,
@@ -232,9 +233,7 @@ class DispatchedMaterial(PointMaterial):
             states = self.history.states(len(F), points)
             lo, hi = self._block(len(F))
             F, states = F[lo:hi], states[lo:hi]
-            # one task per chunk where the farm shares them out or reports progress per task
-            chunked = self._chunked or getattr(self.farm, "progress", None) is not None
-            step = self.chunk_size if chunked else max(len(F), 1)
+            step = self.chunk_size if self._by_chunk else max(len(F), 1)
             tasks = [(s, tangent, F[s:s + step], states[s:s + step])
                      for s in range(0, len(F), step)]
             last = self.point_seconds
@@ -264,6 +263,11 @@ class DispatchedMaterial(PointMaterial):
             batch = PointBatch.concatenate(self.layout.macro_comm.allgather(batch), d)
         return batch
 
+    @property
+    def _by_chunk(self) -> bool:
+        """One task per chunk: the farm shares chunks out, or reports progress per task."""
+        return self._chunked or getattr(self.farm, "progress", None) is not None
+
     def _block(self, n: int) -> tuple[int, int]:
         """This macro rank's points ``lo .. hi - 1`` of a batch of ``n`` (all unless replicated)."""
         if not self.replicated:
@@ -281,8 +285,7 @@ class DispatchedMaterial(PointMaterial):
             if "index" in e:  # a point's record (or -1: the rank's batch)
                 local = int(e["index"])
             else:  # the handler itself raised: name the chunk's first point
-                chunked = self._chunked or getattr(self.farm, "progress", None) is not None
-                local = int(e["task"]) * self.chunk_size if chunked else 0
+                local = int(e["task"]) * self.chunk_size if self._by_chunk else 0
             e["local"] = local
             e["index"] = int(offsets[e["rank"]] + local) if local >= 0 else -1
         errors.sort(key=lambda e: (e["rank"], e["local"]))
