@@ -16,11 +16,13 @@ run would have (``fe2qc run problem.toml --restart DIR``, :class:`coupling.drive
   mesh, material, boundary conditions, load mode and value, element degree, with a SHA-256 of
   the mesh and potential files).
 
-Both tables are sorted (coordinates lexicographically, point ids by cell then point), so the
-file does not depend on the number of ranks that wrote it. The mesh ranks gather their owned
-rows to rank 0, which writes a temporary file and renames it over the old one (atomic on a
-POSIX file system); Ctrl-C is held back meanwhile (:func:`coupling.interrupts.deferred_interrupts`),
-so a killed or interrupted run leaves the previous complete checkpoint, never a torn one.
+Both tables are sorted (coordinates lexicographically after rounding to 1e-9 of the mesh's
+extent, point ids by cell then point), so the order of the rows does not depend on the number
+of ranks that wrote the file (the coordinates themselves may differ in their last bits). The
+mesh ranks gather their owned rows to rank 0, which writes a temporary file and renames it
+over the old one (atomic on a POSIX file system); Ctrl-C is held back meanwhile
+(:func:`coupling.interrupts.deferred_interrupts`), so a killed or interrupted run leaves the
+previous complete checkpoint, never a torn one.
 
 On restart rank 0 checks the format, the version and the identity before any work
 (:func:`check_checkpoint`, collective); every mesh rank then reads the file
@@ -228,7 +230,10 @@ def write_checkpoint(path: str | os.PathLike, comm, *, x_dofs: np.ndarray, u: np
                                   np.asarray(point_ids, np.int64), material_state)
     if comm.rank != 0:
         return
-    order = np.lexsort(x.T[::-1])
+    # sorted by coordinates rounded to 1e-9 of the mesh's extent: a node's coordinates differ
+    # in the last bits between partitions (e.g. ±4e-15 for 0), which must not change the order
+    extent = float(np.ptp(x, axis=0).max()) if len(x) else 1.0
+    order = np.lexsort(np.round(x / max(extent, 1e-300), 9).T[::-1])
     by_id = np.argsort(_keys(ids), kind="stable")
     doc = dict(meta, format=FORMAT, version=VERSION)
     arrays = {"x_dofs": x[order], "u": uu[order], "point_ids": ids[by_id],

@@ -225,3 +225,20 @@ def test_checkpoint_tables_refuse_points_and_nodes_of_another_mesh():
         ck.states_for(np.array([[0, 0], [7, 1]]))
     assert identity_differences({"a": {"b": 1, "c": 2}}, {"a": {"b": 1, "c": 3}, "d": 4}) == [
         "a.c: 2 in the checkpoint, 3 now", "d: '<absent>' in the checkpoint, 4 now"]
+
+
+def test_checkpoint_rows_are_in_the_same_order_whatever_the_last_bits(tmp_path):
+    """Coordinates that differ at round-off between partitions (±4e-15 for 0) sort alike."""
+    import fe2qc.mpi
+    from coupling.checkpoint import load_checkpoint, write_checkpoint
+
+    comm = fe2qc.mpi.mpi().COMM_SELF
+    x = np.array([[5e-15, 6.0], [0.0, 3.0], [1000.0, 4e-15], [1000.0, 9.0]])
+    y = np.array([[-2e-15, 6.0], [-1e-15, 3.0], [1000.0, -4e-15], [1000.0, 9.0]])
+    u = np.arange(8.0).reshape(4, 2)
+    ids = np.array([[0, 0]])
+    for name, xx in (("a", x), ("b", y)):
+        write_checkpoint(tmp_path / name, comm, x_dofs=xx, u=u, point_ids=ids,
+                         material_state=None, meta={})
+    a, b = load_checkpoint(tmp_path / "a"), load_checkpoint(tmp_path / "b")
+    assert np.array_equal(a.u, b.u) and a.u[:, 0].tolist() == [2.0, 0.0, 4.0, 6.0]
