@@ -215,10 +215,10 @@ def _cmd_run(args: argparse.Namespace, guard=None) -> int:
     if args.groups is not None:
         cfg.mpi.groups = args.groups
     if args.rve_ranks is not None:
-        if args.rve_ranks > 1 and cfg.material.engine != "lammps":
-            raise InputError(f"--rve-ranks {args.rve_ranks} needs [material] engine = 'lammps' "
-                             "(the native RVE runs on one rank)")
+        from coupling.config import check_rve_ranks
+
         cfg.mpi.rve_ranks = args.rve_ranks
+        check_rve_ranks(cfg, "--rve-ranks")
     if args.outdir is not None:
         from pathlib import Path
 

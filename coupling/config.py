@@ -132,7 +132,7 @@ from meshes.generators import GENERATORS, MESH_FILE, MeshGenerator
 __all__ = [
     "MeshConfig", "MaterialConfig", "LoadingConfig", "BoundaryConfig", "SolverConfig",
     "MPIConfig", "OutputConfig", "Config", "load_config", "parse_config", "MATERIAL_TYPES",
-    "LOADING_MODES", "MESH_GENERATORS", "BOUNDARY_KEYS", "check_boundary_names",
+    "LOADING_MODES", "MESH_GENERATORS", "BOUNDARY_KEYS", "check_boundary_names", "check_rve_ranks",
     "AtomisticConfig", "ATOMISTIC_SCHEMES", "CONCURRENT_GENERATORS", "concurrent_reach",
 ]
 
@@ -577,9 +577,7 @@ def parse_config(data: dict, *, base_dir: str | os.PathLike = ".",
         raise InputError(f"[solver] 'degree' = {cfg.solver.degree} is not allowed; allowed "
                          "values: 1, 2")
     cfg.mpi = MPIConfig(**values["mpi"])
-    if cfg.mpi.rve_ranks > 1 and cfg.material.engine != "lammps":
-        raise InputError(f"[mpi] 'rve_ranks' = {cfg.mpi.rve_ranks} needs [material] engine = "
-                         "'lammps' (the native RVE runs on one rank)")
+    check_rve_ranks(cfg)
     if cfg.mesh.concurrent and (cfg.material.engine != "native" or cfg.mpi.rve_ranks > 1):
         raise InputError("the concurrent solver (generator = 'crack_disc') relaxes its RVEs "
                          "natively on one rank each: leave out [material] engine and [mpi] "
@@ -658,6 +656,23 @@ def _check_concurrent(cfg: Config, values: dict[str, dict[str, Any]], has_atoms:
             f"and the clamped outer layer (one cutoff, {rc:.4g} Å, each) reach {need:.4g} Å; "
             f"use an atomistic radius below {cfg.atomistic.radius + cfg.mesh.radius - need:.4g} "
             "Å or a larger disc")
+
+
+def check_rve_ranks(cfg: Config, name: str = "[mpi] 'rve_ranks'") -> None:
+    """Refuse ranks per RVE below 1, or above 1 for an RVE that runs on one rank only.
+
+    ``name`` says where the value came from (the key, or a command-line option that overrides
+    it).
+
+    Raises:
+        InputError: naming ``name``, the value and the fix.
+    """
+    r = cfg.mpi.rve_ranks
+    if isinstance(r, bool) or not isinstance(r, int) or r < 1:
+        raise InputError(f"{name} must be an integer >= 1 (worker ranks per RVE), got {r!r}")
+    if r > 1 and cfg.material.engine != "lammps":
+        raise InputError(f"{name} = {r} needs [material] engine = 'lammps' (the native RVE "
+                         "runs on one rank)")
 
 
 def concurrent_reach(atomistic_radius: float, cutoff: float, scheme: str,
